@@ -1,0 +1,150 @@
+-- Strongroom foundation schema.
+-- Tenant tables: tenant_id leads every key and index; ENABLE + FORCE row-level security with a
+-- policy on the transaction-local setting strongroom.tenant_id (unset -> error, fail closed).
+-- Migrations are never edited once landed: add a new file instead.
+
+-- Roles are cluster-wide; create them once, grant them to whoever runs the migrations so the
+-- application (connected as that owner) can SET ROLE for tenant traffic.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'strongroom_tenant') THEN
+        CREATE ROLE strongroom_tenant NOLOGIN NOBYPASSRLS;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'strongroom_reader') THEN
+        CREATE ROLE strongroom_reader NOLOGIN BYPASSRLS;
+    END IF;
+    EXECUTE format('GRANT strongroom_tenant, strongroom_reader TO %I', current_user);
+END
+$$;
+
+-- One row: the vault's identity and its master key wrapped by the Shamir-split unseal key.
+CREATE TABLE vault_meta (
+    id          smallint PRIMARY KEY CHECK (id = 1),
+    vault_id    text     NOT NULL,
+    threshold   integer  NOT NULL CHECK (threshold >= 2),
+    share_count integer  NOT NULL CHECK (share_count >= threshold),
+    mk_by_uk    bytea    NOT NULL,
+    created_at  bigint   NOT NULL
+);
+
+CREATE TABLE tenants (
+    id         bigserial PRIMARY KEY,
+    name       text   NOT NULL CONSTRAINT tenants_name_key UNIQUE,
+    org        text   NOT NULL,
+    email      text,
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL
+);
+INSERT INTO tenants (id, name, org, created_at, updated_at)
+VALUES (1, 'default', 'Default tenant', extract(epoch FROM now())::bigint, extract(epoch FROM now())::bigint);
+SELECT setval('tenants_id_seq', 1);
+
+-- Per-tenant data keys, wrapped by the master key, versioned for rotation.
+CREATE TABLE tenant_keys (
+    tenant_id  bigint  NOT NULL REFERENCES tenants (id),
+    version    integer NOT NULL,
+    wrapped    bytea   NOT NULL,
+    created_at bigint  NOT NULL,
+    PRIMARY KEY (tenant_id, version)
+);
+
+-- Credentials: only a keyed hash of the token is stored.
+CREATE TABLE credentials (
+    tenant_id  bigint NOT NULL REFERENCES tenants (id),
+    id         bigserial,
+    token_hash bytea  NOT NULL,
+    kind       text   NOT NULL CHECK (kind IN ('root', 'tenant-admin')),
+    created_at bigint NOT NULL,
+    revoked_at bigint,
+    PRIMARY KEY (tenant_id, id),
+    CONSTRAINT credentials_token_hash_key UNIQUE (tenant_id, token_hash)
+);
+
+CREATE TABLE users (
+    tenant_id   bigint  NOT NULL REFERENCES tenants (id),
+    id          bigserial,
+    token       text    NOT NULL,
+    version     integer NOT NULL,
+    key_version integer NOT NULL,
+    profile     bytea   NOT NULL,
+    digest      text    NOT NULL,
+    created_at  bigint  NOT NULL,
+    updated_at  bigint  NOT NULL,
+    PRIMARY KEY (tenant_id, id),
+    CONSTRAINT users_token_key UNIQUE (tenant_id, token)
+);
+
+-- Earlier versions of a profile (the current one lives in users).
+CREATE TABLE user_versions (
+    tenant_id   bigint  NOT NULL,
+    user_id     bigint  NOT NULL,
+    version     integer NOT NULL,
+    key_version integer NOT NULL,
+    profile     bytea   NOT NULL,
+    digest      text    NOT NULL,
+    optime      bigint  NOT NULL,
+    PRIMARY KEY (tenant_id, user_id, version),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id) ON DELETE CASCADE
+);
+
+-- Blind indexes: HMAC of mode:normalized value. The primary key makes an identity unique per
+-- tenant and mode, which is what turns a duplicate email into a 409.
+CREATE TABLE user_index (
+    tenant_id bigint NOT NULL,
+    mode      text   NOT NULL CHECK (mode IN ('login', 'email', 'phone', 'custom')),
+    hash      bytea  NOT NULL,
+    user_id   bigint NOT NULL,
+    CONSTRAINT user_index_pkey PRIMARY KEY (tenant_id, mode, hash),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX user_index_user ON user_index (tenant_id, user_id);
+
+-- Audit trail, hash-chained per tenant. details is encrypted with the tenant's data key.
+CREATE TABLE audit_events (
+    tenant_id   bigint  NOT NULL REFERENCES tenants (id),
+    seq         bigint  NOT NULL,
+    uuid        text    NOT NULL,
+    event_type  text    NOT NULL,
+    user_token  text,
+    actor       text    NOT NULL,
+    outcome     text    NOT NULL,
+    created_at  bigint  NOT NULL,
+    key_version integer NOT NULL,
+    details     bytea   NOT NULL,
+    prev_hash   bytea   NOT NULL,
+    hash        bytea   NOT NULL,
+    PRIMARY KEY (tenant_id, seq),
+    CONSTRAINT audit_events_uuid_key UNIQUE (tenant_id, uuid)
+);
+CREATE INDEX audit_events_user ON audit_events (tenant_id, user_token, seq);
+
+-- The head of each tenant's chain; its row lock serializes appends per tenant.
+CREATE TABLE audit_heads (
+    tenant_id bigint PRIMARY KEY REFERENCES tenants (id),
+    seq       bigint NOT NULL,
+    hash      bytea  NOT NULL
+);
+
+INSERT INTO audit_heads (tenant_id, seq, hash) VALUES (1, 0, '\x0000000000000000000000000000000000000000000000000000000000000000');
+
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['tenant_keys', 'credentials', 'users', 'user_versions', 'user_index',
+                             'audit_events', 'audit_heads']
+    LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY tenant_isolation ON %I
+                          USING (tenant_id = current_setting(''strongroom.tenant_id'')::bigint)
+                          WITH CHECK (tenant_id = current_setting(''strongroom.tenant_id'')::bigint)', t);
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO strongroom_tenant', t);
+    END LOOP;
+END
+$$;
+
+GRANT USAGE ON SEQUENCE credentials_id_seq, users_id_seq TO strongroom_tenant;
+-- Tenant traffic resolves its tenant by name; it may read the directory, never change it.
+GRANT SELECT (id, name) ON tenants TO strongroom_tenant;
+-- Cross-tenant System* operations read users only.
+GRANT SELECT ON users TO strongroom_reader;

@@ -1,0 +1,180 @@
+//! HTTP only. Invariant: handlers parse, open a [`Call`] (seal check, tenant, credential), call
+//! the store/keys, and [`Call::finish`] writes the audit event in the same transaction as the
+//! change before committing. A failed call is audited in a transaction of its own.
+
+pub mod audit;
+pub mod body;
+pub mod sys;
+pub mod tenants;
+pub mod users;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{Map, Value};
+
+use crate::app::AppState;
+use crate::audit::Draft;
+use crate::auth::{self, Claimed, Principal};
+use crate::error::{Error, Result};
+use crate::keys::keyring::{Keyring, TenantKeys};
+use crate::store::TenantTx;
+
+/// One authenticated call in progress: a tenant transaction, the verified principal and keys.
+pub struct Call {
+    pub tx: TenantTx,
+    pub who: Principal,
+    pub keys: Arc<TenantKeys>,
+    pub ring: Arc<Keyring>,
+    pub audit: Draft,
+    endpoint: &'static str,
+    state: AppState,
+}
+
+impl Call {
+    /// Checks the seal, resolves the tenant, verifies the credential. A refused credential is
+    /// itself audited in the tenant it tried.
+    pub async fn open(state: &AppState, claimed: &Claimed, endpoint: &'static str, metadata: body::Metadata) -> Result<Call> {
+        let ring = state.vault().keyring()?;
+        let Some(mut tx) = state.db().tenant_tx_by_name(&claimed.tenant).await? else {
+            tracing::info!(endpoint, "request for an unknown tenant refused");
+            return Err(Error::denied());
+        };
+        let keys = match ring.tenant(tx.tenant_id()) {
+            Some(k) => k,
+            None => {
+                let wrapped = tx.wrapped_data_keys().await?;
+                ring.load_tenant(tx.tenant_id(), &wrapped)?
+            }
+        };
+        let mut audit = Draft::default();
+        if let Some(m) = metadata.0 {
+            audit.details.insert("request_metadata".into(), m);
+        }
+        let who = match &claimed.token {
+            Some(token) => auth::verify(&mut tx, &ring, &claimed.tenant, token).await?,
+            None => None,
+        };
+        let Some(who) = who else {
+            let reason = if claimed.token.is_some() { "invalid credential" } else { "missing credential" };
+            audit.details.insert("message".into(), reason.into());
+            crate::audit::append(&mut tx, &keys, endpoint, "anonymous", "denied", audit).await?;
+            tx.commit().await?;
+            return Err(Error::Forbidden(if claimed.token.is_some() { "access denied".into() } else { "missing X-Bunker-Token".into() }));
+        };
+        tracing::debug!(endpoint, tenant = who.tenant_id, actor = %who.actor(), "call");
+        Ok(Call { tx, who, keys, ring, audit, endpoint, state: state.clone() })
+    }
+
+    /// Records a detail in this call's audit event (encrypted at rest).
+    pub fn note(&mut self, key: &str, value: impl Into<Value>) {
+        self.audit.details.insert(key.to_string(), value.into());
+    }
+
+    /// Records the user this call acted on.
+    pub fn note_user(&mut self, token: &str) {
+        self.audit.user_token = Some(token.to_string());
+    }
+
+    /// Audits and commits on success; on failure rolls back, audits the failure on its own, and
+    /// returns the error.
+    pub async fn finish(self, result: Result<Map<String, Value>>) -> Result<Json<Value>> {
+        let Call { mut tx, who, keys, mut audit, endpoint, state, .. } = self;
+        match result {
+            Ok(mut fields) => {
+                crate::audit::append(&mut tx, &keys, endpoint, &who.actor(), "ok", audit).await?;
+                tx.commit().await?;
+                fields.insert("status".into(), "ok".into());
+                Ok(Json(Value::Object(fields)))
+            }
+            Err(err) => {
+                let _ = tx.rollback().await;
+                audit.details.insert("message".into(), err.public_message().into());
+                let outcome = format!("error:{}", err.status().as_u16());
+                let recorded = async {
+                    let mut tx = state.db().tenant_tx(who.tenant_id).await?;
+                    crate::audit::append(&mut tx, &keys, endpoint, &who.actor(), &outcome, audit).await?;
+                    tx.commit().await?;
+                    Ok::<_, Error>(())
+                };
+                if let Err(e) = recorded.await {
+                    tracing::error!(endpoint, error = %e, "could not audit a failed call");
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Builds a response object from `(key, value)` pairs.
+pub fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// Every v2 endpoint answers 503 while this instance is sealed.
+async fn require_unsealed(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match state.vault().keyring() {
+        Ok(_) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The Databunker Pro v2 surface.
+pub fn v2_routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .merge(users::routes())
+        .merge(tenants::routes())
+        .merge(audit::routes())
+        .route("/v2/{name}", post(unknown_endpoint))
+        .layer(axum::middleware::from_fn_with_state(state, require_unsealed))
+}
+
+/// Endpoints of the contract this build does not serve yet say so (501), others are 404.
+async fn unknown_endpoint(axum::extract::Path(name): axum::extract::Path<String>) -> Error {
+    if CONTRACT_ENDPOINTS.contains(&name.as_str()) {
+        Error::NotImplemented(format!("{name} is not available in this version"))
+    } else {
+        Error::NotFound(format!("unknown endpoint {}", name.chars().filter(|c| c.is_ascii_alphanumeric()).take(64).collect::<String>()))
+    }
+}
+
+/// Every endpoint name of the v2 wire contract (shared/contract/v2-endpoints.md).
+pub const CONTRACT_ENDPOINTS: &[&str] = &[
+    "UserCreate", "UserGet", "UserUpdate", "UserPatch", "UserDelete", "UserSearch", "UserListVersions",
+    "UserDeleteRequest", "UserRequestGet", "UserRequestCancel", "UserRequestApprove",
+    "UserRequestListUserRequests", "UserUpdateRequest", "UserPatchRequest", "UserCreateBulk",
+    "BulkListUnlock", "BulkListUsers", "BulkListAllUsers", "BulkListGroupUsers", "BulkListAllUserRequests",
+    "BulkListAllAuditEvents", "BulkListTokens", "BulkDeleteTokens",
+    "AppdataCreate", "AppdataGet", "AppdataUpdate", "AppdataListAppNames", "AppdataListUserAppNames",
+    "AppdataDelete", "AppdataListVersions", "AppdataUpdateRequest",
+    "FileCreate", "FileGet", "FileListUserFiles", "FileDelete",
+    "LegalBasisCreate", "LegalBasisUpdate", "LegalBasisDelete", "LegalBasisListAgreements",
+    "AgreementAccept", "AgreementGet", "AgreementListUserAgreements", "AgreementCancel",
+    "AgreementCancelRequest", "AgreementRevokeAll",
+    "ProcessingActivityCreate", "ProcessingActivityUpdate", "ProcessingActivityDelete",
+    "ProcessingActivityLinkLegalBasis", "ProcessingActivityUnlinkLegalBasis", "ProcessingActivityListActivities",
+    "TokenCreate", "TokenGet", "TokenDelete", "TokenCreateBulk",
+    "GroupCreate", "GroupGet", "GroupListAllGroups", "GroupUpdate", "GroupDelete", "GroupListUserGroups",
+    "GroupAddUser", "GroupDeleteUser",
+    "RoleCreate", "RoleUpdate", "RoleLinkPolicy",
+    "PolicyCreate", "PolicyUpdate", "PolicyGet", "PolicyListAllPolicies",
+    "XTokenCreateForUser", "XTokenCreateForRole",
+    "AuditListUserEvents", "AuditGetEvent",
+    "TenantCreate", "TenantGet", "TenantUpdate", "TenantListTenants",
+    "SharedRecordCreate", "SharedRecordGet",
+    "SessionUpsert", "SessionDelete", "SessionListUserSessions", "SessionGet",
+    "SystemGenerateWrappingKey", "SystemGetSystemStats", "SystemGetUserReport", "SystemGetUserProfiles",
+    "SystemSearchUserProfiles", "SystemDeleteUserProfiles", "SystemRestoreUserProfile", "SystemGetUserHTMLReport",
+];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_contract_has_92_endpoints() {
+        assert_eq!(super::CONTRACT_ENDPOINTS.len(), 92);
+    }
+}

@@ -1,0 +1,114 @@
+//! `/v1/sys/*`: init, unseal, seal, seal-status, health. Reachable while sealed. Shares are
+//! never logged; partial progress lives only in memory (see `vault`).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
+
+use super::body::{Body, Metadata};
+use super::Call;
+use crate::app::AppState;
+use crate::auth::Claimed;
+use crate::error::{Error, Result};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sys/init", post(init))
+        .route("/v1/sys/unseal", post(unseal))
+        .route("/v1/sys/seal-status", get(seal_status))
+        .route("/v1/sys/seal", post(seal))
+        .route("/v1/sys/health", get(health))
+}
+
+#[derive(Deserialize)]
+struct InitReq {
+    #[serde(default)]
+    secret_shares: Option<usize>,
+    #[serde(default)]
+    secret_threshold: Option<usize>,
+}
+
+async fn init(State(st): State<AppState>, Body(req): Body<InitReq>) -> Result<Json<Value>> {
+    let out = st.vault().init(None, req.secret_threshold.unwrap_or(2), req.secret_shares.unwrap_or(3)).await?;
+    let keys: Vec<&str> = out.shares.iter().map(|s| s.as_str()).collect();
+    Ok(Json(json!({
+        "status": "ok",
+        "vault_id": out.vault_id,
+        "root_token": out.root_token.as_str(),
+        "keys": keys,
+        "threshold": out.threshold,
+    })))
+}
+
+#[derive(Deserialize)]
+struct UnsealReq {
+    #[serde(default)]
+    key: Option<Zeroizing<String>>,
+    #[serde(default)]
+    reset: bool,
+}
+
+fn status_json(s: crate::vault::Status) -> Json<Value> {
+    let mut v = serde_json::to_value(s).unwrap_or_default();
+    v["status"] = "ok".into();
+    Json(v)
+}
+
+async fn unseal(State(st): State<AppState>, Body(req): Body<UnsealReq>) -> Result<Json<Value>> {
+    if req.reset {
+        return Ok(status_json(st.vault().reset_progress()));
+    }
+    let key = req.key.ok_or_else(|| Error::bad("missing field `key` (or `reset`: true)"))?;
+    Ok(status_json(st.vault().unseal(&key).await?))
+}
+
+async fn seal_status(State(st): State<AppState>) -> Result<Json<Value>> {
+    Ok(status_json(st.vault().current_status().await?))
+}
+
+#[derive(Deserialize)]
+struct SealReq {
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+/// Root only; audited in the main tenant before the keys go.
+async fn seal(State(st): State<AppState>, claimed: Claimed, Body(req): Body<SealReq>) -> Result<Json<Value>> {
+    let claimed = Claimed { token: claimed.token, tenant: crate::auth::DEFAULT_TENANT.into() };
+    let call = Call::open(&st, &claimed, "SystemSeal", req.request_metadata).await?;
+    let allowed = call.who.require_root().map(|_| Map::new());
+    let ok = allowed.is_ok();
+    let out = call.finish(allowed).await?;
+    if ok {
+        st.vault().seal();
+    }
+    Ok(out)
+}
+
+/// 200 when unsealed and the database answers; 503 when sealed or the database is down; 501
+/// when not initialized (as Vault does).
+async fn health(State(st): State<AppState>) -> Response {
+    let s = st.vault().status();
+    let db_up = st.db().ping().await;
+    let code = if !s.initialized {
+        StatusCode::NOT_IMPLEMENTED
+    } else if s.sealed || !db_up {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = json!({
+        "status": if code == StatusCode::OK { "ok" } else { "error" },
+        "message": if !s.initialized { "vault is not initialized" } else if s.sealed { "vault is sealed" } else if !db_up { "database unreachable" } else { "ready" },
+        "initialized": s.initialized,
+        "sealed": s.sealed,
+        "database": if db_up { "up" } else { "down" },
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    (code, Json(body)).into_response()
+}

@@ -1,0 +1,190 @@
+//! TenantCreate, TenantGet, TenantUpdate, TenantListTenants: the root credential of the main
+//! tenant manages the tenant directory; a tenant admin may read its own tenant.
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::body::{int_or_string, Body, Metadata};
+use super::{fields, Call};
+use crate::app::AppState;
+use crate::auth::{Claimed, Role};
+use crate::error::{Error, Result};
+use crate::keys::envelope::Key;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2/TenantCreate", post(tenant_create))
+        .route("/v2/TenantGet", post(tenant_get))
+        .route("/v2/TenantUpdate", post(tenant_update))
+        .route("/v2/TenantListTenants", post(tenant_list))
+}
+
+#[derive(Deserialize)]
+struct CreateReq {
+    tenantname: String,
+    tenantorg: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+#[derive(Deserialize)]
+struct GetReq {
+    #[serde(default, deserialize_with = "int_or_string")]
+    tenantid: Option<i64>,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+#[derive(Deserialize)]
+struct UpdateReq {
+    #[serde(default, deserialize_with = "int_or_string")]
+    tenantid: Option<i64>,
+    #[serde(default)]
+    tenantname: Option<String>,
+    #[serde(default)]
+    tenantorg: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+#[derive(Deserialize)]
+struct ListReq {
+    #[serde(default, deserialize_with = "int_or_string")]
+    offset: Option<i64>,
+    #[serde(default, deserialize_with = "int_or_string")]
+    limit: Option<i64>,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+/// Tenant names double as subdomains: lowercase letters, digits and inner hyphens, 1-63 long.
+pub fn valid_tenant_name(name: &str) -> bool {
+    let ok_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    ok_chars && !name.is_empty() && name.len() <= 63 && !name.starts_with('-') && !name.ends_with('-')
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if valid_tenant_name(name) {
+        Ok(())
+    } else {
+        Err(Error::bad("tenantname must be 1-63 lowercase letters, digits or inner hyphens"))
+    }
+}
+
+fn check_text(field: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() || value.len() > 256 {
+        return Err(Error::bad(format!("{field} must be 1-256 characters")));
+    }
+    Ok(())
+}
+
+fn required_id(id: Option<i64>) -> Result<i64> {
+    match id {
+        Some(id) if id > 0 => Ok(id),
+        Some(_) => Err(Error::bad("tenantid must be a positive integer")),
+        None => Err(Error::bad("missing field `tenantid`")),
+    }
+}
+
+async fn tenant_create(State(st): State<AppState>, claimed: Claimed, Body(req): Body<CreateReq>) -> Result<Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "TenantCreate", req.request_metadata).await?;
+    let result = async {
+        call.who.require_root()?;
+        check_name(&req.tenantname)?;
+        check_text("tenantorg", &req.tenantorg)?;
+        if let Some(e) = &req.email {
+            check_text("email", e)?;
+        }
+        call.note("tenantname", req.tenantname.as_str());
+        let xtoken = zeroize::Zeroizing::new(uuid::Uuid::new_v4().to_string());
+        let admin_hash = call.ring.credential_hash(&xtoken);
+        let ring = call.ring.clone();
+        let id = call
+            .tx
+            .create_tenant(&req.tenantname, req.tenantorg.trim(), req.email.as_deref(), |id| ring.wrap_tenant_key(id, 1, &Key::random()), &admin_hash)
+            .await?;
+        call.note("tenantid", id);
+        Ok(fields([("tenantid", id.into()), ("xtoken", xtoken.as_str().into())]))
+    }
+    .await;
+    call.finish(result).await
+}
+
+async fn tenant_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<GetReq>) -> Result<Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "TenantGet", req.request_metadata).await?;
+    let result = async {
+        let id = required_id(req.tenantid)?;
+        call.note("tenantid", id);
+        // A tenant admin sees its own tenant only; any other id is simply not found.
+        if call.who.role != Role::Root && id != call.who.tenant_id {
+            return Err(Error::not_found("tenant"));
+        }
+        let t = st.db().tenant(id).await?.ok_or_else(|| Error::not_found("tenant"))?;
+        Ok(fields([("tenantid", t.id.into()), ("tenantname", t.name.into()), ("tenantorg", t.org.into()), ("email", t.email.into())]))
+    }
+    .await;
+    call.finish(result).await
+}
+
+async fn tenant_update(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UpdateReq>) -> Result<Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "TenantUpdate", req.request_metadata).await?;
+    let result = async {
+        call.who.require_root()?;
+        let id = required_id(req.tenantid)?;
+        call.note("tenantid", id);
+        if req.tenantname.is_none() && req.tenantorg.is_none() && req.email.is_none() {
+            return Err(Error::bad("nothing to update: give tenantname, tenantorg or email"));
+        }
+        if let Some(n) = &req.tenantname {
+            check_name(n)?;
+            if id == crate::vault::DEFAULT_TENANT_ID && n != crate::auth::DEFAULT_TENANT {
+                return Err(Error::bad("the main tenant cannot be renamed"));
+            }
+        }
+        if let Some(o) = &req.tenantorg {
+            check_text("tenantorg", o)?;
+        }
+        if let Some(e) = &req.email {
+            check_text("email", e)?;
+        }
+        if !call.tx.update_tenant(id, req.tenantname.as_deref(), req.tenantorg.as_deref(), req.email.as_deref()).await? {
+            return Err(Error::not_found("tenant"));
+        }
+        Ok(Map::new())
+    }
+    .await;
+    call.finish(result).await
+}
+
+async fn tenant_list(State(st): State<AppState>, claimed: Claimed, Body(req): Body<ListReq>) -> Result<Json<Value>> {
+    let call = Call::open(&st, &claimed, "TenantListTenants", req.request_metadata).await?;
+    let result = async {
+        call.who.require_root()?;
+        let (offset, limit) = super::audit::page(req.offset, req.limit)?;
+        let (total, tenants) = st.db().list_tenants(offset, limit).await?;
+        let rows: Vec<Value> = tenants.into_iter().map(|t| json!({"tenantid": t.id, "tenantname": t.name, "tenantorg": t.org})).collect();
+        Ok(fields([("total", total.into()), ("rows", Value::Array(rows))]))
+    }
+    .await;
+    call.finish(result).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tenant_names_are_subdomain_safe() {
+        for ok in ["acme", "a", "acme-eu-1", "x1"] {
+            assert!(super::valid_tenant_name(ok), "{ok}");
+        }
+        for bad in ["", "Acme", "-a", "a-", "a.b", "a b", "ünï", &"a".repeat(64)] {
+            assert!(!super::valid_tenant_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! UserCreate, UserGet, UserUpdate, UserPatch, UserDelete, UserCreateBulk, UserListVersions.
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::body::{int_or_string, Body, Metadata};
+use super::{fields, Call};
+use crate::app::AppState;
+use crate::auth::Claimed;
+use crate::error::{Error, Result};
+use crate::keys::blind::IndexMode;
+use crate::keys::keyring::TenantKeys;
+use crate::store::users::{NewUser, UserRow};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2/UserCreate", post(user_create))
+        .route("/v2/UserCreateBulk", post(user_create_bulk))
+        .route("/v2/UserGet", post(user_get))
+        .route("/v2/UserUpdate", post(user_update))
+        .route("/v2/UserPatch", post(user_patch))
+        .route("/v2/UserDelete", post(user_delete))
+        .route("/v2/UserListVersions", post(user_list_versions))
+}
+
+/// Most records a single UserCreateBulk may carry.
+pub const MAX_BULK: usize = 10_000;
+const PROFILES: &str = "users";
+
+/// How a request names a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Token,
+    Index(IndexMode),
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Result<Mode> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "token" => Ok(Mode::Token),
+            "login" => Ok(Mode::Index(IndexMode::Login)),
+            "email" => Ok(Mode::Index(IndexMode::Email)),
+            "phone" => Ok(Mode::Index(IndexMode::Phone)),
+            "custom" => Ok(Mode::Index(IndexMode::Custom)),
+            _ => Err(Error::bad("mode must be one of token, login, email, phone, custom")),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Token => "token",
+            Mode::Index(m) => m.as_str(),
+        }
+    }
+}
+
+/// Options of the contract that later versions serve; refused clearly rather than ignored.
+#[derive(Deserialize, Default)]
+struct Later {
+    #[serde(default)]
+    groupname: Option<Value>,
+    #[serde(default)]
+    groupid: Option<Value>,
+    #[serde(default)]
+    rolename: Option<Value>,
+    #[serde(default)]
+    roleid: Option<Value>,
+    #[serde(default)]
+    slidingtime: Option<Value>,
+    #[serde(default)]
+    finaltime: Option<Value>,
+}
+
+impl Later {
+    fn refuse(&self) -> Result<()> {
+        let set = |v: &Option<Value>| matches!(v, Some(x) if !x.is_null() && x != "");
+        if set(&self.groupname) || set(&self.groupid) || set(&self.rolename) || set(&self.roleid) {
+            return Err(Error::bad("groups and roles on users are not available in this version"));
+        }
+        if set(&self.slidingtime) || set(&self.finaltime) {
+            return Err(Error::bad("retention (slidingtime/finaltime) is not available in this version"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct CreateReq {
+    profile: Value,
+    #[serde(flatten)]
+    later: Later,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+#[derive(Deserialize)]
+struct BulkRecord {
+    profile: Value,
+    #[serde(flatten)]
+    later: Later,
+}
+
+#[derive(Deserialize)]
+struct BulkReq {
+    records: Vec<BulkRecord>,
+    #[serde(flatten)]
+    later: Later,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+#[derive(Deserialize)]
+struct LookupReq {
+    mode: String,
+    identity: String,
+    #[serde(default, deserialize_with = "int_or_string")]
+    version: Option<i64>,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+#[derive(Deserialize)]
+struct UpdateReq {
+    mode: String,
+    identity: String,
+    profile: Value,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+#[derive(Deserialize)]
+struct PatchReq {
+    mode: String,
+    identity: String,
+    patch: json_patch::Patch,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+/// Checks a profile and computes its blind indexes.
+pub fn profile_indexes(keys: &TenantKeys, profile: &Value) -> Result<Vec<(IndexMode, [u8; 32])>> {
+    let obj = match profile {
+        Value::Object(o) if !o.is_empty() => o,
+        _ => return Err(Error::bad("profile must be a non-empty JSON object")),
+    };
+    let mut out = Vec::new();
+    for mode in IndexMode::ALL {
+        let text = match obj.get(mode.field()) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(_) => return Err(Error::bad(format!("profile field `{}` must be a string", mode.field()))),
+        };
+        if let Some(h) = keys.index(mode, &text) {
+            out.push((mode, h));
+        }
+    }
+    Ok(out)
+}
+
+fn row_id(token: &str, version: i32) -> String {
+    format!("{token}/{version}")
+}
+
+/// Encrypts a profile for `token` at `version`: (key version, ciphertext, digest).
+fn seal_profile(keys: &TenantKeys, token: &str, version: i32, profile: &Value) -> Result<(i32, Vec<u8>, String)> {
+    let plain = zeroize::Zeroizing::new(serde_json::to_vec(profile)?);
+    let (kv, blob) = keys.encrypt(PROFILES, &row_id(token, version), &plain);
+    Ok((kv, blob, keys.digest_hex(&plain)))
+}
+
+pub fn open_profile(keys: &TenantKeys, token: &str, version: i32, key_version: i32, blob: &[u8]) -> Result<Value> {
+    let plain = keys.decrypt(PROFILES, &row_id(token, version), key_version, blob)?;
+    Ok(serde_json::from_slice(&plain)?)
+}
+
+/// Finds the user named by `mode`/`identity` in the call's tenant, or 404.
+pub async fn find_user(call: &mut Call, mode: &str, identity: &str) -> Result<UserRow> {
+    let mode = Mode::parse(mode)?;
+    if identity.trim().is_empty() {
+        return Err(Error::bad("identity must not be empty"));
+    }
+    call.note("mode", mode.as_str());
+    call.note("identity", identity);
+    let found = match mode {
+        Mode::Token => call.tx.user_by_token(identity.trim()).await?,
+        Mode::Index(m) => {
+            let hash = call.keys.index(m, identity).ok_or_else(|| Error::bad(format!("identity is not a valid {}", m.as_str())))?;
+            call.tx.user_by_index(m, &hash).await?
+        }
+    };
+    let user = found.ok_or_else(|| Error::not_found("user record"))?;
+    call.note_user(&user.token);
+    Ok(user)
+}
+
+fn new_user(keys: &TenantKeys, profile: &Value) -> Result<NewUser> {
+    let indexes = profile_indexes(keys, profile)?;
+    let token = uuid::Uuid::new_v4().to_string();
+    let (key_version, blob, digest) = seal_profile(keys, &token, 1, profile)?;
+    Ok(NewUser { token, key_version, profile: blob, digest, indexes })
+}
+
+async fn user_create(State(st): State<AppState>, claimed: Claimed, Body(req): Body<CreateReq>) -> Result<Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "UserCreate", req.request_metadata).await?;
+    let result = async {
+        req.later.refuse()?;
+        let user = new_user(&call.keys, &req.profile)?;
+        call.tx.insert_users(std::slice::from_ref(&user)).await?;
+        call.note_user(&user.token);
+        Ok(fields([("token", user.token.into())]))
+    }
+    .await;
+    call.finish(result).await
+}
+
+async fn user_create_bulk(State(st): State<AppState>, claimed: Claimed, Body(req): Body<BulkReq>) -> Result<Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "UserCreateBulk", req.request_metadata).await?;
+    let result = async {
+        req.later.refuse()?;
+        if req.records.is_empty() || req.records.len() > MAX_BULK {
+            return Err(Error::bad(format!("records must hold 1 to {MAX_BULK} entries")));
+        }
+        let mut users = Vec::with_capacity(req.records.len());
+        for (i, r) in req.records.iter().enumerate() {
+            r.later.refuse()?;
+            users.push(new_user(&call.keys, &r.profile).map_err(|e| match e {
+                Error::BadRequest(m) => Error::bad(format!("records[{i}]: {m}")),
+                other => other,
+            })?);
+        }
+        call.tx.insert_users(&users).await?;
+        call.note("count", users.len());
+        let created: Vec<Value> = users.iter().zip(&req.records).map(|(u, r)| json!({"token": u.token, "profile": r.profile})).collect();
+        Ok(fields([("created", Value::Array(created))]))
+    }
+    .await;
+    call.finish(result).await
+}
+
+async fn user_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<LookupReq>) -> Result<Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "UserGet", req.request_metadata).await?;
+    let result = async {
+        let user = find_user(&mut call, &req.mode, &req.identity).await?;
+        let (version, profile) = match req.version {
+            None => (user.version, open_profile(&call.keys, &user.token, user.version, user.key_version, &user.profile)?),
+            Some(v) if v == user.version as i64 => (user.version, open_profile(&call.keys, &user.token, user.version, user.key_version, &user.profile)?),
+            Some(v) if v >= 1 && v < user.version as i64 => {
+                let old = call.tx.user_version(user.id, v as i32).await?.ok_or_else(|| Error::not_found("version"))?;
+                (old.version, open_profile(&call.keys, &user.token, old.version, old.key_version, &old.profile)?)
+            }
+            Some(_) => return Err(Error::not_found("version")),
+        };
+        call.note("version", version);
+        Ok(fields([
+            ("token", user.token.into()),
+            ("profile", profile),
+            ("version", version.into()),
+            ("finaltime", 0.into()),
+            ("slidingtime", 0.into()),
+            ("expirationtime", 0.into()),
+            ("grouproles", Value::Array(vec![])),
+        ]))
+    }
+    .await;
+    call.finish(result).await
+}
+
+/// Read-modify-write of a profile under a row lock; `change` returns the new profile. A change
+/// that leaves the profile as it was stores no new version.
+async fn change_profile(call: &mut Call, mode: &str, identity: &str, change: impl FnOnce(&mut Value) -> Result<()>) -> Result<Map<String, Value>> {
+    let found = find_user(call, mode, identity).await?;
+    let user = call.tx.lock_user(found.id).await?.ok_or_else(|| Error::not_found("user record"))?;
+    let current = open_profile(&call.keys, &user.token, user.version, user.key_version, &user.profile)?;
+    let mut next = current.clone();
+    change(&mut next)?;
+    if next == current {
+        call.note("version", user.version);
+        return Ok(Map::new());
+    }
+    let indexes = profile_indexes(&call.keys, &next)?;
+    let (kv, blob, digest) = seal_profile(&call.keys, &user.token, user.version + 1, &next)?;
+    let version = call.tx.replace_profile(&user, kv, &blob, &digest, &indexes).await?;
+    call.note("version", version);
+    Ok(Map::new())
+}
+
+async fn user_update(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UpdateReq>) -> Result<Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "UserUpdate", req.request_metadata).await?;
+    let result = async {
+        if !matches!(&req.profile, Value::Object(o) if !o.is_empty()) {
+            return Err(Error::bad("profile must be a non-empty JSON object"));
+        }
+        // RFC 7396 merge, as Databunker does: sent fields replace, null removes, others stay.
+        change_profile(&mut call, &req.mode, &req.identity, |p| {
+            json_patch::merge(p, &req.profile);
+            Ok(())
+        })
+        .await
+    }
+    .await;
+    call.finish(result).await
+}
+
+async fn user_patch(State(st): State<AppState>, claimed: Claimed, Body(req): Body<PatchReq>) -> Result<Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "UserPatch", req.request_metadata).await?;
+    let result = async {
+        if req.patch.0.is_empty() {
+            return Err(Error::bad("patch must hold at least one operation"));
+        }
+        change_profile(&mut call, &req.mode, &req.identity, |p| {
+            json_patch::patch(p, &req.patch.0).map_err(|e| Error::bad(format!("patch operation {} failed: {}", e.operation, e.kind)))
+        })
+        .await
+    }
+    .await;
+    call.finish(result).await
+}
+
+async fn user_delete(State(st): State<AppState>, claimed: Claimed, Body(req): Body<LookupReq>) -> Result<Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "UserDelete", req.request_metadata).await?;
+    let result = async {
+        let user = find_user(&mut call, &req.mode, &req.identity).await?;
+        if !call.tx.delete_user(user.id).await? {
+            return Err(Error::not_found("user record"));
+        }
+        Ok(Map::new())
+    }
+    .await;
+    call.finish(result).await
+}
+
+async fn user_list_versions(State(st): State<AppState>, claimed: Claimed, Body(req): Body<LookupReq>) -> Result<Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "UserListVersions", req.request_metadata).await?;
+    let result = async {
+        let user = find_user(&mut call, &req.mode, &req.identity).await?;
+        let mut versions: Vec<Value> =
+            call.tx.user_versions(user.id).await?.into_iter().map(|(v, t, d)| json!({"version": v, "optime": t, "md5": d})).collect();
+        versions.push(json!({"version": user.version, "optime": user.updated_at, "md5": user.digest}));
+        Ok(fields([("versions", Value::Array(versions))]))
+    }
+    .await;
+    call.finish(result).await
+}

@@ -1,0 +1,158 @@
+//! The audit trail. Invariants: every API call appends one event in the same transaction as its
+//! change; personal data inside an event is encrypted with the tenant's data key; events form a
+//! SHA-256 hash chain per tenant whose head is stored, so an edited, inserted or deleted event
+//! (including the last one) is found by [`verify`].
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::error::Result;
+use crate::keys::keyring::TenantKeys;
+use crate::store::audit::AuditRow;
+use crate::store::{now_secs, Db, TenantTx};
+
+pub const GENESIS: [u8; 32] = [0u8; 32];
+const TABLE: &str = "audit_events";
+
+/// What a call records about itself. `details` is encrypted before storage.
+#[derive(Debug, Default, Clone)]
+pub struct Draft {
+    pub user_token: Option<String>,
+    pub details: serde_json::Map<String, Value>,
+}
+
+/// The chain hash of an event: SHA-256 over every stored field (length-prefixed) and the
+/// previous event's hash.
+pub fn chain_hash(tenant_id: i64, e: &AuditRow) -> [u8; 32] {
+    let mut h = Sha256::new();
+    let mut put = |b: &[u8]| {
+        h.update((b.len() as u64).to_be_bytes());
+        h.update(b);
+    };
+    put(b"strongroom-audit-v1");
+    put(&tenant_id.to_be_bytes());
+    put(&e.seq.to_be_bytes());
+    put(e.uuid.as_bytes());
+    put(e.event_type.as_bytes());
+    match &e.user_token {
+        Some(t) => put(t.as_bytes()),
+        None => put(b"\xff"),
+    }
+    put(e.actor.as_bytes());
+    put(e.outcome.as_bytes());
+    put(&e.created_at.to_be_bytes());
+    put(&e.key_version.to_be_bytes());
+    put(&e.details);
+    put(&e.prev_hash);
+    h.finalize().into()
+}
+
+/// Appends one event to the tenant's chain inside `tx`; returns the event uuid.
+pub async fn append(tx: &mut TenantTx, keys: &TenantKeys, event_type: &str, actor: &str, outcome: &str, draft: Draft) -> Result<String> {
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let plaintext = serde_json::to_vec(&Value::Object(draft.details))?;
+    let (key_version, details) = keys.encrypt(TABLE, &uuid, &plaintext);
+    let (seq, prev_hash) = tx.lock_audit_head().await?;
+    let mut row = AuditRow {
+        seq: seq + 1,
+        uuid: uuid.clone(),
+        event_type: event_type.to_string(),
+        user_token: draft.user_token,
+        actor: actor.to_string(),
+        outcome: outcome.to_string(),
+        created_at: now_secs(),
+        key_version,
+        details,
+        prev_hash,
+        hash: Vec::new(),
+    };
+    row.hash = chain_hash(tx.tenant_id(), &row).to_vec();
+    tx.append_audit(&row).await?;
+    Ok(uuid)
+}
+
+/// Decrypts an event's details.
+pub fn details(keys: &TenantKeys, row: &AuditRow) -> Result<Value> {
+    let pt = keys.decrypt(TABLE, &row.uuid, row.key_version, &row.details)?;
+    Ok(serde_json::from_slice(&pt)?)
+}
+
+/// RFC 3339 UTC timestamp of an event.
+pub fn timestamp(row: &AuditRow) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(row.created_at.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// The first problem [`verify`] found in a tenant's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    pub tenant_id: i64,
+    pub seq: i64,
+    pub uuid: Option<String>,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tenant {} event #{}", self.tenant_id, self.seq)?;
+        if let Some(u) = &self.uuid {
+            write!(f, " ({u})")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub tenants: usize,
+    pub events: u64,
+    pub broken: Vec<Broken>,
+}
+
+/// Walks every tenant's chain from the start. Needs no keys: the chain covers ciphertext.
+pub async fn verify(db: &Db) -> Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+    for tenant_id in db.tenant_ids().await? {
+        report.tenants += 1;
+        let mut tx = db.tenant_tx(tenant_id).await?;
+        let (count, broken) = verify_tenant(&mut tx).await?;
+        tx.rollback().await?;
+        report.events += count;
+        report.broken.extend(broken);
+    }
+    Ok(report)
+}
+
+async fn verify_tenant(tx: &mut TenantTx) -> Result<(u64, Option<Broken>)> {
+    let tenant_id = tx.tenant_id();
+    let bad = |seq: i64, uuid: Option<&str>, reason: &str| Broken { tenant_id, seq, uuid: uuid.map(str::to_string), reason: reason.to_string() };
+    let (mut last_seq, mut last_hash, mut count) = (0i64, GENESIS.to_vec(), 0u64);
+    loop {
+        let page = tx.audit_page(last_seq, 1000).await?;
+        if page.is_empty() {
+            break;
+        }
+        for e in page {
+            count += 1;
+            if e.seq != last_seq + 1 {
+                return Ok((count, Some(bad(last_seq + 1, None, &format!("event missing (next stored event is #{})", e.seq)))));
+            }
+            if e.prev_hash != last_hash {
+                return Ok((count, Some(bad(e.seq, Some(&e.uuid), "does not link to the previous event (inserted or reordered)"))));
+            }
+            if chain_hash(tenant_id, &e).as_slice() != e.hash.as_slice() {
+                return Ok((count, Some(bad(e.seq, Some(&e.uuid), "content does not match its hash (edited)"))));
+            }
+            last_seq = e.seq;
+            last_hash = e.hash;
+        }
+    }
+    match tx.audit_head().await? {
+        Some((seq, hash)) if seq == last_seq && hash == last_hash => Ok((count, None)),
+        Some((seq, _)) if seq > last_seq => Ok((count, Some(bad(last_seq + 1, None, &format!("events #{}..#{} missing at the end of the chain", last_seq + 1, seq)))))
+        ,
+        Some(_) => Ok((count, Some(bad(last_seq, None, "chain head does not match the last event")))),
+        None if last_seq == 0 => Ok((count, None)),
+        None => Ok((count, Some(bad(0, None, "chain head missing")))),
+    }
+}

@@ -1,0 +1,134 @@
+//! Credential -> principal. Invariants: a credential is bound to one tenant and is found only by
+//! its keyed hash inside that tenant's scope, so a token of tenant A is simply unknown in B; the
+//! tenant comes from `X-Bunker-Tenant`, else the host's subdomain, else `default`.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::keys::keyring::Keyring;
+use crate::store::TenantTx;
+
+pub const TOKEN_HEADER: &str = "x-bunker-token";
+pub const TENANT_HEADER: &str = "x-bunker-tenant";
+pub const DEFAULT_TENANT: &str = "default";
+
+/// What a request claims: a token and a tenant name. Nothing is verified yet.
+pub struct Claimed {
+    pub token: Option<Zeroizing<String>>,
+    pub tenant: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Claimed {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
+        Ok(claimed(&parts.headers))
+    }
+}
+
+pub fn claimed(headers: &HeaderMap) -> Claimed {
+    let token = headers
+        .get(TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| Zeroizing::new(t.to_string()));
+    let tenant = headers
+        .get(TENANT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .or_else(|| headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).and_then(subdomain))
+        .unwrap_or_else(|| DEFAULT_TENANT.to_string());
+    Claimed { token, tenant }
+}
+
+/// `acme.vault.example.com` -> `acme`, `acme.localhost:3000` -> `acme`; bare hosts and IP
+/// addresses name no tenant.
+pub fn subdomain(host: &str) -> Option<String> {
+    let host = if host.starts_with('[') { return None } else { host.rsplit_once(':').map_or(host, |(h, _)| h) };
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    let labels: Vec<&str> = host.split('.').filter(|l| !l.is_empty()).collect();
+    let named = labels.len() >= 3 || (labels.len() == 2 && labels[1].eq_ignore_ascii_case("localhost"));
+    (named && labels[0] != "www").then(|| labels[0].to_ascii_lowercase())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The main tenant's root credential: tenant management plus everything in `default`.
+    Root,
+    /// A tenant's administrator credential (from TenantCreate).
+    TenantAdmin,
+}
+
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub tenant_id: i64,
+    pub tenant_name: String,
+    pub credential_id: i64,
+    pub role: Role,
+}
+
+impl Principal {
+    /// The audit actor: credential id and role, never the token.
+    pub fn actor(&self) -> String {
+        let role = match self.role {
+            Role::Root => "root",
+            Role::TenantAdmin => "tenant-admin",
+        };
+        format!("{role}:{}", self.credential_id)
+    }
+
+    pub fn require_root(&self) -> Result<()> {
+        if self.role == Role::Root {
+            Ok(())
+        } else {
+            Err(Error::denied())
+        }
+    }
+}
+
+/// Verifies `token` inside the tenant transaction; `None` when it is not a live credential of
+/// this tenant.
+pub async fn verify(tx: &mut TenantTx, ring: &Keyring, tenant_name: &str, token: &str) -> Result<Option<Principal>> {
+    let Some(row) = tx.credential_by_hash(&ring.credential_hash(token)).await? else {
+        return Ok(None);
+    };
+    let role = match row.kind.as_str() {
+        "root" => Role::Root,
+        "tenant-admin" => Role::TenantAdmin,
+        _ => return Ok(None),
+    };
+    Ok(Some(Principal { tenant_id: tx.tenant_id(), tenant_name: tenant_name.to_string(), credential_id: row.id, role }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_comes_from_subdomains_but_not_from_bare_hosts_or_ips() {
+        assert_eq!(subdomain("acme.vault.example.com").as_deref(), Some("acme"));
+        assert_eq!(subdomain("Acme.localhost:3000").as_deref(), Some("acme"));
+        assert_eq!(subdomain("localhost:3000"), None);
+        assert_eq!(subdomain("example.com"), None);
+        assert_eq!(subdomain("127.0.0.1:3000"), None);
+        assert_eq!(subdomain("[::1]:3000"), None);
+        assert_eq!(subdomain("www.example.com"), None);
+    }
+
+    #[test]
+    fn header_wins_over_host() {
+        let mut h = HeaderMap::new();
+        h.insert("host", "acme.example.com".parse().unwrap());
+        assert_eq!(claimed(&h).tenant, "acme");
+        h.insert(TENANT_HEADER, "Beta".parse().unwrap());
+        assert_eq!(claimed(&h).tenant, "beta");
+        assert_eq!(claimed(&HeaderMap::new()).tenant, DEFAULT_TENANT);
+    }
+}

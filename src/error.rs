@@ -1,0 +1,105 @@
+//! The one API error type. Invariant: what reaches a client is a fixed, generic message for
+//! anything internal; causes (SQL, crypto) are logged, never echoed, and never contain PII.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotImplemented(String),
+    #[error("request body is too large")]
+    PayloadTooLarge,
+    #[error("vault is sealed")]
+    Sealed,
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl Error {
+    pub fn bad(msg: impl Into<String>) -> Error {
+        Error::BadRequest(msg.into())
+    }
+
+    pub fn not_found(what: &str) -> Error {
+        Error::NotFound(format!("{what} not found"))
+    }
+
+    pub fn denied() -> Error {
+        Error::Forbidden("access denied".into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Sealed | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message a client sees.
+    pub fn public_message(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Error {
+        Error::Internal(e.into())
+    }
+}
+
+impl From<crate::keys::envelope::CryptoError> for Error {
+    fn from(e: crate::keys::envelope::CryptoError) -> Error {
+        Error::Internal(e.into())
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Error {
+        // Only ever raised for our own (de)serialisation of stored data; never echo content.
+        Error::Internal(anyhow::anyhow!("json: {:?}", e.classify()))
+    }
+}
+
+/// Maps a unique-constraint violation on one of `names` to 409 with `message`; anything else
+/// stays an internal error.
+pub fn on_constraint(e: sqlx::Error, names: &[(&str, &str)]) -> Error {
+    if let sqlx::Error::Database(db) = &e {
+        if let Some(c) = db.constraint() {
+            if let Some((_, msg)) = names.iter().find(|(n, _)| *n == c) {
+                return Error::Conflict((*msg).to_string());
+            }
+        }
+    }
+    e.into()
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        if let Error::Internal(cause) = &self {
+            tracing::error!(error = %format!("{cause:#}"), "internal error");
+        }
+        let body = json!({"status": "error", "message": self.public_message()});
+        (self.status(), Json(body)).into_response()
+    }
+}

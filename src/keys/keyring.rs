@@ -1,0 +1,193 @@
+//! The unsealed key hierarchy held in memory. Invariant: the master key and everything derived
+//! from it live only here, in zeroizing memory; dropping the keyring (on seal) wipes them all.
+//! Nothing in this module is `Debug`, `Clone` or serializable.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use super::blind::{self, IndexMode};
+use super::envelope::{self, aad, CryptoError, Key, KEY_LEN};
+
+/// HKDF-SHA-256 of the master key for a purpose label.
+fn derive(master: &Key, label: &str) -> Key {
+    let hk = Hkdf::<Sha256>::new(Some(b"strongroom/v1"), master.expose());
+    let mut out = Zeroizing::new([0u8; KEY_LEN]);
+    hk.expand(label.as_bytes(), out.as_mut()).expect("32 bytes is a valid HKDF length");
+    Key::from_bytes(out)
+}
+
+fn master_aad(vault_id: &str, purpose: &str) -> Vec<u8> {
+    aad(&[b"strongroom-master-key", vault_id.as_bytes(), purpose.as_bytes()])
+}
+
+/// Wraps the master key under a key-encryption key (the unseal key, or later a wrapping key).
+pub fn wrap_master(kek: &Key, vault_id: &str, purpose: &str, master: &Key) -> Vec<u8> {
+    envelope::seal(kek, &master_aad(vault_id, purpose), master.expose())
+}
+
+/// Unwraps the master key; fails when `kek` is not the key it was wrapped under.
+pub fn unwrap_master(kek: &Key, vault_id: &str, purpose: &str, blob: &[u8]) -> Result<Key, CryptoError> {
+    let pt = envelope::open(kek, &master_aad(vault_id, purpose), blob)?;
+    Key::from_slice(&pt)
+}
+
+/// The keys of one tenant: every data-key version still in use, and its index/digest keys.
+pub struct TenantKeys {
+    tenant_id: i64,
+    current: i32,
+    deks: BTreeMap<i32, Key>,
+    index: Key,
+    digest: Key,
+}
+
+impl TenantKeys {
+    pub fn tenant_id(&self) -> i64 {
+        self.tenant_id
+    }
+
+    pub fn current_version(&self) -> i32 {
+        self.current
+    }
+
+    fn record_aad(&self, table: &str, row: &str, version: i32) -> Vec<u8> {
+        aad(&[
+            self.tenant_id.to_string().as_bytes(),
+            table.as_bytes(),
+            row.as_bytes(),
+            version.to_string().as_bytes(),
+        ])
+    }
+
+    /// Encrypts a record for `table`/`row` under the current data key; returns (key version, blob).
+    pub fn encrypt(&self, table: &str, row: &str, plaintext: &[u8]) -> (i32, Vec<u8>) {
+        let key = &self.deks[&self.current];
+        (self.current, envelope::seal(key, &self.record_aad(table, row, self.current), plaintext))
+    }
+
+    pub fn decrypt(&self, table: &str, row: &str, version: i32, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let key = self.deks.get(&version).ok_or(CryptoError)?;
+        envelope::open(key, &self.record_aad(table, row, version), blob)
+    }
+
+    /// Blind index for a lookup identity, `None` when the value normalizes to nothing.
+    pub fn index(&self, mode: IndexMode, value: &str) -> Option<[u8; 32]> {
+        blind::index(&self.index, mode, value)
+    }
+
+    /// A keyed 128-bit digest in hex (the wire API's `md5` field): tells versions apart without
+    /// being a guessable plain hash of personal data.
+    pub fn digest_hex(&self, data: &[u8]) -> String {
+        hex::encode(&blind::keyed_digest(&self.digest, "version-digest", data)[..16])
+    }
+}
+
+/// The unsealed key hierarchy: master key, derived service keys, and a cache of tenant keys.
+pub struct Keyring {
+    master: Key,
+    credentials: Key,
+    tenants: RwLock<HashMap<i64, Arc<TenantKeys>>>,
+}
+
+impl Keyring {
+    pub fn new(master: Key) -> Keyring {
+        let credentials = derive(&master, "credential-hash");
+        Keyring { master, credentials, tenants: RwLock::new(HashMap::new()) }
+    }
+
+    /// Keyed hash under which a credential (root/tenant/role token) is stored and looked up.
+    pub fn credential_hash(&self, token: &str) -> [u8; 32] {
+        blind::keyed_digest(&self.credentials, "credential", token.as_bytes())
+    }
+
+    fn dek_aad(tenant_id: i64, version: i32) -> Vec<u8> {
+        aad(&[b"tenant-data-key", tenant_id.to_string().as_bytes(), version.to_string().as_bytes()])
+    }
+
+    /// Wraps a tenant data key under the master key for storage.
+    pub fn wrap_tenant_key(&self, tenant_id: i64, version: i32, dek: &Key) -> Vec<u8> {
+        envelope::seal(&self.master, &Self::dek_aad(tenant_id, version), dek.expose())
+    }
+
+    /// The cached keys of a tenant, if loaded.
+    pub fn tenant(&self, tenant_id: i64) -> Option<Arc<TenantKeys>> {
+        self.tenants.read().expect("keyring lock").get(&tenant_id).cloned()
+    }
+
+    /// Unwraps a tenant's stored data keys `(version, wrapped)` and caches them.
+    pub fn load_tenant(&self, tenant_id: i64, wrapped: &[(i32, Vec<u8>)]) -> Result<Arc<TenantKeys>, CryptoError> {
+        let mut deks = BTreeMap::new();
+        for (version, blob) in wrapped {
+            let pt = envelope::open(&self.master, &Self::dek_aad(tenant_id, *version), blob)?;
+            deks.insert(*version, Key::from_slice(&pt)?);
+        }
+        let current = *deks.keys().next_back().ok_or(CryptoError)?;
+        let keys = Arc::new(TenantKeys {
+            tenant_id,
+            current,
+            deks,
+            index: derive(&self.master, &format!("tenant-index:{tenant_id}")),
+            digest: derive(&self.master, &format!("tenant-digest:{tenant_id}")),
+        });
+        self.tenants.write().expect("keyring lock").insert(tenant_id, keys.clone());
+        Ok(keys)
+    }
+
+    /// Drops a tenant's cached keys (after rotation or deletion).
+    pub fn forget_tenant(&self, tenant_id: i64) {
+        self.tenants.write().expect("keyring lock").remove(&tenant_id);
+    }
+
+    /// A key derived from the master key for a named purpose (e.g. signing role tokens).
+    pub fn derived(&self, label: &str) -> Key {
+        derive(&self.master, label)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn master_key_wrap_needs_the_right_key_and_vault() {
+        let (mk, uk) = (Key::random(), Key::random());
+        let blob = wrap_master(&uk, "vault-a", "unseal", &mk);
+        assert_eq!(unwrap_master(&uk, "vault-a", "unseal", &blob).unwrap().expose(), mk.expose());
+        assert!(unwrap_master(&Key::random(), "vault-a", "unseal", &blob).is_err());
+        assert!(unwrap_master(&uk, "vault-b", "unseal", &blob).is_err());
+    }
+
+    #[test]
+    fn tenant_records_are_bound_to_tenant_row_and_version() {
+        let ring = Keyring::new(Key::random());
+        let dek = Key::random();
+        let t1 = ring.load_tenant(1, &[(1, ring.wrap_tenant_key(1, 1, &dek))]).unwrap();
+        let t2 = ring.load_tenant(2, &[(1, ring.wrap_tenant_key(2, 1, &dek))]).unwrap();
+        let (v, blob) = t1.encrypt("users", "tok", b"{\"name\":\"Ada\"}");
+        assert_eq!(&t1.decrypt("users", "tok", v, &blob).unwrap()[..], b"{\"name\":\"Ada\"}");
+        // Same data key, other tenant: the associated data still refuses it.
+        assert!(t2.decrypt("users", "tok", v, &blob).is_err());
+        assert!(t1.decrypt("users", "other", v, &blob).is_err());
+        assert!(t1.decrypt("user_versions", "tok", v, &blob).is_err());
+    }
+
+    #[test]
+    fn a_wrapped_key_moved_to_another_tenant_does_not_load() {
+        let ring = Keyring::new(Key::random());
+        let wrapped = ring.wrap_tenant_key(1, 1, &Key::random());
+        assert!(ring.load_tenant(2, &[(1, wrapped)]).is_err());
+    }
+
+    #[test]
+    fn index_and_credential_keys_are_tenant_and_keyring_specific() {
+        let ring = Keyring::new(Key::random());
+        let t1 = ring.load_tenant(1, &[(1, ring.wrap_tenant_key(1, 1, &Key::random()))]).unwrap();
+        let t2 = ring.load_tenant(2, &[(1, ring.wrap_tenant_key(2, 1, &Key::random()))]).unwrap();
+        assert_ne!(t1.index(IndexMode::Email, "a@b.c"), t2.index(IndexMode::Email, "a@b.c"));
+        assert_ne!(ring.credential_hash("DEMO"), Keyring::new(Key::random()).credential_hash("DEMO"));
+        assert_eq!(t1.digest_hex(b"x").len(), 32);
+    }
+}

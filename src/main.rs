@@ -1,0 +1,177 @@
+//! The `strongroom` command: a thin CLI over the library.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use strongroom::app::{self, AppState};
+use strongroom::config::Config;
+use strongroom::localpg::{self, LocalPg};
+use strongroom::store::Db;
+
+#[derive(Parser)]
+#[command(name = "strongroom", version, about = "Multi-tenant vault for personal data (Databunker Pro v2 API)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Production server: DATABASE_URL required; starts sealed.
+    Serve {
+        #[arg(long, env = "STRONGROOM_LISTEN")]
+        listen: Option<SocketAddr>,
+    },
+    /// Demo: private PostgreSQL, auto-initialized and unsealed, root token DEMO. Not for real data.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: SocketAddr,
+        #[arg(long, env = "STRONGROOM_DEMO_DIR", default_value = "strongroom-demo")]
+        data_dir: PathBuf,
+    },
+    /// Initialize the vault in DATABASE_URL: prints the root token and the key shares once.
+    Init {
+        #[arg(long, default_value_t = 3)]
+        shares: usize,
+        #[arg(long, default_value_t = 2)]
+        threshold: usize,
+    },
+    /// Apply database migrations to DATABASE_URL.
+    Migrate,
+    /// Audit trail tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Check every tenant's hash chain; exits 1 naming the first bad event.
+    Verify,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STRONGROOM_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run(cli))
+}
+
+async fn connect(config: &Config) -> anyhow::Result<Db> {
+    let url = config.database_url.as_deref().context("DATABASE_URL is required")?;
+    let db = Db::connect(url, config.db_max_connections).await.context("could not connect to PostgreSQL")?;
+    db.migrate().await.context("migrations failed")?;
+    Ok(db)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = Config::from_env()?;
+    match cli.command {
+        Cmd::Serve { listen } => {
+            if let Some(l) = listen {
+                config.listen = l;
+            }
+            let db = connect(&config).await?;
+            let state = AppState::new(db, config.clone()).await?;
+            let listener = tokio::net::TcpListener::bind(config.listen).await?;
+            tracing::info!(listen = %config.listen, sealed = state.vault().status().sealed, "strongroom serving");
+            app::serve(listener, state, app::shutdown_signal()).await?;
+        }
+        Cmd::Demo { listen, data_dir } => demo(config, listen, &data_dir).await?,
+        Cmd::Init { shares, threshold } => {
+            let db = connect(&config).await?;
+            let state = AppState::new(db, config).await?;
+            let out = state.vault().init(None, threshold, shares).await?;
+            let keys: Vec<&str> = out.shares.iter().map(|s| s.as_str()).collect();
+            println!("{}", serde_json::to_string_pretty(&json!({"vault_id": out.vault_id, "root_token": out.root_token.as_str(), "threshold": threshold, "keys": keys}))?);
+            eprintln!("Shown once. Give each key share to a different officer; any {threshold} unseal the vault.");
+        }
+        Cmd::Migrate => {
+            connect(&config).await?;
+            eprintln!("migrations applied");
+        }
+        Cmd::Audit { command: AuditCmd::Verify } => {
+            let db = connect(&config).await?;
+            let report = strongroom::audit::verify(&db).await?;
+            if report.broken.is_empty() {
+                println!("audit trail intact: {} events in {} tenants", report.events, report.tenants);
+            } else {
+                for b in &report.broken {
+                    println!("AUDIT TRAIL BROKEN: {b}");
+                }
+                std::process::exit(1);
+            }
+        }
+    }
+    Ok(())
+}
+
+const DEMO_ROOT_TOKEN: &str = "DEMO";
+
+async fn demo(mut config: Config, listen: SocketAddr, data_dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir)?;
+    let pg = match &config.database_url {
+        Some(_) => None,
+        None => {
+            let pg = tokio::task::spawn_blocking({
+                let d = data_dir.to_path_buf();
+                move || LocalPg::start(&d)
+            })
+            .await??;
+            config.database_url = Some(pg.url("postgres"));
+            Some(pg)
+        }
+    };
+    let result = demo_serve(config, listen, data_dir).await;
+    if let Some(pg) = pg {
+        tracing::info!("stopping the demo's PostgreSQL");
+        if let Err(e) = pg.stop() {
+            tracing::error!(error = %e, "could not stop PostgreSQL");
+        }
+    }
+    result
+}
+
+async fn demo_serve(config: Config, listen: SocketAddr, data_dir: &Path) -> anyhow::Result<()> {
+    let db = connect(&config).await?;
+    let state = AppState::new(db, config).await?;
+    let creds_path = data_dir.join("demo-credentials.json");
+    let shares: Vec<String> = if !state.vault().status().initialized {
+        let out = state.vault().init(Some(DEMO_ROOT_TOKEN), 2, 3).await?;
+        let shares: Vec<String> = out.shares.iter().map(|s| s.to_string()).collect();
+        let doc = json!({"warning": "DEMO ONLY: these shares unseal this demo vault", "vault_id": out.vault_id, "root_token": DEMO_ROOT_TOKEN, "shares": shares});
+        localpg::write_private_file(&creds_path, serde_json::to_string_pretty(&doc)?.as_bytes())?;
+        shares
+    } else {
+        let text = std::fs::read_to_string(&creds_path).with_context(|| format!("this demo database is initialized but {} is missing", creds_path.display()))?;
+        let doc: serde_json::Value = serde_json::from_str(&text)?;
+        doc["shares"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    };
+    if shares.len() < 2 {
+        bail!("{} holds fewer than 2 shares", creds_path.display());
+    }
+    state.vault().unseal(&shares[0]).await?;
+    state.vault().unseal(&shares[1]).await?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let bar = "=".repeat(78);
+    eprintln!("{bar}\n  STRONGROOM DEMO MODE - NOT FOR REAL DATA\n{bar}");
+    eprintln!("  API:          http://{}", listener.local_addr()?);
+    eprintln!("  Root token:   {DEMO_ROOT_TOKEN}   (X-Bunker-Token header)");
+    eprintln!("  Unseal keys:  (2 of 3 needed; also in {})", creds_path.display());
+    for (i, s) in shares.iter().enumerate() {
+        eprintln!("    {}: {s}", i + 1);
+    }
+    eprintln!("  Data dir:     {}", data_dir.display());
+    eprintln!("  Try: curl -s -X POST http://{}/v2/UserCreate -H 'X-Bunker-Token: DEMO' -d '{{\"profile\":{{\"email\":\"ada@example.com\"}}}}'", listener.local_addr()?);
+    eprintln!("{bar}");
+    app::serve(listener, state, app::shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! Audit rows. Appends take the tenant's chain head with `FOR UPDATE`, so appends of one tenant
+//! are serialized and the chain never forks; the lock is held only until the caller commits.
+
+use sqlx::Row;
+
+use super::TenantTx;
+use crate::error::Result;
+
+/// One stored audit event, as hashed into the chain.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub uuid: String,
+    pub event_type: String,
+    pub user_token: Option<String>,
+    pub actor: String,
+    pub outcome: String,
+    pub created_at: i64,
+    pub key_version: i32,
+    pub details: Vec<u8>,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+const COLUMNS: &str = "seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, details, prev_hash, hash";
+
+fn from_row(r: &sqlx::postgres::PgRow) -> AuditRow {
+    AuditRow {
+        seq: r.get(0),
+        uuid: r.get(1),
+        event_type: r.get(2),
+        user_token: r.get(3),
+        actor: r.get(4),
+        outcome: r.get(5),
+        created_at: r.get(6),
+        key_version: r.get(7),
+        details: r.get(8),
+        prev_hash: r.get(9),
+        hash: r.get(10),
+    }
+}
+
+impl TenantTx {
+    /// Locks and returns the chain head `(seq, hash)`.
+    pub async fn lock_audit_head(&mut self) -> Result<(i64, Vec<u8>)> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_heads FOR UPDATE").fetch_one(self.conn()).await?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    pub async fn audit_head(&mut self) -> Result<Option<(i64, Vec<u8>)>> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_heads").fetch_optional(self.conn()).await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// Inserts the event and moves the head to it, in one statement.
+    pub async fn append_audit(&mut self, e: &AuditRow) -> Result<()> {
+        let tenant = self.tenant_id();
+        sqlx::query(
+            "WITH ins AS (
+                INSERT INTO audit_events (tenant_id, seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, details, prev_hash, hash)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12))
+             UPDATE audit_heads SET seq = $2, hash = $12 WHERE tenant_id = $1",
+        )
+        .bind(tenant)
+        .bind(e.seq)
+        .bind(&e.uuid)
+        .bind(&e.event_type)
+        .bind(&e.user_token)
+        .bind(&e.actor)
+        .bind(&e.outcome)
+        .bind(e.created_at)
+        .bind(e.key_version)
+        .bind(&e.details)
+        .bind(&e.prev_hash)
+        .bind(&e.hash)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Events after `after_seq` in chain order, at most `limit`.
+    pub async fn audit_page(&mut self, after_seq: i64, limit: i64) -> Result<Vec<AuditRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let rows = sqlx::query(&sql).bind(after_seq).bind(limit).fetch_all(self.conn()).await?;
+        Ok(rows.iter().map(from_row).collect())
+    }
+
+    /// A user's events, newest first, and their total count.
+    pub async fn audit_for_user(&mut self, token: &str, offset: i64, limit: i64) -> Result<(i64, Vec<AuditRow>)> {
+        let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE user_token = $1 ORDER BY seq DESC OFFSET $2 LIMIT $3");
+        let rows = sqlx::query(&sql).bind(token).bind(offset).bind(limit).fetch_all(self.conn()).await?;
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE user_token = $1").bind(token).fetch_one(self.conn()).await?;
+        Ok((total, rows.iter().map(from_row).collect()))
+    }
+
+    pub async fn audit_by_uuid(&mut self, uuid: &str) -> Result<Option<AuditRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE uuid = $1");
+        let row = sqlx::query(&sql).bind(uuid).fetch_optional(self.conn()).await?;
+        Ok(row.as_ref().map(from_row))
+    }
+}

@@ -1,0 +1,127 @@
+//! The only module with SQL. Invariant: tenant tables are reached only through a [`TenantTx`],
+//! a transaction whose role is `strongroom_tenant` (no BYPASSRLS) and whose transaction-local
+//! `strongroom.tenant_id` scopes every row-level-security policy to one tenant. Nothing here
+//! formats values into SQL text: every value is a bind parameter.
+
+pub mod audit;
+pub mod credentials;
+pub mod meta;
+pub mod tenants;
+pub mod users;
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+use crate::error::Result;
+
+/// Embedded migrations, in order. Never edit a landed file; add the next one.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "foundation", include_str!("../../migrations/0001_foundation.sql"))];
+
+pub fn migrator() -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(v, d, sql)| Migration::new(*v, Cow::Borrowed(*d), MigrationType::Simple, Cow::Borrowed(*sql), false))
+        .collect::<Vec<_>>();
+    Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
+}
+
+/// The connection pool. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: PgPool,
+}
+
+impl Db {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, sqlx::Error> {
+        let opts: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts.application_name("strongroom"))
+            .await?;
+        Ok(Db { pool })
+    }
+
+    pub fn from_pool(pool: PgPool) -> Db {
+        Db { pool }
+    }
+
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        migrator().run(&self.pool).await
+    }
+
+    /// Pool for tables outside tenant scope (vault_meta, tenants). Not for tenant tables.
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Opens a transaction scoped to `tenant_id`.
+    pub async fn tenant_tx(&self, tenant_id: i64) -> Result<TenantTx, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        enter_tenant(&mut tx, tenant_id).await?;
+        Ok(TenantTx { tx, tenant_id })
+    }
+
+    /// Opens a transaction scoped to the tenant called `name`; `None` when no such tenant.
+    pub async fn tenant_tx_by_name(&self, name: &str) -> Result<Option<TenantTx>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?;
+        match id {
+            Some(id) => {
+                enter_tenant(&mut tx, id).await?;
+                Ok(Some(TenantTx { tx, tenant_id: id }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await
+    }
+}
+
+async fn enter_tenant(tx: &mut Transaction<'static, Postgres>, tenant_id: i64) -> Result<(), sqlx::Error> {
+    // Both settings are transaction-local: a pooled connection never carries them further.
+    sqlx::query("SELECT set_config('role', 'strongroom_tenant', true), set_config('strongroom.tenant_id', $1, true)")
+        .bind(tenant_id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A transaction inside one tenant's row-level-security scope: the only door to tenant tables.
+pub struct TenantTx {
+    tx: Transaction<'static, Postgres>,
+    tenant_id: i64,
+}
+
+impl TenantTx {
+    pub fn tenant_id(&self) -> i64 {
+        self.tenant_id
+    }
+
+    /// The raw connection, still inside the tenant's scope (for store functions and tests).
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}

@@ -1,0 +1,193 @@
+//! User records: encrypted current profile, earlier versions, blind indexes.
+
+use sqlx::Row;
+
+use super::{now_secs, TenantTx};
+use crate::error::{Error, Result};
+use crate::keys::blind::IndexMode;
+
+/// A stored (encrypted) user record.
+pub struct UserRow {
+    pub id: i64,
+    pub token: String,
+    pub version: i32,
+    pub key_version: i32,
+    pub profile: Vec<u8>,
+    pub digest: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A new record ready for storage: already encrypted and indexed by the caller.
+pub struct NewUser {
+    pub token: String,
+    pub key_version: i32,
+    pub profile: Vec<u8>,
+    pub digest: String,
+    pub indexes: Vec<(IndexMode, [u8; 32])>,
+}
+
+pub struct VersionRow {
+    pub version: i32,
+    pub key_version: i32,
+    pub profile: Vec<u8>,
+    pub digest: String,
+    pub optime: i64,
+}
+
+const USER_COLUMNS: &str = "id, token, version, key_version, profile, digest, created_at, updated_at";
+
+fn user_from_row(r: &sqlx::postgres::PgRow) -> UserRow {
+    UserRow {
+        id: r.get(0),
+        token: r.get(1),
+        version: r.get(2),
+        key_version: r.get(3),
+        profile: r.get(4),
+        digest: r.get(5),
+        created_at: r.get(6),
+        updated_at: r.get(7),
+    }
+}
+
+impl TenantTx {
+    /// Inserts users and their indexes in two statements whatever the batch size.
+    pub async fn insert_users(&mut self, users: &[NewUser]) -> Result<Vec<i64>> {
+        let now = now_secs();
+        let tokens: Vec<&str> = users.iter().map(|u| u.token.as_str()).collect();
+        let kvs: Vec<i32> = users.iter().map(|u| u.key_version).collect();
+        let profiles: Vec<&[u8]> = users.iter().map(|u| u.profile.as_slice()).collect();
+        let digests: Vec<&str> = users.iter().map(|u| u.digest.as_str()).collect();
+        let tenant = self.tenant_id();
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "INSERT INTO users (tenant_id, token, version, key_version, profile, digest, created_at, updated_at)
+             SELECT $1, t, 1, k, p, d, $6, $6 FROM UNNEST($2::text[], $3::int[], $4::bytea[], $5::text[]) WITH ORDINALITY AS x(t, k, p, d, n)
+             ORDER BY n RETURNING id",
+        )
+        .bind(tenant)
+        .bind(&tokens)
+        .bind(&kvs)
+        .bind(&profiles)
+        .bind(&digests)
+        .bind(now)
+        .fetch_all(self.conn())
+        .await?;
+        let (mut modes, mut hashes, mut owners) = (Vec::new(), Vec::new(), Vec::new());
+        for (u, id) in users.iter().zip(&ids) {
+            for (m, h) in &u.indexes {
+                modes.push(m.as_str());
+                hashes.push(h.as_slice());
+                owners.push(*id);
+            }
+        }
+        self.insert_indexes(&modes, &hashes, &owners).await?;
+        Ok(ids)
+    }
+
+    /// Inserts blind indexes; an identity already taken (by another user, or twice in this
+    /// batch) is a 409 naming the mode. PostgreSQL withholds the key of a unique violation on a
+    /// table with row-level security, so conflicts are found with `ON CONFLICT DO NOTHING`
+    /// instead; the caller's transaction is rolled back on the error.
+    async fn insert_indexes(&mut self, modes: &[&str], hashes: &[&[u8]], owners: &[i64]) -> Result<()> {
+        if modes.is_empty() {
+            return Ok(());
+        }
+        let tenant = self.tenant_id();
+        let inserted: Vec<(String, Vec<u8>)> = sqlx::query_as(
+            "INSERT INTO user_index (tenant_id, mode, hash, user_id) SELECT $1, m, h, u FROM UNNEST($2::text[], $3::bytea[], $4::bigint[]) AS x(m, h, u)
+             ON CONFLICT DO NOTHING RETURNING mode, hash",
+        )
+        .bind(tenant)
+        .bind(modes)
+        .bind(hashes)
+        .bind(owners)
+        .fetch_all(self.conn())
+        .await?;
+        if inserted.len() == modes.len() {
+            return Ok(());
+        }
+        let mut done: std::collections::HashSet<(String, Vec<u8>)> = inserted.into_iter().collect();
+        let taken = modes.iter().zip(hashes).find(|(m, h)| !done.remove(&(m.to_string(), h.to_vec()))).map(|(m, _)| *m).unwrap_or("identity");
+        Err(Error::Conflict(format!("duplicate {taken}: another user already has it")))
+    }
+
+    pub async fn user_by_token(&mut self, token: &str) -> Result<Option<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE token = $1");
+        let row = sqlx::query(&sql).bind(token).fetch_optional(self.conn()).await?;
+        Ok(row.as_ref().map(user_from_row))
+    }
+
+    pub async fn user_by_index(&mut self, mode: IndexMode, hash: &[u8]) -> Result<Option<UserRow>> {
+        let sql = format!(
+            "SELECT {} FROM users u JOIN user_index i ON i.tenant_id = u.tenant_id AND i.user_id = u.id WHERE i.mode = $1 AND i.hash = $2",
+            USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
+        );
+        let row = sqlx::query(&sql).bind(mode.as_str()).bind(hash).fetch_optional(self.conn()).await?;
+        Ok(row.as_ref().map(user_from_row))
+    }
+
+    /// Locks the user's row for the rest of the transaction (read-modify-write of a profile).
+    pub async fn lock_user(&mut self, id: i64) -> Result<Option<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 FOR UPDATE");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(self.conn()).await?;
+        Ok(row.as_ref().map(user_from_row))
+    }
+
+    /// Moves the current profile into the version history (the ciphertext moves as is: its
+    /// associated data names token and version, not the table) and stores the new one as
+    /// `old.version + 1`, replacing the user's blind indexes.
+    pub async fn replace_profile(&mut self, old: &UserRow, key_version: i32, profile: &[u8], digest: &str, indexes: &[(IndexMode, [u8; 32])]) -> Result<i32> {
+        let tenant = self.tenant_id();
+        let now = now_secs();
+        sqlx::query("INSERT INTO user_versions (tenant_id, user_id, version, key_version, profile, digest, optime) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(tenant)
+            .bind(old.id)
+            .bind(old.version)
+            .bind(old.key_version)
+            .bind(&old.profile)
+            .bind(&old.digest)
+            .bind(old.updated_at)
+            .execute(self.conn())
+            .await?;
+        let new_version = old.version + 1;
+        sqlx::query("UPDATE users SET version = $2, key_version = $3, profile = $4, digest = $5, updated_at = $6 WHERE id = $1")
+            .bind(old.id)
+            .bind(new_version)
+            .bind(key_version)
+            .bind(profile)
+            .bind(digest)
+            .bind(now)
+            .execute(self.conn())
+            .await?;
+        sqlx::query("DELETE FROM user_index WHERE user_id = $1").bind(old.id).execute(self.conn()).await?;
+        let modes: Vec<&str> = indexes.iter().map(|(m, _)| m.as_str()).collect();
+        let hashes: Vec<&[u8]> = indexes.iter().map(|(_, h)| h.as_slice()).collect();
+        let owners = vec![old.id; indexes.len()];
+        self.insert_indexes(&modes, &hashes, &owners).await?;
+        Ok(new_version)
+    }
+
+    pub async fn user_version(&mut self, user_id: i64, version: i32) -> Result<Option<VersionRow>> {
+        let row = sqlx::query("SELECT version, key_version, profile, digest, optime FROM user_versions WHERE user_id = $1 AND version = $2")
+            .bind(user_id)
+            .bind(version)
+            .fetch_optional(self.conn())
+            .await?;
+        Ok(row.map(|r| VersionRow { version: r.get(0), key_version: r.get(1), profile: r.get(2), digest: r.get(3), optime: r.get(4) }))
+    }
+
+    /// `(version, optime, digest)` of every earlier version, oldest first.
+    pub async fn user_versions(&mut self, user_id: i64) -> Result<Vec<(i32, i64, String)>> {
+        let rows = sqlx::query("SELECT version, optime, digest FROM user_versions WHERE user_id = $1 ORDER BY version")
+            .bind(user_id)
+            .fetch_all(self.conn())
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    }
+
+    /// Deletes the user; its versions and indexes go with it (ON DELETE CASCADE).
+    pub async fn delete_user(&mut self, user_id: i64) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(self.conn()).await?.rows_affected();
+        Ok(n == 1)
+    }
+}
