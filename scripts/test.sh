@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, integration tests against a private PostgreSQL, and the official
+# Databunker Pro Python client against a live server. Installs what the tests need first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# PostgreSQL server binaries (initdb, pg_ctl, postgres, pg_dump).
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "installing PostgreSQL server binaries" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
+# The official Python client, pinned, in a project-local virtualenv.
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import databunkerpro, pytest" 2>/dev/null; then
+    "$PYTHON" -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+fi
+export STRONGROOM_TEST_PYTHON="$PWD/.venv/bin/python"
+
+cargo test --locked --all-targets -- --test-threads="${STRONGROOM_TEST_THREADS:-4}"

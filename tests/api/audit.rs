@@ -1,0 +1,158 @@
+//! The audit trail: one event per call, encrypted details, per-user listing, tamper evidence.
+
+use serde_json::json;
+use sqlx::{Connection, PgConnection};
+
+use crate::helpers::*;
+
+async fn event_count(app: &TestApp, tenant: i64) -> i64 {
+    let mut tx = app.db.tenant_tx(tenant).await.unwrap();
+    let n = sqlx::query_scalar("SELECT count(*) FROM audit_events").fetch_one(tx.conn()).await.unwrap();
+    tx.rollback().await.unwrap();
+    n
+}
+
+#[tokio::test]
+async fn every_call_writes_exactly_one_event_including_failures_and_denials() {
+    let app = TestApp::spawn().await;
+    let before = event_count(&app, 1).await;
+    let token = app.create_user(&app.root_token.clone(), None, json!({"email": "one@example.com"})).await;
+    assert_eq!(event_count(&app, 1).await, before + 1);
+    app.root("UserGet", json!({"mode": "token", "identity": token})).await.ok();
+    assert_eq!(event_count(&app, 1).await, before + 2);
+    app.root("UserGet", json!({"mode": "email", "identity": "nobody@example.com"})).await.err(404);
+    assert_eq!(event_count(&app, 1).await, before + 3);
+    app.call("UserGet", Some("wrong-token"), None, json!({"mode": "token", "identity": token})).await.err(403);
+    assert_eq!(event_count(&app, 1).await, before + 4);
+    app.root("UserCreate", json!({"profile": {"email": "ONE@example.com"}})).await.err(409);
+    assert_eq!(event_count(&app, 1).await, before + 5);
+}
+
+#[tokio::test]
+async fn a_users_events_list_newest_first_and_open_with_their_details() {
+    let app = TestApp::spawn().await;
+    let token = app.create_user(&app.root_token.clone(), None, json!({"email": "ev@example.com", "name": "Ev"})).await;
+    app.root("UserGet", json!({"mode": "email", "identity": "ev@example.com", "request_metadata": {"purpose": "support-ticket-7"}})).await.ok();
+    app.root("UserUpdate", json!({"mode": "token", "identity": token, "profile": {"name": "Eve"}})).await.ok();
+
+    let list = app.root("AuditListUserEvents", json!({"mode": "token", "identity": token, "offset": 0, "limit": 10})).await;
+    let rows = list.ok()["rows"].as_array().unwrap().clone();
+    let types: Vec<&str> = rows.iter().map(|r| r["eventtype"].as_str().unwrap()).collect();
+    assert_eq!(types, ["UserUpdate", "UserGet", "UserCreate"]);
+    assert!(rows[0]["timestamp"].as_str().unwrap().ends_with('Z'));
+
+    let get_uuid = rows[1]["auditeventuuid"].as_str().unwrap();
+    let ev = app.root("AuditGetEvent", json!({"auditeventuuid": get_uuid})).await;
+    let ev = ev.ok();
+    assert_eq!(ev["eventtype"], "UserGet");
+    assert_eq!(ev["details"]["identity"], "ev@example.com");
+    assert_eq!(ev["details"]["mode"], "email");
+    assert_eq!(ev["details"]["request_metadata"]["purpose"], "support-ticket-7");
+
+    let page = app.root("AuditListUserEvents", json!({"mode": "token", "identity": token, "offset": 1, "limit": 1})).await;
+    assert_eq!(page.ok()["rows"].as_array().unwrap().len(), 1);
+    // Newest first: the first listing is now the newest event of this user.
+    assert_eq!(page.ok()["rows"][0]["eventtype"], "UserUpdate");
+    assert_eq!(page.ok()["total"], 4, "the three calls plus the first listing");
+}
+
+#[tokio::test]
+async fn audit_events_are_not_readable_across_tenants_or_in_the_database() {
+    let app = TestApp::spawn().await;
+    let (_, x) = app.create_tenant("auditee").await;
+    let token = app.create_user(&x, Some("auditee"), json!({"email": "hidden-audit@example.com"})).await;
+    app.call("UserGet", Some(&x), Some("auditee"), json!({"mode": "email", "identity": "hidden-audit@example.com"})).await.ok();
+    let rows = app.call("AuditListUserEvents", Some(&x), Some("auditee"), json!({"mode": "token", "identity": token})).await;
+    let uuid = rows.ok()["rows"][0]["auditeventuuid"].as_str().unwrap().to_string();
+    app.root("AuditGetEvent", json!({"auditeventuuid": uuid})).await.err(404);
+    app.root("AuditGetEvent", json!({"auditeventuuid": ""})).await.err(400);
+
+    let mut su = PgConnection::connect(&app.db_url).await.unwrap();
+    let blobs: Vec<Vec<u8>> = sqlx::query_scalar("SELECT details FROM audit_events").fetch_all(&mut su).await.unwrap();
+    assert!(blobs.len() >= 2);
+    for b in blobs {
+        assert!(!b.windows(12).any(|w| w == b"hidden-audit"), "audit details stored in plaintext");
+    }
+}
+
+async fn verify(app: &TestApp) -> strongroom::audit::VerifyReport {
+    strongroom::audit::verify(&app.db).await.unwrap()
+}
+
+/// Three users' worth of events in the main tenant; returns a superuser connection.
+async fn busy_app() -> (TestApp, PgConnection) {
+    let app = TestApp::spawn().await;
+    for i in 0..3 {
+        app.create_user(&app.root_token.clone(), None, json!({"login": format!("u{i}")})).await;
+    }
+    let report = verify(&app).await;
+    assert!(report.broken.is_empty(), "{:?}", report.broken);
+    assert!(report.events >= 3);
+    let su = PgConnection::connect(&app.db_url).await.unwrap();
+    (app, su)
+}
+
+#[tokio::test]
+async fn verify_finds_an_edited_event() {
+    let (app, mut su) = busy_app().await;
+    sqlx::query("UPDATE audit_events SET event_type = 'UserDelete' WHERE tenant_id = 1 AND seq = 2").execute(&mut su).await.unwrap();
+    let report = verify(&app).await;
+    assert_eq!(report.broken.len(), 1);
+    assert_eq!(report.broken[0].seq, 2);
+    assert!(report.broken[0].reason.contains("edited"));
+}
+
+#[tokio::test]
+async fn verify_finds_a_deleted_event_in_the_middle_and_at_the_end() {
+    let (app, mut su) = busy_app().await;
+    sqlx::query("DELETE FROM audit_events WHERE tenant_id = 1 AND seq = 2").execute(&mut su).await.unwrap();
+    let report = verify(&app).await;
+    assert_eq!(report.broken[0].seq, 2);
+    assert!(report.broken[0].reason.contains("missing"));
+
+    let (app, mut su) = busy_app().await;
+    sqlx::query("DELETE FROM audit_events WHERE tenant_id = 1 AND seq = (SELECT max(seq) FROM audit_events WHERE tenant_id = 1)").execute(&mut su).await.unwrap();
+    let report = verify(&app).await;
+    assert_eq!(report.broken.len(), 1);
+    assert!(report.broken[0].reason.contains("missing at the end"), "{}", report.broken[0]);
+}
+
+#[tokio::test]
+async fn verify_finds_an_inserted_event() {
+    let (app, mut su) = busy_app().await;
+    // Shift events 2.. up by one and slip a forged copy of event 1 in as #2.
+    sqlx::query("UPDATE audit_events SET seq = seq + 1000 WHERE tenant_id = 1 AND seq >= 2").execute(&mut su).await.unwrap();
+    sqlx::query("UPDATE audit_events SET seq = seq - 999 WHERE tenant_id = 1 AND seq >= 1002").execute(&mut su).await.unwrap();
+    sqlx::query(
+        "INSERT INTO audit_events (tenant_id, seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, details, prev_hash, hash)
+         SELECT tenant_id, 2, 'forged', event_type, user_token, actor, outcome, created_at, key_version, details, hash, hash FROM audit_events WHERE tenant_id = 1 AND seq = 1",
+    )
+    .execute(&mut su)
+    .await
+    .unwrap();
+    let report = verify(&app).await;
+    assert_eq!(report.broken[0].seq, 2);
+    assert_eq!(report.broken[0].uuid.as_deref(), Some("forged"));
+}
+
+#[tokio::test]
+async fn the_audit_verify_command_exits_non_zero_and_names_the_bad_event() {
+    let (app, mut su) = busy_app().await;
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+            .args(["audit", "verify"])
+            .env("DATABASE_URL", &app.db_url)
+            .env("STRONGROOM_LOG", "error")
+            .output()
+            .expect("run strongroom")
+    };
+    let ok = run();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("intact"));
+    let uuid: String = sqlx::query_scalar("SELECT uuid FROM audit_events WHERE tenant_id = 1 AND seq = 3").fetch_one(&mut su).await.unwrap();
+    sqlx::query("UPDATE audit_events SET outcome = 'error:404' WHERE tenant_id = 1 AND seq = 3").execute(&mut su).await.unwrap();
+    let bad = run();
+    assert_eq!(bad.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert!(out.contains("event #3") && out.contains(&uuid), "{out}");
+}

@@ -1,0 +1,11 @@
+//! Integration tests against a real PostgreSQL (one binary, so it links once).
+
+mod audit;
+mod demo;
+mod helpers;
+mod isolation;
+mod official_client;
+mod seal;
+mod tenants;
+mod unseal_script;
+mod users;

@@ -1,0 +1,33 @@
+//! The official Databunker Pro Python client (PyPI `databunkerpro`) against a running server.
+//! `scripts/test.sh` installs it into `.venv`; `STRONGROOM_TEST_PYTHON` may point elsewhere.
+//! A missing interpreter or package fails this test: it is never skipped.
+
+use std::path::PathBuf;
+
+use crate::helpers::*;
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("STRONGROOM_TEST_PYTHON") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_python_client_drives_tenants_users_and_audit() {
+    let app = TestApp::spawn().await;
+    let py = python();
+    assert!(py.exists(), "{} not found: run scripts/test.sh (it creates .venv with databunkerpro)", py.display());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/test_official_client.py");
+    let out = tokio::process::Command::new(&py)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(&script)
+        .env("STRONGROOM_URL", &app.base)
+        .env("STRONGROOM_ROOT_TOKEN", &app.root_token)
+        .output()
+        .await
+        .expect("run pytest");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "official client tests failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("passed") && !stdout.contains("failed"), "{stdout}");
+}
