@@ -59,10 +59,18 @@ impl Config {
         }
         c.database_url = get("DATABASE_URL").or_else(|| get("STRONGROOM_DATABASE_URL")).filter(|v| !v.is_empty());
         if let Some(v) = get("STRONGROOM_DB_MAX_CONNECTIONS") {
-            c.db_max_connections = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| anyhow::anyhow!("STRONGROOM_DB_MAX_CONNECTIONS must be a positive integer"))?;
+            c.db_max_connections = v
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| anyhow::anyhow!("STRONGROOM_DB_MAX_CONNECTIONS must be a positive integer"))?;
         }
         if let Some(v) = get("STRONGROOM_MAX_BODY_BYTES") {
-            c.max_body_bytes = v.parse().ok().filter(|n| *n >= 1024).ok_or_else(|| anyhow::anyhow!("STRONGROOM_MAX_BODY_BYTES must be an integer >= 1024"))?;
+            c.max_body_bytes = v
+                .parse()
+                .ok()
+                .filter(|n| *n >= 1024)
+                .ok_or_else(|| anyhow::anyhow!("STRONGROOM_MAX_BODY_BYTES must be an integer >= 1024"))?;
         }
         Ok(c)
     }

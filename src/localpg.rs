@@ -46,7 +46,10 @@ pub fn find_bin_dir() -> anyhow::Result<PathBuf> {
         })
         .collect();
     found.sort();
-    found.pop().map(|(_, b)| b).ok_or_else(|| anyhow!("PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or under /usr/lib/postgresql/*/bin"))
+    found
+        .pop()
+        .map(|(_, b)| b)
+        .ok_or_else(|| anyhow!("PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or under /usr/lib/postgresql/*/bin"))
 }
 
 fn is_root() -> bool {
@@ -54,7 +57,8 @@ fn is_root() -> bool {
 }
 
 fn system_user() -> anyhow::Result<nix::unistd::User> {
-    nix::unistd::User::from_name(SYSTEM_USER)?.ok_or_else(|| anyhow!("running as root needs a `{SYSTEM_USER}` system user to run PostgreSQL"))
+    nix::unistd::User::from_name(SYSTEM_USER)?
+        .ok_or_else(|| anyhow!("running as root needs a `{SYSTEM_USER}` system user to run PostgreSQL"))
 }
 
 fn chown_to(path: &Path, user: &nix::unistd::User) -> anyhow::Result<()> {
@@ -172,7 +176,10 @@ impl LocalPg {
             chown_to(&pw_tmp, &system_user()?)?;
         }
         let mut cmd = self.command("initdb");
-        cmd.arg("-D").arg(&self.cluster).args(["-U", SUPERUSER, "--auth=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync"]).arg(format!("--pwfile={}", pw_tmp.display()));
+        cmd.arg("-D")
+            .arg(&self.cluster)
+            .args(["-U", SUPERUSER, "--auth=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync"])
+            .arg(format!("--pwfile={}", pw_tmp.display()));
         let result = self.run(cmd, "initdb");
         let _ = std::fs::remove_file(&pw_tmp);
         result
@@ -227,7 +234,12 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).with_context(|| format!("write {}", path.display()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("write {}", path.display()))?;
     f.write_all(data)?;
     Ok(())
 }

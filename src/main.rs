@@ -91,7 +91,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = AppState::new(db, config).await?;
             let out = state.vault().init(None, threshold, shares).await?;
             let keys: Vec<&str> = out.shares.iter().map(|s| s.as_str()).collect();
-            println!("{}", serde_json::to_string_pretty(&json!({"vault_id": out.vault_id, "root_token": out.root_token.as_str(), "threshold": threshold, "keys": keys}))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &json!({"vault_id": out.vault_id, "root_token": out.root_token.as_str(), "threshold": threshold, "keys": keys})
+                )?
+            );
             eprintln!("Shown once. Give each key share to a different officer; any {threshold} unseal the vault.");
         }
         Cmd::Migrate => {
@@ -151,7 +156,8 @@ async fn demo_serve(config: Config, listen: SocketAddr, data_dir: &Path) -> anyh
         localpg::write_private_file(&creds_path, serde_json::to_string_pretty(&doc)?.as_bytes())?;
         shares
     } else {
-        let text = std::fs::read_to_string(&creds_path).with_context(|| format!("this demo database is initialized but {} is missing", creds_path.display()))?;
+        let text = std::fs::read_to_string(&creds_path)
+            .with_context(|| format!("this demo database is initialized but {} is missing", creds_path.display()))?;
         let doc: serde_json::Value = serde_json::from_str(&text)?;
         doc["shares"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default()
     };
@@ -170,7 +176,10 @@ async fn demo_serve(config: Config, listen: SocketAddr, data_dir: &Path) -> anyh
         eprintln!("    {}: {s}", i + 1);
     }
     eprintln!("  Data dir:     {}", data_dir.display());
-    eprintln!("  Try: curl -s -X POST http://{}/v2/UserCreate -H 'X-Bunker-Token: DEMO' -d '{{\"profile\":{{\"email\":\"ada@example.com\"}}}}'", listener.local_addr()?);
+    eprintln!(
+        "  Try: curl -s -X POST http://{}/v2/UserCreate -H 'X-Bunker-Token: DEMO' -d '{{\"profile\":{{\"email\":\"ada@example.com\"}}}}'",
+        listener.local_addr()?
+    );
     eprintln!("{bar}");
     app::serve(listener, state, app::shutdown_signal()).await?;
     Ok(())

@@ -80,9 +80,14 @@ impl Vault {
                 progress: progress.progress(),
                 nonce: progress.nonce().to_string(),
             },
-            State::Unsealed { meta, .. } => {
-                Status { initialized: true, sealed: false, t: meta.threshold as usize, n: meta.share_count as usize, progress: 0, nonce: String::new() }
-            }
+            State::Unsealed { meta, .. } => Status {
+                initialized: true,
+                sealed: false,
+                t: meta.threshold as usize,
+                n: meta.share_count as usize,
+                progress: 0,
+                nonce: String::new(),
+            },
         }
     }
 

@@ -108,7 +108,13 @@ async fn tenant_create(State(st): State<AppState>, claimed: Claimed, Body(req): 
         let ring = call.ring.clone();
         let id = call
             .tx
-            .create_tenant(&req.tenantname, req.tenantorg.trim(), req.email.as_deref(), |id| ring.wrap_tenant_key(id, 1, &Key::random()), &admin_hash)
+            .create_tenant(
+                &req.tenantname,
+                req.tenantorg.trim(),
+                req.email.as_deref(),
+                |id| ring.wrap_tenant_key(id, 1, &Key::random()),
+                &admin_hash,
+            )
             .await?;
         call.note("tenantid", id);
         Ok(fields([("tenantid", id.into()), ("xtoken", xtoken.as_str().into())]))

@@ -247,7 +247,9 @@ async fn user_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
         let user = find_user(&mut call, &req.mode, &req.identity).await?;
         let (version, profile) = match req.version {
             None => (user.version, open_profile(&call.keys, &user.token, user.version, user.key_version, &user.profile)?),
-            Some(v) if v == user.version as i64 => (user.version, open_profile(&call.keys, &user.token, user.version, user.key_version, &user.profile)?),
+            Some(v) if v == user.version as i64 => {
+                (user.version, open_profile(&call.keys, &user.token, user.version, user.key_version, &user.profile)?)
+            }
             Some(v) if v >= 1 && v < user.version as i64 => {
                 let old = call.tx.user_version(user.id, v as i32).await?.ok_or_else(|| Error::not_found("version"))?;
                 (old.version, open_profile(&call.keys, &user.token, old.version, old.key_version, &old.profile)?)
@@ -271,7 +273,12 @@ async fn user_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
 
 /// Read-modify-write of a profile under a row lock; `change` returns the new profile. A change
 /// that leaves the profile as it was stores no new version.
-async fn change_profile(call: &mut Call, mode: &str, identity: &str, change: impl FnOnce(&mut Value) -> Result<()>) -> Result<Map<String, Value>> {
+async fn change_profile(
+    call: &mut Call,
+    mode: &str,
+    identity: &str,
+    change: impl FnOnce(&mut Value) -> Result<()>,
+) -> Result<Map<String, Value>> {
     let found = find_user(call, mode, identity).await?;
     let user = call.tx.lock_user(found.id).await?.ok_or_else(|| Error::not_found("user record"))?;
     let current = open_profile(&call.keys, &user.token, user.version, user.key_version, &user.profile)?;

@@ -125,7 +125,8 @@ pub async fn verify(db: &Db) -> Result<VerifyReport> {
 
 async fn verify_tenant(tx: &mut TenantTx) -> Result<(u64, Option<Broken>)> {
     let tenant_id = tx.tenant_id();
-    let bad = |seq: i64, uuid: Option<&str>, reason: &str| Broken { tenant_id, seq, uuid: uuid.map(str::to_string), reason: reason.to_string() };
+    let bad =
+        |seq: i64, uuid: Option<&str>, reason: &str| Broken { tenant_id, seq, uuid: uuid.map(str::to_string), reason: reason.to_string() };
     let (mut last_seq, mut last_hash, mut count) = (0i64, GENESIS.to_vec(), 0u64);
     loop {
         let page = tx.audit_page(last_seq, 1000).await?;
@@ -149,8 +150,9 @@ async fn verify_tenant(tx: &mut TenantTx) -> Result<(u64, Option<Broken>)> {
     }
     match tx.audit_head().await? {
         Some((seq, hash)) if seq == last_seq && hash == last_hash => Ok((count, None)),
-        Some((seq, _)) if seq > last_seq => Ok((count, Some(bad(last_seq + 1, None, &format!("events #{}..#{} missing at the end of the chain", last_seq + 1, seq)))))
-        ,
+        Some((seq, _)) if seq > last_seq => {
+            Ok((count, Some(bad(last_seq + 1, None, &format!("events #{}..#{} missing at the end of the chain", last_seq + 1, seq)))))
+        }
         Some(_) => Ok((count, Some(bad(last_seq, None, "chain head does not match the last event")))),
         None if last_seq == 0 => Ok((count, None)),
         None => Ok((count, Some(bad(0, None, "chain head missing")))),

@@ -87,10 +87,7 @@ pub fn open(key: &Key, aad: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, Cr
     }
     let cipher = Aes256Gcm::new_from_slice(key.expose()).map_err(|_| CryptoError)?;
     let (nonce, ct) = blob.split_at(NONCE_LEN);
-    cipher
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
-        .map(Zeroizing::new)
-        .map_err(|_| CryptoError)
+    cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad }).map(Zeroizing::new).map_err(|_| CryptoError)
 }
 
 #[cfg(test)]

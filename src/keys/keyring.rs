@@ -54,12 +54,7 @@ impl TenantKeys {
     }
 
     fn record_aad(&self, table: &str, row: &str, version: i32) -> Vec<u8> {
-        aad(&[
-            self.tenant_id.to_string().as_bytes(),
-            table.as_bytes(),
-            row.as_bytes(),
-            version.to_string().as_bytes(),
-        ])
+        aad(&[self.tenant_id.to_string().as_bytes(), table.as_bytes(), row.as_bytes(), version.to_string().as_bytes()])
     }
 
     /// Encrypts a record for `table`/`row` under the current data key; returns (key version, blob).

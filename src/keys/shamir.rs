@@ -51,10 +51,7 @@ impl Share {
 
 impl fmt::Debug for Share {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Share")
-            .field("id", &self.id)
-            .field("value", &"<redacted>")
-            .finish()
+        f.debug_struct("Share").field("id", &self.id).field("value", &"<redacted>").finish()
     }
 }
 
@@ -99,16 +96,10 @@ pub fn split(secret: &[u8; 32], threshold: usize, count: usize) -> Result<Vec<Sh
         return Err(ShamirError::InvalidParameters { threshold, count });
     }
     // vsss-rs encodes each share as [id, value...].
-    let raw = Zeroizing::new(
-        Gf256::split_array(threshold, count, secret, OsRng010)
-            .map_err(|e| ShamirError::Backend(e.to_string()))?,
-    );
+    let raw = Zeroizing::new(Gf256::split_array(threshold, count, secret, OsRng010).map_err(|e| ShamirError::Backend(e.to_string()))?);
     raw.iter()
         .map(|s| match s.split_first() {
-            Some((&id, value)) if id != 0 && value.len() == SECRET_LEN => Ok(Share {
-                id,
-                value: value.to_vec(),
-            }),
+            Some((&id, value)) if id != 0 && value.len() == SECRET_LEN => Ok(Share { id, value: value.to_vec() }),
             _ => Err(ShamirError::Backend("malformed share from backend".into())),
         })
         .collect()
@@ -132,19 +123,10 @@ pub fn combine(shares: &[Share]) -> Result<Zeroizing<[u8; 32]>, ShamirError> {
         }
     }
     // Unique non-zero u8 ids also bound the count to 255.
-    let raw: Zeroizing<Vec<Vec<u8>>> = Zeroizing::new(
-        shares
-            .iter()
-            .map(|s| [&[s.id][..], &s.value].concat())
-            .collect(),
-    );
-    let secret = Zeroizing::new(
-        Gf256::combine_array(&*raw).map_err(|e| ShamirError::Backend(e.to_string()))?,
-    );
+    let raw: Zeroizing<Vec<Vec<u8>>> = Zeroizing::new(shares.iter().map(|s| [&[s.id][..], &s.value].concat()).collect());
+    let secret = Zeroizing::new(Gf256::combine_array(&*raw).map_err(|e| ShamirError::Backend(e.to_string()))?);
     if secret.len() != SECRET_LEN {
-        return Err(ShamirError::Backend(
-            "combined secret has wrong length".into(),
-        ));
+        return Err(ShamirError::Backend("combined secret has wrong length".into()));
     }
     let mut out = Zeroizing::new([0u8; 32]);
     out.copy_from_slice(&secret);
@@ -166,10 +148,7 @@ mod tests {
         let secret = random_secret();
         let shares = split(&secret, THRESHOLD, SHARES).unwrap();
         assert_eq!(shares.len(), 3);
-        assert_eq!(
-            shares.iter().map(Share::id).collect::<Vec<_>>(),
-            vec![1, 2, 3]
-        );
+        assert_eq!(shares.iter().map(Share::id).collect::<Vec<_>>(), vec![1, 2, 3]);
         for (a, b) in [(0, 1), (0, 2), (1, 2), (2, 0), (1, 0)] {
             let pair = [shares[a].clone(), shares[b].clone()];
             assert_eq!(*combine(&pair).unwrap(), secret, "pair {a},{b}");
@@ -180,14 +159,8 @@ mod tests {
     #[test]
     fn single_share_fails() {
         let shares = split(&random_secret(), 2, 3).unwrap();
-        assert!(matches!(
-            combine(&shares[..1]),
-            Err(ShamirError::NotEnoughShares { got: 1 })
-        ));
-        assert!(matches!(
-            combine(&[]),
-            Err(ShamirError::NotEnoughShares { got: 0 })
-        ));
+        assert!(matches!(combine(&shares[..1]), Err(ShamirError::NotEnoughShares { got: 1 })));
+        assert!(matches!(combine(&[]), Err(ShamirError::NotEnoughShares { got: 0 })));
     }
 
     #[test]
@@ -237,20 +210,14 @@ mod tests {
         let dup = [shares[0].clone(), shares[0].clone()];
         assert!(matches!(combine(&dup), Err(ShamirError::DuplicateShare(1))));
         let forged = [shares[1].clone(), Share::from_parts(2, vec![7; 32])];
-        assert!(matches!(
-            combine(&forged),
-            Err(ShamirError::DuplicateShare(2))
-        ));
+        assert!(matches!(combine(&forged), Err(ShamirError::DuplicateShare(2))));
     }
 
     #[test]
     fn invalid_inputs_rejected() {
         let s = random_secret();
         for (t, n) in [(1, 3), (0, 3), (4, 3), (2, 256)] {
-            assert!(matches!(
-                split(&s, t, n),
-                Err(ShamirError::InvalidParameters { .. })
-            ));
+            assert!(matches!(split(&s, t, n), Err(ShamirError::InvalidParameters { .. })));
         }
         let shares = split(&s, 2, 3).unwrap();
         let zero_id = [shares[0].clone(), Share::from_parts(0, vec![1; 32])];

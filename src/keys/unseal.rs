@@ -68,12 +68,7 @@ pub struct UnsealProgress {
 
 impl UnsealProgress {
     pub fn new(vault_id: &str, threshold: usize) -> UnsealProgress {
-        UnsealProgress {
-            fingerprint: vault_fingerprint(vault_id),
-            threshold,
-            shares: Vec::new(),
-            nonce: uuid::Uuid::new_v4().to_string(),
-        }
+        UnsealProgress { fingerprint: vault_fingerprint(vault_id), threshold, shares: Vec::new(), nonce: uuid::Uuid::new_v4().to_string() }
     }
 
     pub fn progress(&self) -> usize {

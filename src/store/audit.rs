@@ -89,7 +89,8 @@ impl TenantTx {
     pub async fn audit_for_user(&mut self, token: &str, offset: i64, limit: i64) -> Result<(i64, Vec<AuditRow>)> {
         let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE user_token = $1 ORDER BY seq DESC OFFSET $2 LIMIT $3");
         let rows = sqlx::query(&sql).bind(token).bind(offset).bind(limit).fetch_all(self.conn()).await?;
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE user_token = $1").bind(token).fetch_one(self.conn()).await?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE user_token = $1").bind(token).fetch_one(self.conn()).await?;
         Ok((total, rows.iter().map(from_row).collect()))
     }
 

@@ -18,12 +18,7 @@ impl Db {
         let row = sqlx::query("SELECT vault_id, threshold, share_count, mk_by_uk FROM vault_meta WHERE id = 1")
             .fetch_optional(self.pool())
             .await?;
-        Ok(row.map(|r| VaultMeta {
-            vault_id: r.get(0),
-            threshold: r.get(1),
-            share_count: r.get(2),
-            mk_by_uk: r.get(3),
-        }))
+        Ok(row.map(|r| VaultMeta { vault_id: r.get(0), threshold: r.get(1), share_count: r.get(2), mk_by_uk: r.get(3) }))
     }
 
     /// Stores the vault identity together with the default tenant's first data key and the root

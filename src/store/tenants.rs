@@ -16,7 +16,13 @@ pub struct Tenant {
 const NAME_TAKEN: &[(&str, &str)] = &[("tenants_name_key", "tenant name already exists")];
 
 /// Writes a new tenant's first data key and its first credential (already in the tenant's scope).
-pub(super) async fn insert_tenant_secrets(conn: &mut PgConnection, tenant_id: i64, dek_wrapped: &[u8], cred_hash: &[u8], kind: &str) -> Result<(), sqlx::Error> {
+pub(super) async fn insert_tenant_secrets(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    dek_wrapped: &[u8],
+    cred_hash: &[u8],
+    kind: &str,
+) -> Result<(), sqlx::Error> {
     let now = now_secs();
     sqlx::query("INSERT INTO tenant_keys (tenant_id, version, wrapped, created_at) VALUES ($1, 1, $2, $3)")
         .bind(tenant_id)
@@ -64,14 +70,15 @@ impl TenantTx {
     ) -> Result<i64> {
         sqlx::query("RESET ROLE").execute(self.conn()).await?;
         let now = now_secs();
-        let id: i64 = sqlx::query_scalar("INSERT INTO tenants (name, org, email, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id")
-            .bind(name)
-            .bind(org)
-            .bind(email)
-            .bind(now)
-            .fetch_one(self.conn())
-            .await
-            .map_err(|e| on_constraint(e, NAME_TAKEN))?;
+        let id: i64 =
+            sqlx::query_scalar("INSERT INTO tenants (name, org, email, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id")
+                .bind(name)
+                .bind(org)
+                .bind(email)
+                .bind(now)
+                .fetch_one(self.conn())
+                .await
+                .map_err(|e| on_constraint(e, NAME_TAKEN))?;
         super::enter_tenant(&mut self.tx, id).await?;
         insert_tenant_secrets(self.conn(), id, &wrap_dek(id), admin_hash, "tenant-admin").await?;
         self.reenter_scope().await?;

@@ -107,7 +107,8 @@ impl TenantTx {
             return Ok(());
         }
         let mut done: std::collections::HashSet<(String, Vec<u8>)> = inserted.into_iter().collect();
-        let taken = modes.iter().zip(hashes).find(|(m, h)| !done.remove(&(m.to_string(), h.to_vec()))).map(|(m, _)| *m).unwrap_or("identity");
+        let taken =
+            modes.iter().zip(hashes).find(|(m, h)| !done.remove(&(m.to_string(), h.to_vec()))).map(|(m, _)| *m).unwrap_or("identity");
         Err(Error::Conflict(format!("duplicate {taken}: another user already has it")))
     }
 
@@ -136,7 +137,14 @@ impl TenantTx {
     /// Moves the current profile into the version history (the ciphertext moves as is: its
     /// associated data names token and version, not the table) and stores the new one as
     /// `old.version + 1`, replacing the user's blind indexes.
-    pub async fn replace_profile(&mut self, old: &UserRow, key_version: i32, profile: &[u8], digest: &str, indexes: &[(IndexMode, [u8; 32])]) -> Result<i32> {
+    pub async fn replace_profile(
+        &mut self,
+        old: &UserRow,
+        key_version: i32,
+        profile: &[u8],
+        digest: &str,
+        indexes: &[(IndexMode, [u8; 32])],
+    ) -> Result<i32> {
         let tenant = self.tenant_id();
         let now = now_secs();
         sqlx::query("INSERT INTO user_versions (tenant_id, user_id, version, key_version, profile, digest, optime) VALUES ($1, $2, $3, $4, $5, $6, $7)")
@@ -168,11 +176,12 @@ impl TenantTx {
     }
 
     pub async fn user_version(&mut self, user_id: i64, version: i32) -> Result<Option<VersionRow>> {
-        let row = sqlx::query("SELECT version, key_version, profile, digest, optime FROM user_versions WHERE user_id = $1 AND version = $2")
-            .bind(user_id)
-            .bind(version)
-            .fetch_optional(self.conn())
-            .await?;
+        let row =
+            sqlx::query("SELECT version, key_version, profile, digest, optime FROM user_versions WHERE user_id = $1 AND version = $2")
+                .bind(user_id)
+                .bind(version)
+                .fetch_optional(self.conn())
+                .await?;
         Ok(row.map(|r| VersionRow { version: r.get(0), key_version: r.get(1), profile: r.get(2), digest: r.get(3), optime: r.get(4) }))
     }
 

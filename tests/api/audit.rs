@@ -32,7 +32,9 @@ async fn every_call_writes_exactly_one_event_including_failures_and_denials() {
 async fn a_users_events_list_newest_first_and_open_with_their_details() {
     let app = TestApp::spawn().await;
     let token = app.create_user(&app.root_token.clone(), None, json!({"email": "ev@example.com", "name": "Ev"})).await;
-    app.root("UserGet", json!({"mode": "email", "identity": "ev@example.com", "request_metadata": {"purpose": "support-ticket-7"}})).await.ok();
+    app.root("UserGet", json!({"mode": "email", "identity": "ev@example.com", "request_metadata": {"purpose": "support-ticket-7"}}))
+        .await
+        .ok();
     app.root("UserUpdate", json!({"mode": "token", "identity": token, "profile": {"name": "Eve"}})).await.ok();
 
     let list = app.root("AuditListUserEvents", json!({"mode": "token", "identity": token, "offset": 0, "limit": 10})).await;
@@ -111,7 +113,10 @@ async fn verify_finds_a_deleted_event_in_the_middle_and_at_the_end() {
     assert!(report.broken[0].reason.contains("missing"));
 
     let (app, mut su) = busy_app().await;
-    sqlx::query("DELETE FROM audit_events WHERE tenant_id = 1 AND seq = (SELECT max(seq) FROM audit_events WHERE tenant_id = 1)").execute(&mut su).await.unwrap();
+    sqlx::query("DELETE FROM audit_events WHERE tenant_id = 1 AND seq = (SELECT max(seq) FROM audit_events WHERE tenant_id = 1)")
+        .execute(&mut su)
+        .await
+        .unwrap();
     let report = verify(&app).await;
     assert_eq!(report.broken.len(), 1);
     assert!(report.broken[0].reason.contains("missing at the end"), "{}", report.broken[0]);
@@ -149,7 +154,8 @@ async fn the_audit_verify_command_exits_non_zero_and_names_the_bad_event() {
     let ok = run();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(String::from_utf8_lossy(&ok.stdout).contains("intact"));
-    let uuid: String = sqlx::query_scalar("SELECT uuid FROM audit_events WHERE tenant_id = 1 AND seq = 3").fetch_one(&mut su).await.unwrap();
+    let uuid: String =
+        sqlx::query_scalar("SELECT uuid FROM audit_events WHERE tenant_id = 1 AND seq = 3").fetch_one(&mut su).await.unwrap();
     sqlx::query("UPDATE audit_events SET outcome = 'error:404' WHERE tenant_id = 1 AND seq = 3").execute(&mut su).await.unwrap();
     let bad = run();
     assert_eq!(bad.status.code(), Some(1));

@@ -192,7 +192,13 @@ impl TestApp {
     }
 
     pub async fn post_sys(&self, what: &str, body: Value) -> Reply {
-        self.raw(reqwest::Method::POST, &format!("/v1/sys/{what}"), &[("x-bunker-token", &self.root_token)], serde_json::to_vec(&body).unwrap()).await
+        self.raw(
+            reqwest::Method::POST,
+            &format!("/v1/sys/{what}"),
+            &[("x-bunker-token", &self.root_token)],
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await
     }
 
     pub async fn get_sys(&self, what: &str) -> Reply {

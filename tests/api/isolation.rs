@@ -15,7 +15,11 @@ async fn two_tenants() -> (TestApp, String, String, String) {
     let (_, a) = app.create_tenant("alpha").await;
     let (_, b) = app.create_tenant("beta").await;
     let token = app
-        .create_user(&b, Some("beta"), json!({"login": B_PROFILE_LOGIN, "email": "bee@example.com", "phone": "+44 20 7946 0000", "custom": "B-42", "name": "Bee"}))
+        .create_user(
+            &b,
+            Some("beta"),
+            json!({"login": B_PROFILE_LOGIN, "email": "bee@example.com", "phone": "+44 20 7946 0000", "custom": "B-42", "name": "Bee"}),
+        )
         .await;
     (app, a, b, token)
 }
@@ -23,16 +27,31 @@ async fn two_tenants() -> (TestApp, String, String, String) {
 #[tokio::test]
 async fn a_tenant_cannot_read_update_delete_or_detect_another_tenants_user() {
     let (app, a, b, token) = two_tenants().await;
-    let identities = [("token", token.as_str()), ("login", B_PROFILE_LOGIN), ("email", "bee@example.com"), ("phone", "442079460000"), ("custom", "B-42")];
+    let identities = [
+        ("token", token.as_str()),
+        ("login", B_PROFILE_LOGIN),
+        ("email", "bee@example.com"),
+        ("phone", "442079460000"),
+        ("custom", "B-42"),
+    ];
     for (mode, identity) in identities {
         let lookup = json!({"mode": mode, "identity": identity});
         for ep in ["UserGet", "UserListVersions", "UserDelete", "AuditListUserEvents"] {
             let r = app.call(ep, Some(&a), Some("alpha"), lookup.clone()).await;
             assert_eq!(r.err(404), "user record not found", "{ep} by {mode}");
         }
-        let upd = app.call("UserUpdate", Some(&a), Some("alpha"), json!({"mode": mode, "identity": identity, "profile": {"name": "Mallory"}})).await;
+        let upd = app
+            .call("UserUpdate", Some(&a), Some("alpha"), json!({"mode": mode, "identity": identity, "profile": {"name": "Mallory"}}))
+            .await;
         upd.err(404);
-        let patch = app.call("UserPatch", Some(&a), Some("alpha"), json!({"mode": mode, "identity": identity, "patch": [{"op": "replace", "path": "/name", "value": "M"}]})).await;
+        let patch = app
+            .call(
+                "UserPatch",
+                Some(&a),
+                Some("alpha"),
+                json!({"mode": mode, "identity": identity, "patch": [{"op": "replace", "path": "/name", "value": "M"}]}),
+            )
+            .await;
         patch.err(404);
     }
     // The same identities are free in alpha: no cross-tenant uniqueness leak.
@@ -59,7 +78,11 @@ async fn in_sql_a_tenant_transaction_sees_and_writes_only_its_own_rows() {
     let beta: i64 = 3;
     let mut tx = app.db.tenant_tx(alpha).await.unwrap();
     for table in ["users", "user_index", "user_versions", "credentials", "tenant_keys", "audit_events", "audit_heads"] {
-        let foreign: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE tenant_id <> $1")).bind(alpha).fetch_one(tx.conn()).await.unwrap();
+        let foreign: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE tenant_id <> $1"))
+            .bind(alpha)
+            .fetch_one(tx.conn())
+            .await
+            .unwrap();
         assert_eq!(foreign, 0, "{table} shows another tenant's rows");
     }
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(tx.conn()).await.unwrap();
@@ -85,12 +108,14 @@ async fn a_pooled_connection_never_carries_a_tenant_into_the_next_use() {
     let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&app.db_url).await.unwrap();
     let db = strongroom::store::Db::from_pool(pool.clone());
     let mut tx = db.tenant_tx(1).await.unwrap();
-    let inside = sqlx::query("SELECT current_setting('strongroom.tenant_id') AS t, current_user::text AS u").fetch_one(tx.conn()).await.unwrap();
+    let inside =
+        sqlx::query("SELECT current_setting('strongroom.tenant_id') AS t, current_user::text AS u").fetch_one(tx.conn()).await.unwrap();
     assert_eq!(inside.get::<String, _>("t"), "1");
     assert_eq!(inside.get::<String, _>("u"), "strongroom_tenant");
     tx.commit().await.unwrap();
 
-    let after = sqlx::query("SELECT current_setting('strongroom.tenant_id', true) AS t, current_user::text AS u").fetch_one(&pool).await.unwrap();
+    let after =
+        sqlx::query("SELECT current_setting('strongroom.tenant_id', true) AS t, current_user::text AS u").fetch_one(&pool).await.unwrap();
     assert!(after.get::<Option<String>, _>("t").unwrap_or_default().is_empty(), "tenant setting leaked past commit");
     assert_ne!(after.get::<String, _>("u"), "strongroom_tenant", "role leaked past commit");
 

@@ -145,3 +145,35 @@ async fn a_second_instance_on_the_same_database_is_unsealed_on_its_own() {
     b.unseal(&a.shares[2]).await.ok();
     assert_eq!(b.root("UserGet", json!({"mode": "token", "identity": token})).await.ok()["profile"]["login"], "shared");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_init_and_migrate_commands_work_on_a_fresh_database_once() {
+    let url = fresh_database().await;
+    let run = |args: &'static [&'static str]| {
+        let url = url.clone();
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+                .args(args)
+                .env("DATABASE_URL", url)
+                .env("STRONGROOM_LOG", "error")
+                .output()
+                .unwrap()
+        }
+    };
+    let migrated = tokio::task::spawn_blocking(run(&["migrate"])).await.unwrap();
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    let first = tokio::task::spawn_blocking(run(&["init"])).await.unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let out: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(out["keys"].as_array().unwrap().len(), 3);
+    let second = tokio::task::spawn_blocking(run(&["init"])).await.unwrap();
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already initialized"));
+
+    // The shares it printed unseal a server on that database, and its root token works.
+    let mut app = TestApp::serve_on(url).await;
+    app.root_token = out["root_token"].as_str().unwrap().to_string();
+    app.unseal(out["keys"][1].as_str().unwrap()).await.ok();
+    assert_eq!(app.unseal(out["keys"][2].as_str().unwrap()).await.ok()["sealed"], false);
+    app.root("TenantListTenants", json!({})).await.ok();
+}

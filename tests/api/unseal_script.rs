@@ -10,7 +10,8 @@ use crate::helpers::*;
 
 fn run_script(args: &[&str], stdin: &str) -> (bool, String, String) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/unseal.sh");
-    let mut child = Command::new("bash").arg(script).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        Command::new("bash").arg(script).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
