@@ -60,12 +60,17 @@ CREATE TABLE credentials (
     CONSTRAINT credentials_token_hash_key UNIQUE (tenant_id, token_hash)
 );
 
+-- A user's profile (every version) is encrypted under a random per-user key, stored here
+-- wrapped by the tenant data key of version key_version. Deleting the row destroys the key:
+-- whatever else was encrypted under it (audit details) becomes unreadable. Rotating the data
+-- key re-wraps these small keys only.
 CREATE TABLE users (
     tenant_id   bigint  NOT NULL REFERENCES tenants (id),
     id          bigserial,
     token       text    NOT NULL,
     version     integer NOT NULL,
     key_version integer NOT NULL,
+    user_key    bytea   NOT NULL,
     profile     bytea   NOT NULL,
     digest      text    NOT NULL,
     created_at  bigint  NOT NULL,
@@ -79,7 +84,6 @@ CREATE TABLE user_versions (
     tenant_id   bigint  NOT NULL,
     user_id     bigint  NOT NULL,
     version     integer NOT NULL,
-    key_version integer NOT NULL,
     profile     bytea   NOT NULL,
     digest      text    NOT NULL,
     optime      bigint  NOT NULL,
@@ -99,7 +103,10 @@ CREATE TABLE user_index (
 );
 CREATE INDEX user_index_user ON user_index (tenant_id, user_id);
 
--- Audit trail, hash-chained per tenant. details is encrypted with the tenant's data key.
+-- Audit trail, hash-chained per tenant. details is encrypted under a random per-event key;
+-- event_key holds that key wrapped by the tenant data key (key_version) or, for an event about a
+-- user, by that user's key (key_version NULL), so forgetting the user erases the details. The
+-- chain covers details but not the wrapping, so keys can be re-wrapped without breaking it.
 CREATE TABLE audit_events (
     tenant_id   bigint  NOT NULL REFERENCES tenants (id),
     seq         bigint  NOT NULL,
@@ -109,7 +116,8 @@ CREATE TABLE audit_events (
     actor       text    NOT NULL,
     outcome     text    NOT NULL,
     created_at  bigint  NOT NULL,
-    key_version integer NOT NULL,
+    key_version integer,
+    event_key   bytea   NOT NULL,
     details     bytea   NOT NULL,
     prev_hash   bytea   NOT NULL,
     hash        bytea   NOT NULL,

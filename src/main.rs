@@ -42,6 +42,8 @@ enum Cmd {
     },
     /// Apply database migrations to DATABASE_URL.
     Migrate,
+    /// Benchmark: private PostgreSQL + server, vault vs raw-SQL baselines (see bench/README.md).
+    Bench(strongroom::bench::BenchArgs),
     /// Audit trail tools.
     Audit {
         #[command(subcommand)]
@@ -99,6 +101,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             eprintln!("Shown once. Give each key share to a different officer; any {threshold} unseal the vault.");
         }
+        Cmd::Bench(args) => strongroom::bench::run(args).await?,
         Cmd::Migrate => {
             connect(&config).await?;
             eprintln!("migrations applied");

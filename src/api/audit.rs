@@ -55,7 +55,7 @@ async fn list_user_events(State(st): State<AppState>, claimed: Claimed, Body(req
     let mut call = Call::open(&st, &claimed, "AuditListUserEvents", req.request_metadata).await?;
     let result = async {
         let (offset, limit) = page(req.offset, req.limit)?;
-        let user = super::users::find_user(&mut call, &req.mode, &req.identity).await?;
+        let (user, _) = super::users::find_user(&mut call, &req.mode, &req.identity).await?;
         let (total, events) = call.tx.audit_for_user(&user.token, offset, limit).await?;
         let rows: Vec<Value> = events
             .iter()
@@ -76,7 +76,16 @@ async fn get_event(State(st): State<AppState>, claimed: Claimed, Body(req): Body
         }
         call.note("auditeventuuid", id);
         let event = call.tx.audit_by_uuid(id).await?.ok_or_else(|| Error::not_found("audit event"))?;
-        let details = crate::audit::details(&call.keys, &event)?;
+        // Details about a user open with that user's key; a forgotten user's are gone for good.
+        let user_key = match &event.user_token {
+            Some(t) if event.key_version.is_none() => match call.tx.user_by_token(t).await? {
+                Some(u) => Some(super::users::user_key(&call.keys, &u)?),
+                None => None,
+            },
+            _ => None,
+        };
+        let details = crate::audit::details(&call.keys, &event, user_key.as_deref())?;
+        let erased = details.is_none();
         Ok(fields([
             ("auditeventuuid", event.uuid.clone().into()),
             ("eventtype", event.event_type.clone().into()),
@@ -84,7 +93,8 @@ async fn get_event(State(st): State<AppState>, claimed: Claimed, Body(req): Body
             ("outcome", event.outcome.clone().into()),
             ("actor", event.actor.clone().into()),
             ("token", event.user_token.clone().into()),
-            ("details", details),
+            ("details", details.unwrap_or(Value::Null)),
+            ("erased", erased.into()),
         ]))
     }
     .await;

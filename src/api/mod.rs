@@ -75,9 +75,11 @@ impl Call {
         self.audit.details.insert(key.to_string(), value.into());
     }
 
-    /// Records the user this call acted on.
-    pub fn note_user(&mut self, token: &str) {
+    /// Records the user this call acted on; the event's details are then wrapped by that user's
+    /// key, so they die with the user.
+    pub fn note_user(&mut self, token: &str, key: Arc<crate::keys::envelope::Key>) {
         self.audit.user_token = Some(token.to_string());
+        self.audit.user_key = Some(key);
     }
 
     /// Audits and commits on success; on failure rolls back, audits the failure on its own, and

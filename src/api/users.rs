@@ -1,5 +1,7 @@
 //! UserCreate, UserGet, UserUpdate, UserPatch, UserDelete, UserCreateBulk, UserListVersions.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -12,6 +14,7 @@ use crate::app::AppState;
 use crate::auth::Claimed;
 use crate::error::{Error, Result};
 use crate::keys::blind::IndexMode;
+use crate::keys::envelope::Key;
 use crate::keys::keyring::TenantKeys;
 use crate::store::users::{NewUser, UserRow};
 
@@ -165,20 +168,25 @@ fn row_id(token: &str, version: i32) -> String {
     format!("{token}/{version}")
 }
 
-/// Encrypts a profile for `token` at `version`: (key version, ciphertext, digest).
-fn seal_profile(keys: &TenantKeys, token: &str, version: i32, profile: &Value) -> Result<(i32, Vec<u8>, String)> {
+/// Encrypts a profile for `token` at `version` under the user's key: (ciphertext, digest).
+fn seal_profile(keys: &TenantKeys, user_key: &Key, token: &str, version: i32, profile: &Value) -> Result<(Vec<u8>, String)> {
     let plain = zeroize::Zeroizing::new(serde_json::to_vec(profile)?);
-    let (kv, blob) = keys.encrypt(PROFILES, &row_id(token, version), &plain);
-    Ok((kv, blob, keys.digest_hex(&plain)))
+    Ok((keys.seal_with(user_key, PROFILES, &row_id(token, version), &plain), keys.digest_hex(&plain)))
 }
 
-pub fn open_profile(keys: &TenantKeys, token: &str, version: i32, key_version: i32, blob: &[u8]) -> Result<Value> {
-    let plain = keys.decrypt(PROFILES, &row_id(token, version), key_version, blob)?;
+pub fn open_profile(keys: &TenantKeys, user_key: &Key, token: &str, version: i32, blob: &[u8]) -> Result<Value> {
+    let plain = keys.open_with(user_key, PROFILES, &row_id(token, version), blob)?;
     Ok(serde_json::from_slice(&plain)?)
 }
 
+/// Unwraps a stored user's key.
+pub fn user_key(keys: &TenantKeys, user: &UserRow) -> Result<Arc<Key>> {
+    Ok(Arc::new(keys.unwrap_user_key(&user.token, user.key_version, &user.user_key)?))
+}
+
 /// Finds the user named by `mode`/`identity` in the call's tenant, or 404.
-pub async fn find_user(call: &mut Call, mode: &str, identity: &str) -> Result<UserRow> {
+/// Returns the row and the user's unwrapped key; the call's audit event is bound to the user.
+pub async fn find_user(call: &mut Call, mode: &str, identity: &str) -> Result<(UserRow, Arc<Key>)> {
     let mode = Mode::parse(mode)?;
     if identity.trim().is_empty() {
         return Err(Error::bad("identity must not be empty"));
@@ -193,24 +201,27 @@ pub async fn find_user(call: &mut Call, mode: &str, identity: &str) -> Result<Us
         }
     };
     let user = found.ok_or_else(|| Error::not_found("user record"))?;
-    call.note_user(&user.token);
-    Ok(user)
+    let key = user_key(&call.keys, &user)?;
+    call.note_user(&user.token, key.clone());
+    Ok((user, key))
 }
 
-fn new_user(keys: &TenantKeys, profile: &Value) -> Result<NewUser> {
+fn new_user(keys: &TenantKeys, profile: &Value) -> Result<(NewUser, Key)> {
     let indexes = profile_indexes(keys, profile)?;
     let token = uuid::Uuid::new_v4().to_string();
-    let (key_version, blob, digest) = seal_profile(keys, &token, 1, profile)?;
-    Ok(NewUser { token, key_version, profile: blob, digest, indexes })
+    let key = Key::random();
+    let (key_version, wrapped) = keys.wrap_user_key(&token, &key);
+    let (blob, digest) = seal_profile(keys, &key, &token, 1, profile)?;
+    Ok((NewUser { token, key_version, user_key: wrapped, profile: blob, digest, indexes }, key))
 }
 
 async fn user_create(State(st): State<AppState>, claimed: Claimed, Body(req): Body<CreateReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "UserCreate", req.request_metadata).await?;
     let result = async {
         req.later.refuse()?;
-        let user = new_user(&call.keys, &req.profile)?;
+        let (user, key) = new_user(&call.keys, &req.profile)?;
         call.tx.insert_users(std::slice::from_ref(&user)).await?;
-        call.note_user(&user.token);
+        call.note_user(&user.token, Arc::new(key));
         Ok(fields([("token", user.token.into())]))
     }
     .await;
@@ -227,10 +238,11 @@ async fn user_create_bulk(State(st): State<AppState>, claimed: Claimed, Body(req
         let mut users = Vec::with_capacity(req.records.len());
         for (i, r) in req.records.iter().enumerate() {
             r.later.refuse()?;
-            users.push(new_user(&call.keys, &r.profile).map_err(|e| match e {
+            let (user, _key) = new_user(&call.keys, &r.profile).map_err(|e| match e {
                 Error::BadRequest(m) => Error::bad(format!("records[{i}]: {m}")),
                 other => other,
-            })?);
+            })?;
+            users.push(user);
         }
         call.tx.insert_users(&users).await?;
         call.note("count", users.len());
@@ -244,15 +256,13 @@ async fn user_create_bulk(State(st): State<AppState>, claimed: Claimed, Body(req
 async fn user_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<LookupReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "UserGet", req.request_metadata).await?;
     let result = async {
-        let user = find_user(&mut call, &req.mode, &req.identity).await?;
+        let (user, key) = find_user(&mut call, &req.mode, &req.identity).await?;
         let (version, profile) = match req.version {
-            None => (user.version, open_profile(&call.keys, &user.token, user.version, user.key_version, &user.profile)?),
-            Some(v) if v == user.version as i64 => {
-                (user.version, open_profile(&call.keys, &user.token, user.version, user.key_version, &user.profile)?)
-            }
+            None => (user.version, open_profile(&call.keys, &key, &user.token, user.version, &user.profile)?),
+            Some(v) if v == user.version as i64 => (user.version, open_profile(&call.keys, &key, &user.token, user.version, &user.profile)?),
             Some(v) if v >= 1 && v < user.version as i64 => {
                 let old = call.tx.user_version(user.id, v as i32).await?.ok_or_else(|| Error::not_found("version"))?;
-                (old.version, open_profile(&call.keys, &user.token, old.version, old.key_version, &old.profile)?)
+                (old.version, open_profile(&call.keys, &key, &user.token, old.version, &old.profile)?)
             }
             Some(_) => return Err(Error::not_found("version")),
         };
@@ -279,9 +289,9 @@ async fn change_profile(
     identity: &str,
     change: impl FnOnce(&mut Value) -> Result<()>,
 ) -> Result<Map<String, Value>> {
-    let found = find_user(call, mode, identity).await?;
+    let (found, key) = find_user(call, mode, identity).await?;
     let user = call.tx.lock_user(found.id).await?.ok_or_else(|| Error::not_found("user record"))?;
-    let current = open_profile(&call.keys, &user.token, user.version, user.key_version, &user.profile)?;
+    let current = open_profile(&call.keys, &key, &user.token, user.version, &user.profile)?;
     let mut next = current.clone();
     change(&mut next)?;
     if next == current {
@@ -289,8 +299,8 @@ async fn change_profile(
         return Ok(Map::new());
     }
     let indexes = profile_indexes(&call.keys, &next)?;
-    let (kv, blob, digest) = seal_profile(&call.keys, &user.token, user.version + 1, &next)?;
-    let version = call.tx.replace_profile(&user, kv, &blob, &digest, &indexes).await?;
+    let (blob, digest) = seal_profile(&call.keys, &key, &user.token, user.version + 1, &next)?;
+    let version = call.tx.replace_profile(&user, &blob, &digest, &indexes).await?;
     call.note("version", version);
     Ok(Map::new())
 }
@@ -330,7 +340,7 @@ async fn user_patch(State(st): State<AppState>, claimed: Claimed, Body(req): Bod
 async fn user_delete(State(st): State<AppState>, claimed: Claimed, Body(req): Body<LookupReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "UserDelete", req.request_metadata).await?;
     let result = async {
-        let user = find_user(&mut call, &req.mode, &req.identity).await?;
+        let (user, _) = find_user(&mut call, &req.mode, &req.identity).await?;
         if !call.tx.delete_user(user.id).await? {
             return Err(Error::not_found("user record"));
         }
@@ -343,7 +353,7 @@ async fn user_delete(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
 async fn user_list_versions(State(st): State<AppState>, claimed: Claimed, Body(req): Body<LookupReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "UserListVersions", req.request_metadata).await?;
     let result = async {
-        let user = find_user(&mut call, &req.mode, &req.identity).await?;
+        let (user, _) = find_user(&mut call, &req.mode, &req.identity).await?;
         let mut versions: Vec<Value> =
             call.tx.user_versions(user.id).await?.into_iter().map(|(v, t, d)| json!({"version": v, "optime": t, "md5": d})).collect();
         versions.push(json!({"version": user.version, "optime": user.updated_at, "md5": user.digest}));

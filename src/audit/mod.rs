@@ -1,23 +1,31 @@
 //! The audit trail. Invariants: every API call appends one event in the same transaction as its
-//! change; personal data inside an event is encrypted with the tenant's data key; events form a
-//! SHA-256 hash chain per tenant whose head is stored, so an edited, inserted or deleted event
-//! (including the last one) is found by [`verify`].
+//! change; personal data inside an event is encrypted under a per-event key, itself wrapped by
+//! the user's key (events about a user: forgetting the user erases them) or the tenant data key;
+//! events form a SHA-256 hash chain per tenant whose head is stored, so an edited, inserted or
+//! deleted event (including the last one) is found by [`verify`]. The chain covers the encrypted
+//! details but not the key wrapping, so keys can be rotated without breaking it.
+
+use std::sync::Arc;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
+use crate::keys::envelope::Key;
 use crate::keys::keyring::TenantKeys;
 use crate::store::audit::AuditRow;
 use crate::store::{now_secs, Db, TenantTx};
 
 pub const GENESIS: [u8; 32] = [0u8; 32];
 const TABLE: &str = "audit_events";
+const KEY_TABLE: &str = "audit-key";
 
 /// What a call records about itself. `details` is encrypted before storage.
 #[derive(Debug, Default, Clone)]
 pub struct Draft {
     pub user_token: Option<String>,
+    /// The user's key, when the event is about a user: it wraps the event key.
+    pub user_key: Option<Arc<Key>>,
     pub details: serde_json::Map<String, Value>,
 }
 
@@ -41,7 +49,6 @@ pub fn chain_hash(tenant_id: i64, e: &AuditRow) -> [u8; 32] {
     put(e.actor.as_bytes());
     put(e.outcome.as_bytes());
     put(&e.created_at.to_be_bytes());
-    put(&e.key_version.to_be_bytes());
     put(&e.details);
     put(&e.prev_hash);
     h.finalize().into()
@@ -51,7 +58,15 @@ pub fn chain_hash(tenant_id: i64, e: &AuditRow) -> [u8; 32] {
 pub async fn append(tx: &mut TenantTx, keys: &TenantKeys, event_type: &str, actor: &str, outcome: &str, draft: Draft) -> Result<String> {
     let uuid = uuid::Uuid::new_v4().to_string();
     let plaintext = serde_json::to_vec(&Value::Object(draft.details))?;
-    let (key_version, details) = keys.encrypt(TABLE, &uuid, &plaintext);
+    let event_key = Key::random();
+    let details = keys.seal_with(&event_key, TABLE, &uuid, &plaintext);
+    let (key_version, wrapped) = match &draft.user_key {
+        Some(uk) => (None, keys.seal_with(uk, KEY_TABLE, &uuid, event_key.expose())),
+        None => {
+            let (v, w) = keys.encrypt(KEY_TABLE, &uuid, event_key.expose());
+            (Some(v), w)
+        }
+    };
     let (seq, prev_hash) = tx.lock_audit_head().await?;
     let mut row = AuditRow {
         seq: seq + 1,
@@ -62,6 +77,7 @@ pub async fn append(tx: &mut TenantTx, keys: &TenantKeys, event_type: &str, acto
         outcome: outcome.to_string(),
         created_at: now_secs(),
         key_version,
+        event_key: wrapped,
         details,
         prev_hash,
         hash: Vec::new(),
@@ -71,10 +87,17 @@ pub async fn append(tx: &mut TenantTx, keys: &TenantKeys, event_type: &str, acto
     Ok(uuid)
 }
 
-/// Decrypts an event's details.
-pub fn details(keys: &TenantKeys, row: &AuditRow) -> Result<Value> {
-    let pt = keys.decrypt(TABLE, &row.uuid, row.key_version, &row.details)?;
-    Ok(serde_json::from_slice(&pt)?)
+/// Decrypts an event's details. `user_key` is the key of the event's user, if that user still
+/// exists; `None` comes back for an event whose user was forgotten.
+pub fn details(keys: &TenantKeys, row: &AuditRow, user_key: Option<&Key>) -> Result<Option<Value>> {
+    let event_key = match (row.key_version, user_key) {
+        (Some(v), _) => keys.decrypt(KEY_TABLE, &row.uuid, v, &row.event_key)?,
+        (None, Some(uk)) => keys.open_with(uk, KEY_TABLE, &row.uuid, &row.event_key)?,
+        (None, None) => return Ok(None),
+    };
+    let event_key = Key::from_slice(&event_key)?;
+    let pt = keys.open_with(&event_key, TABLE, &row.uuid, &row.details)?;
+    Ok(Some(serde_json::from_slice(&pt)?))
 }
 
 /// RFC 3339 UTC timestamp of an event.

@@ -68,6 +68,29 @@ impl TenantKeys {
         envelope::open(key, &self.record_aad(table, row, version), blob)
     }
 
+    /// Wraps a per-user key under the current data key; returns (data-key version, blob).
+    pub fn wrap_user_key(&self, token: &str, user_key: &Key) -> (i32, Vec<u8>) {
+        self.encrypt("user-key", token, user_key.expose())
+    }
+
+    pub fn unwrap_user_key(&self, token: &str, version: i32, blob: &[u8]) -> Result<Key, CryptoError> {
+        Key::from_slice(&self.decrypt("user-key", token, version, blob)?)
+    }
+
+    fn keyed_aad(&self, table: &str, row: &str) -> Vec<u8> {
+        aad(&[self.tenant_id.to_string().as_bytes(), table.as_bytes(), row.as_bytes()])
+    }
+
+    /// Encrypts under a record-level key (a user's or an event's), bound to this tenant,
+    /// `table` and `row`.
+    pub fn seal_with(&self, key: &Key, table: &str, row: &str, plaintext: &[u8]) -> Vec<u8> {
+        envelope::seal(key, &self.keyed_aad(table, row), plaintext)
+    }
+
+    pub fn open_with(&self, key: &Key, table: &str, row: &str, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        envelope::open(key, &self.keyed_aad(table, row), blob)
+    }
+
     /// Blind index for a lookup identity, `None` when the value normalizes to nothing.
     pub fn index(&self, mode: IndexMode, value: &str) -> Option<[u8; 32]> {
         blind::index(&self.index, mode, value)
@@ -167,6 +190,22 @@ mod tests {
         assert!(t2.decrypt("users", "tok", v, &blob).is_err());
         assert!(t1.decrypt("users", "other", v, &blob).is_err());
         assert!(t1.decrypt("user_versions", "tok", v, &blob).is_err());
+    }
+
+    #[test]
+    fn user_keys_wrap_under_the_data_key_and_records_bind_to_tenant_and_row() {
+        let ring = Keyring::new(Key::random());
+        let t1 = ring.load_tenant(1, &[(1, ring.wrap_tenant_key(1, 1, &Key::random()))]).unwrap();
+        let t2 = ring.load_tenant(2, &[(1, ring.wrap_tenant_key(2, 1, &Key::random()))]).unwrap();
+        let uk = Key::random();
+        let (v, wrapped) = t1.wrap_user_key("tok", &uk);
+        assert_eq!(t1.unwrap_user_key("tok", v, &wrapped).unwrap().expose(), uk.expose());
+        assert!(t1.unwrap_user_key("other", v, &wrapped).is_err());
+        assert!(t2.unwrap_user_key("tok", v, &wrapped).is_err());
+        let blob = t1.seal_with(&uk, "users", "tok/1", b"profile");
+        assert_eq!(&t1.open_with(&uk, "users", "tok/1", &blob).unwrap()[..], b"profile");
+        assert!(t1.open_with(&uk, "users", "tok/2", &blob).is_err());
+        assert!(t2.open_with(&uk, "users", "tok/1", &blob).is_err());
     }
 
     #[test]

@@ -16,13 +16,15 @@ pub struct AuditRow {
     pub actor: String,
     pub outcome: String,
     pub created_at: i64,
-    pub key_version: i32,
+    /// Data-key version wrapping `event_key`; `None` when the user's key wraps it.
+    pub key_version: Option<i32>,
+    pub event_key: Vec<u8>,
     pub details: Vec<u8>,
     pub prev_hash: Vec<u8>,
     pub hash: Vec<u8>,
 }
 
-const COLUMNS: &str = "seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, details, prev_hash, hash";
+const COLUMNS: &str = "seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, event_key, details, prev_hash, hash";
 
 fn from_row(r: &sqlx::postgres::PgRow) -> AuditRow {
     AuditRow {
@@ -34,9 +36,10 @@ fn from_row(r: &sqlx::postgres::PgRow) -> AuditRow {
         outcome: r.get(5),
         created_at: r.get(6),
         key_version: r.get(7),
-        details: r.get(8),
-        prev_hash: r.get(9),
-        hash: r.get(10),
+        event_key: r.get(8),
+        details: r.get(9),
+        prev_hash: r.get(10),
+        hash: r.get(11),
     }
 }
 
@@ -57,9 +60,9 @@ impl TenantTx {
         let tenant = self.tenant_id();
         sqlx::query(
             "WITH ins AS (
-                INSERT INTO audit_events (tenant_id, seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, details, prev_hash, hash)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12))
-             UPDATE audit_heads SET seq = $2, hash = $12 WHERE tenant_id = $1",
+                INSERT INTO audit_events (tenant_id, seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, event_key, details, prev_hash, hash)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13))
+             UPDATE audit_heads SET seq = $2, hash = $13 WHERE tenant_id = $1",
         )
         .bind(tenant)
         .bind(e.seq)
@@ -70,6 +73,7 @@ impl TenantTx {
         .bind(&e.outcome)
         .bind(e.created_at)
         .bind(e.key_version)
+        .bind(&e.event_key)
         .bind(&e.details)
         .bind(&e.prev_hash)
         .bind(&e.hash)

@@ -11,7 +11,9 @@ pub struct UserRow {
     pub id: i64,
     pub token: String,
     pub version: i32,
+    /// Data-key version wrapping `user_key`.
     pub key_version: i32,
+    pub user_key: Vec<u8>,
     pub profile: Vec<u8>,
     pub digest: String,
     pub created_at: i64,
@@ -22,6 +24,7 @@ pub struct UserRow {
 pub struct NewUser {
     pub token: String,
     pub key_version: i32,
+    pub user_key: Vec<u8>,
     pub profile: Vec<u8>,
     pub digest: String,
     pub indexes: Vec<(IndexMode, [u8; 32])>,
@@ -29,13 +32,12 @@ pub struct NewUser {
 
 pub struct VersionRow {
     pub version: i32,
-    pub key_version: i32,
     pub profile: Vec<u8>,
     pub digest: String,
     pub optime: i64,
 }
 
-const USER_COLUMNS: &str = "id, token, version, key_version, profile, digest, created_at, updated_at";
+const USER_COLUMNS: &str = "id, token, version, key_version, user_key, profile, digest, created_at, updated_at";
 
 fn user_from_row(r: &sqlx::postgres::PgRow) -> UserRow {
     UserRow {
@@ -43,10 +45,11 @@ fn user_from_row(r: &sqlx::postgres::PgRow) -> UserRow {
         token: r.get(1),
         version: r.get(2),
         key_version: r.get(3),
-        profile: r.get(4),
-        digest: r.get(5),
-        created_at: r.get(6),
-        updated_at: r.get(7),
+        user_key: r.get(4),
+        profile: r.get(5),
+        digest: r.get(6),
+        created_at: r.get(7),
+        updated_at: r.get(8),
     }
 }
 
@@ -56,17 +59,20 @@ impl TenantTx {
         let now = now_secs();
         let tokens: Vec<&str> = users.iter().map(|u| u.token.as_str()).collect();
         let kvs: Vec<i32> = users.iter().map(|u| u.key_version).collect();
+        let user_keys: Vec<&[u8]> = users.iter().map(|u| u.user_key.as_slice()).collect();
         let profiles: Vec<&[u8]> = users.iter().map(|u| u.profile.as_slice()).collect();
         let digests: Vec<&str> = users.iter().map(|u| u.digest.as_str()).collect();
         let tenant = self.tenant_id();
         let ids: Vec<i64> = sqlx::query_scalar(
-            "INSERT INTO users (tenant_id, token, version, key_version, profile, digest, created_at, updated_at)
-             SELECT $1, t, 1, k, p, d, $6, $6 FROM UNNEST($2::text[], $3::int[], $4::bytea[], $5::text[]) WITH ORDINALITY AS x(t, k, p, d, n)
+            "INSERT INTO users (tenant_id, token, version, key_version, user_key, profile, digest, created_at, updated_at)
+             SELECT $1, t, 1, k, uk, p, d, $7, $7
+             FROM UNNEST($2::text[], $3::int[], $4::bytea[], $5::bytea[], $6::text[]) WITH ORDINALITY AS x(t, k, uk, p, d, n)
              ORDER BY n RETURNING id",
         )
         .bind(tenant)
         .bind(&tokens)
         .bind(&kvs)
+        .bind(&user_keys)
         .bind(&profiles)
         .bind(&digests)
         .bind(now)
@@ -137,31 +143,22 @@ impl TenantTx {
     /// Moves the current profile into the version history (the ciphertext moves as is: its
     /// associated data names token and version, not the table) and stores the new one as
     /// `old.version + 1`, replacing the user's blind indexes.
-    pub async fn replace_profile(
-        &mut self,
-        old: &UserRow,
-        key_version: i32,
-        profile: &[u8],
-        digest: &str,
-        indexes: &[(IndexMode, [u8; 32])],
-    ) -> Result<i32> {
+    pub async fn replace_profile(&mut self, old: &UserRow, profile: &[u8], digest: &str, indexes: &[(IndexMode, [u8; 32])]) -> Result<i32> {
         let tenant = self.tenant_id();
         let now = now_secs();
-        sqlx::query("INSERT INTO user_versions (tenant_id, user_id, version, key_version, profile, digest, optime) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        sqlx::query("INSERT INTO user_versions (tenant_id, user_id, version, profile, digest, optime) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(tenant)
             .bind(old.id)
             .bind(old.version)
-            .bind(old.key_version)
             .bind(&old.profile)
             .bind(&old.digest)
             .bind(old.updated_at)
             .execute(self.conn())
             .await?;
         let new_version = old.version + 1;
-        sqlx::query("UPDATE users SET version = $2, key_version = $3, profile = $4, digest = $5, updated_at = $6 WHERE id = $1")
+        sqlx::query("UPDATE users SET version = $2, profile = $3, digest = $4, updated_at = $5 WHERE id = $1")
             .bind(old.id)
             .bind(new_version)
-            .bind(key_version)
             .bind(profile)
             .bind(digest)
             .bind(now)
@@ -177,12 +174,12 @@ impl TenantTx {
 
     pub async fn user_version(&mut self, user_id: i64, version: i32) -> Result<Option<VersionRow>> {
         let row =
-            sqlx::query("SELECT version, key_version, profile, digest, optime FROM user_versions WHERE user_id = $1 AND version = $2")
+            sqlx::query("SELECT version, profile, digest, optime FROM user_versions WHERE user_id = $1 AND version = $2")
                 .bind(user_id)
                 .bind(version)
                 .fetch_optional(self.conn())
                 .await?;
-        Ok(row.map(|r| VersionRow { version: r.get(0), key_version: r.get(1), profile: r.get(2), digest: r.get(3), optime: r.get(4) }))
+        Ok(row.map(|r| VersionRow { version: r.get(0), profile: r.get(1), digest: r.get(2), optime: r.get(3) }))
     }
 
     /// `(version, optime, digest)` of every earlier version, oldest first.

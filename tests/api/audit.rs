@@ -129,8 +129,8 @@ async fn verify_finds_an_inserted_event() {
     sqlx::query("UPDATE audit_events SET seq = seq + 1000 WHERE tenant_id = 1 AND seq >= 2").execute(&mut su).await.unwrap();
     sqlx::query("UPDATE audit_events SET seq = seq - 999 WHERE tenant_id = 1 AND seq >= 1002").execute(&mut su).await.unwrap();
     sqlx::query(
-        "INSERT INTO audit_events (tenant_id, seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, details, prev_hash, hash)
-         SELECT tenant_id, 2, 'forged', event_type, user_token, actor, outcome, created_at, key_version, details, hash, hash FROM audit_events WHERE tenant_id = 1 AND seq = 1",
+        "INSERT INTO audit_events (tenant_id, seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, event_key, details, prev_hash, hash)
+         SELECT tenant_id, 2, 'forged', event_type, user_token, actor, outcome, created_at, key_version, event_key, details, hash, hash FROM audit_events WHERE tenant_id = 1 AND seq = 1",
     )
     .execute(&mut su)
     .await
@@ -161,4 +161,27 @@ async fn the_audit_verify_command_exits_non_zero_and_names_the_bad_event() {
     assert_eq!(bad.status.code(), Some(1));
     let out = String::from_utf8_lossy(&bad.stdout);
     assert!(out.contains("event #3") && out.contains(&uuid), "{out}");
+}
+
+#[tokio::test]
+async fn forgetting_a_user_erases_the_details_of_its_events_but_keeps_them_countable() {
+    let app = TestApp::spawn().await;
+    let token = app.create_user(&app.root_token.clone(), None, json!({"email": "gone@example.com"})).await;
+    app.root("UserGet", json!({"mode": "email", "identity": "gone@example.com"})).await.ok();
+    let rows = app.root("AuditListUserEvents", json!({"mode": "token", "identity": token})).await;
+    let uuid = rows.ok()["rows"][0]["auditeventuuid"].as_str().unwrap().to_string();
+    let before = app.root("AuditGetEvent", json!({"auditeventuuid": uuid})).await;
+    assert_eq!(before.ok()["details"]["identity"], "gone@example.com");
+    assert_eq!(before.ok()["erased"], false);
+
+    app.root("UserDelete", json!({"mode": "token", "identity": token})).await.ok();
+    let after = app.root("AuditGetEvent", json!({"auditeventuuid": uuid})).await;
+    assert_eq!(after.ok()["eventtype"], "UserGet");
+    assert_eq!(after.ok()["erased"], true);
+    assert!(after.ok()["details"].is_null());
+    let mut tx = app.db.tenant_tx(1).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE user_token = $1").bind(&token).fetch_one(tx.conn()).await.unwrap();
+    assert_eq!(n, 4, "create, get, list, delete: still countable");
+    let report = strongroom::audit::verify(&app.db).await.unwrap();
+    assert!(report.broken.is_empty());
 }

@@ -87,7 +87,7 @@ async fn in_sql_a_tenant_transaction_sees_and_writes_only_its_own_rows() {
     }
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(tx.conn()).await.unwrap();
     assert_eq!(users, 1, "no tenant filter in the query, only alpha's one user visible");
-    let insert = sqlx::query("INSERT INTO users (tenant_id, token, version, key_version, profile, digest, created_at, updated_at) VALUES ($1, 'x', 1, 1, '\\x00', 'd', 0, 0)")
+    let insert = sqlx::query("INSERT INTO users (tenant_id, token, version, key_version, user_key, profile, digest, created_at, updated_at) VALUES ($1, 'x', 1, 1, '\\x00', '\\x00', 'd', 0, 0)")
         .bind(beta)
         .execute(tx.conn())
         .await;
