@@ -17,14 +17,20 @@ BEGIN
 END
 $$;
 
--- One row: the vault's identity and its master key wrapped by the Shamir-split unseal key.
+-- One row: the vault's identity and its master key wrapped by the Shamir-split unseal key
+-- (share_generation counts rekeys) and, optionally, by an operational wrapping key kept in a
+-- secret manager for auto-unseal.
 CREATE TABLE vault_meta (
-    id          smallint PRIMARY KEY CHECK (id = 1),
-    vault_id    text     NOT NULL,
-    threshold   integer  NOT NULL CHECK (threshold >= 2),
-    share_count integer  NOT NULL CHECK (share_count >= threshold),
-    mk_by_uk    bytea    NOT NULL,
-    created_at  bigint   NOT NULL
+    id               smallint PRIMARY KEY CHECK (id = 1),
+    vault_id         text     NOT NULL,
+    threshold        integer  NOT NULL CHECK (threshold >= 2),
+    share_count      integer  NOT NULL CHECK (share_count >= threshold),
+    share_generation integer  NOT NULL DEFAULT 1,
+    mk_by_uk         bytea    NOT NULL,
+    mk_by_wk         bytea,
+    created_at       bigint   NOT NULL,
+    rekeyed_at       bigint,
+    wrapping_key_at  bigint
 );
 
 CREATE TABLE tenants (

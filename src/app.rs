@@ -8,6 +8,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::custody::Source;
 use crate::error::{Error, Result};
 use crate::store::Db;
 use crate::vault::Vault;
@@ -18,15 +19,37 @@ pub struct AppState {
 }
 
 struct Inner {
-    vault: Vault,
+    vault: Arc<Vault>,
     config: Config,
+    source: Option<Arc<Source>>,
 }
 
 impl AppState {
     /// Loads the vault identity from the (migrated) database; starts sealed when initialized.
+    /// A configured auto-unseal source is checked here (a bad spec fails start-up) but not
+    /// contacted: [`AppState::start_auto_unseal`] does that in the background.
     pub async fn new(db: Db, config: Config) -> Result<AppState> {
-        let vault = Vault::load(db).await?;
-        Ok(AppState { inner: Arc::new(Inner { vault, config }) })
+        let vault = Arc::new(Vault::load(db).await?);
+        let source = match &config.unseal_source {
+            Some(spec) => Some(Arc::new(Source::from_spec(spec).await.map_err(|e| Error::Unavailable(e.to_string()))?)),
+            None => None,
+        };
+        if let Some(s) = &source {
+            vault.set_auto_unseal(Some(s.describe()), Some("auto-unseal not attempted yet".into()));
+        }
+        Ok(AppState { inner: Arc::new(Inner { vault, config, source }) })
+    }
+
+    /// Starts unsealing from the configured source, retrying with backoff; no-op without one.
+    pub fn start_auto_unseal(&self) {
+        if let Some(source) = &self.inner.source {
+            tokio::spawn(crate::custody::auto_unseal(self.inner.vault.clone(), source.clone()));
+        }
+    }
+
+    /// The auto-unseal source, if configured.
+    pub fn unseal_source(&self) -> Option<&Source> {
+        self.inner.source.as_deref()
     }
 
     pub fn vault(&self) -> &Vault {

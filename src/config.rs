@@ -9,6 +9,8 @@ pub struct Config {
     pub database_url: Option<String>,
     pub db_max_connections: u32,
     pub max_body_bytes: usize,
+    /// Auto-unseal source spec (`STRONGROOM_UNSEAL_SOURCE`, see `custody`).
+    pub unseal_source: Option<String>,
 }
 
 impl Default for Config {
@@ -18,6 +20,7 @@ impl Default for Config {
             database_url: None,
             db_max_connections: 16,
             max_body_bytes: 8 * 1024 * 1024,
+            unseal_source: None,
         }
     }
 }
@@ -29,6 +32,7 @@ impl std::fmt::Debug for Config {
             .field("database_url", &self.database_url.as_deref().map(redact_url))
             .field("db_max_connections", &self.db_max_connections)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("unseal_source", &self.unseal_source)
             .finish()
     }
 }
@@ -72,6 +76,7 @@ impl Config {
                 .filter(|n| *n >= 1024)
                 .ok_or_else(|| anyhow::anyhow!("STRONGROOM_MAX_BODY_BYTES must be an integer >= 1024"))?;
         }
+        c.unseal_source = get("STRONGROOM_UNSEAL_SOURCE").filter(|v| !v.trim().is_empty());
         Ok(c)
     }
 }

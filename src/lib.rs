@@ -8,6 +8,7 @@ pub mod audit;
 pub mod bench;
 pub mod auth;
 pub mod config;
+pub mod custody;
 pub mod error;
 pub mod keys;
 pub mod localpg;

@@ -59,6 +59,7 @@ enum AuditCmd {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    strongroom::custody::install_crypto_provider();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STRONGROOM_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()))
         .with_writer(std::io::stderr)
@@ -83,6 +84,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let db = connect(&config).await?;
             let state = AppState::new(db, config.clone()).await?;
+            state.start_auto_unseal();
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             tracing::info!(listen = %config.listen, sealed = state.vault().status().sealed, "strongroom serving");
             app::serve(listener, state, app::shutdown_signal()).await?;

@@ -1,6 +1,9 @@
 //! Seal state of this instance: `uninitialized -> sealed -> unsealed` (and back to sealed on
 //! `seal` or restart). Invariant: the keyring exists only in the `Unsealed` state; sealing drops
 //! it, and partial shares live only inside the `Sealed` state's progress.
+//!
+//! The master key comes back either from a quorum of Shamir shares (the ceremony, always
+//! possible) or from an operational wrapping key held in a secret manager (auto-unseal).
 
 use std::sync::{Arc, Mutex};
 
@@ -9,12 +12,15 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::keys::envelope::Key;
 use crate::keys::keyring::{self, Keyring};
-use crate::keys::unseal::{split_unseal_key, UnsealError, UnsealProgress};
+use crate::keys::shamir;
+use crate::keys::unseal::{decode_share, split_unseal_key, vault_fingerprint, UnsealError, UnsealProgress};
 use crate::store::meta::VaultMeta;
 use crate::store::Db;
 
 /// Purpose label under which the master key is wrapped by the unseal key.
 const UNSEAL_PURPOSE: &str = "unseal";
+/// Purpose label under which the master key is wrapped by the operational wrapping key.
+const WRAPPING_PURPOSE: &str = "wrapping";
 pub const DEFAULT_TENANT_ID: i64 = 1;
 
 enum State {
@@ -40,11 +46,23 @@ pub struct Status {
     pub n: usize,
     pub progress: usize,
     pub nonce: String,
+    /// Why this instance is still sealed when an auto-unseal source is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The configured auto-unseal source (kind and location, never key material).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_unseal: Option<String>,
 }
 
 pub struct Vault {
     db: Db,
     state: Mutex<State>,
+    auto: Mutex<(Option<String>, Option<String>)>,
+}
+
+/// The id a share set is fingerprinted with: a rekey starts a new set.
+fn share_set(meta: &VaultMeta) -> String {
+    format!("{}/{}", meta.vault_id, meta.share_generation)
 }
 
 impl Vault {
@@ -54,7 +72,7 @@ impl Vault {
             Some(meta) => sealed(meta),
             None => State::Uninitialized,
         };
-        Ok(Vault { db, state: Mutex::new(state) })
+        Ok(Vault { db, state: Mutex::new(state), auto: Mutex::new((None, None)) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -70,25 +88,25 @@ impl Vault {
     }
 
     pub fn status(&self) -> Status {
+        let (auto_unseal, reason) = self.auto.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let base = Status { initialized: true, sealed: true, t: 0, n: 0, progress: 0, nonce: String::new(), reason: None, auto_unseal };
         match &*self.lock() {
-            State::Uninitialized => Status { initialized: false, sealed: true, t: 0, n: 0, progress: 0, nonce: String::new() },
+            State::Uninitialized => Status { initialized: false, reason, ..base },
             State::Sealed { meta, progress } => Status {
-                initialized: true,
-                sealed: true,
                 t: meta.threshold as usize,
                 n: meta.share_count as usize,
                 progress: progress.progress(),
                 nonce: progress.nonce().to_string(),
+                reason,
+                ..base
             },
-            State::Unsealed { meta, .. } => Status {
-                initialized: true,
-                sealed: false,
-                t: meta.threshold as usize,
-                n: meta.share_count as usize,
-                progress: 0,
-                nonce: String::new(),
-            },
+            State::Unsealed { meta, .. } => Status { sealed: false, t: meta.threshold as usize, n: meta.share_count as usize, ..base },
         }
+    }
+
+    /// Records the auto-unseal source and, while sealed, why it has not unsealed yet.
+    pub fn set_auto_unseal(&self, source: Option<String>, reason: Option<String>) {
+        *self.auto.lock().unwrap_or_else(|p| p.into_inner()) = (source, reason);
     }
 
     /// Another instance may have initialized the shared database since this one started.
@@ -117,18 +135,19 @@ impl Vault {
         if !matches!(*self.lock(), State::Uninitialized) {
             return Err(Error::Conflict("vault is already initialized".into()));
         }
-        if threshold < 2 || count < threshold || count > 255 {
-            return Err(Error::bad("need 2 <= threshold <= shares <= 255"));
-        }
+        check_shape(threshold, count)?;
         let vault_id = uuid::Uuid::new_v4().to_string();
         let master = Key::random();
-        let (unseal_key, shares) = split_unseal_key(&vault_id, threshold, count).map_err(|e| Error::Internal(e.into()))?;
-        let meta = VaultMeta {
+        let mut meta = VaultMeta {
             vault_id: vault_id.clone(),
             threshold: threshold as i32,
             share_count: count as i32,
-            mk_by_uk: keyring::wrap_master(&unseal_key, &vault_id, UNSEAL_PURPOSE, &master),
+            share_generation: 1,
+            mk_by_uk: Vec::new(),
+            mk_by_wk: None,
         };
+        let (unseal_key, shares) = split_unseal_key(&share_set(&meta), threshold, count).map_err(|e| Error::Internal(e.into()))?;
+        meta.mk_by_uk = keyring::wrap_master(&unseal_key, &vault_id, UNSEAL_PURPOSE, &master);
         let ring = Keyring::new(master);
         let root_token = Zeroizing::new(root_token.map(str::to_string).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()));
         let dek = ring.wrap_tenant_key(DEFAULT_TENANT_ID, 1, &Key::random());
@@ -143,36 +162,132 @@ impl Vault {
     /// losing progress; a combination that does not open the master key resets progress.
     pub async fn unseal(&self, share: &str) -> Result<Status> {
         self.refresh_if_uninitialized().await?;
-        let mut st = self.lock();
-        let (meta, progress) = match &mut *st {
-            State::Uninitialized => return Err(Error::bad("vault is not initialized")),
-            State::Unsealed { .. } => {
-                drop(st);
-                return Ok(self.status());
-            }
-            State::Sealed { meta, progress } => (meta, progress),
-        };
-        let unseal_key = match progress.submit(share) {
-            Ok(None) => {
-                drop(st);
-                return Ok(self.status());
-            }
-            Ok(Some(k)) => k,
-            Err(e) => return Err(unseal_error(e)),
-        };
-        match keyring::unwrap_master(&unseal_key, &meta.vault_id, UNSEAL_PURPOSE, &meta.mk_by_uk) {
-            Ok(master) => {
-                let meta = meta.clone();
-                *st = State::Unsealed { meta, keys: Arc::new(Keyring::new(master)) };
-                tracing::info!("vault unsealed");
-            }
-            Err(_) => {
-                tracing::warn!("unseal attempt failed: shares do not combine to this vault's key");
-                return Err(unseal_error(UnsealError::WrongCombination));
-            }
+        if matches!(*self.lock(), State::Uninitialized) {
+            return Err(Error::bad("vault is not initialized"));
         }
-        drop(st);
+        match self.submit(share) {
+            Err(UnsealError::OtherVault) => {
+                // Perhaps another instance rekeyed: pick up the current share set and try again.
+                if let Some(meta) = self.db.vault_meta().await? {
+                    let mut st = self.lock();
+                    if let State::Sealed { meta: old, .. } = &*st {
+                        if old.share_generation != meta.share_generation {
+                            *st = sealed(meta);
+                        }
+                    }
+                }
+                self.submit(share).map_err(unseal_error)?;
+            }
+            other => other.map_err(unseal_error)?,
+        }
         Ok(self.status())
+    }
+
+    fn submit(&self, share: &str) -> std::result::Result<(), UnsealError> {
+        let mut st = self.lock();
+        let next = match &mut *st {
+            State::Uninitialized | State::Unsealed { .. } => None,
+            State::Sealed { meta, progress } => match progress.submit(share)? {
+                None => None,
+                Some(unseal_key) => match keyring::unwrap_master(&unseal_key, &meta.vault_id, UNSEAL_PURPOSE, &meta.mk_by_uk) {
+                    Ok(master) => Some(State::Unsealed { meta: meta.clone(), keys: Arc::new(Keyring::new(master)) }),
+                    Err(_) => {
+                        tracing::warn!("unseal attempt failed: shares do not combine to this vault's key");
+                        return Err(UnsealError::WrongCombination);
+                    }
+                },
+            },
+        };
+        if let Some(next) = next {
+            *st = next;
+            tracing::info!("vault unsealed with key shares");
+        }
+        Ok(())
+    }
+
+    /// Unseals with the operational wrapping key (auto-unseal). Re-reads the vault identity so a
+    /// wrapping key minted by another instance is seen.
+    pub async fn unseal_with_wrapping_key(&self, wrapping_key: &Key) -> Result<()> {
+        let Some(meta) = self.db.vault_meta().await? else {
+            return Err(Error::bad("vault is not initialized"));
+        };
+        let Some(blob) = meta.mk_by_wk.clone() else {
+            return Err(Error::bad("no wrapping key has been generated for this vault (SystemGenerateWrappingKey)"));
+        };
+        let master = keyring::unwrap_master(wrapping_key, &meta.vault_id, WRAPPING_PURPOSE, &blob)
+            .map_err(|_| Error::bad("the wrapping key from the source does not open this vault's master key"))?;
+        let mut st = self.lock();
+        if !matches!(*st, State::Unsealed { .. }) {
+            *st = State::Unsealed { meta, keys: Arc::new(Keyring::new(master)) };
+            tracing::info!("vault unsealed with the operational wrapping key");
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the unseal key from `shares` (at least the threshold; every share given must be
+    /// consistent) and checks that it opens this running vault's master key.
+    fn verify_shares(&self, shares: &[&str]) -> Result<(VaultMeta, Arc<Keyring>, Key)> {
+        let (meta, ring) = match &*self.lock() {
+            State::Unsealed { meta, keys } => (meta.clone(), keys.clone()),
+            _ => return Err(Error::Sealed),
+        };
+        let fp = vault_fingerprint(&share_set(&meta));
+        let mut parts = Vec::new();
+        for s in shares.iter().filter(|s| !s.trim().is_empty()) {
+            let (share_fp, share) = decode_share(s).map_err(unseal_error)?;
+            if share_fp != fp {
+                return Err(unseal_error(UnsealError::OtherVault));
+            }
+            parts.push(share);
+        }
+        if parts.len() < meta.threshold as usize {
+            return Err(Error::bad(format!("at least {} key shares are needed", meta.threshold)));
+        }
+        let uk = Key::from_bytes(shamir::combine(&parts).map_err(|_| unseal_error(UnsealError::Malformed))?);
+        let master = keyring::unwrap_master(&uk, &meta.vault_id, UNSEAL_PURPOSE, &meta.mk_by_uk).map_err(|_| unseal_error(UnsealError::WrongCombination))?;
+        if !ring.master_matches(&master) {
+            return Err(unseal_error(UnsealError::WrongCombination));
+        }
+        Ok((meta, ring, uk))
+    }
+
+    /// SystemGenerateWrappingKey: proves custody with key shares, mints a new operational
+    /// wrapping key, installs it in `source` first (when one is configured), then re-wraps the
+    /// master key under it. The previous wrapping key stops working.
+    pub async fn generate_wrapping_key(&self, shares: &[&str], source: Option<&crate::custody::Source>) -> Result<Key> {
+        let (meta, ring, _uk) = self.verify_shares(shares)?;
+        let wk = Key::random();
+        let blob = ring.wrap_master_under(&wk, &meta.vault_id, WRAPPING_PURPOSE);
+        if let Some(src) = source {
+            src.store(&wk).await.map_err(|e| Error::Unavailable(e.to_string()))?;
+        }
+        self.db.set_wrapping(&blob).await?;
+        if let State::Unsealed { meta, .. } = &mut *self.lock() {
+            meta.mk_by_wk = Some(blob);
+        }
+        tracing::info!("new operational wrapping key generated");
+        Ok(wk)
+    }
+
+    /// Share rekey: from a quorum of current shares, a new unseal key split `threshold` of
+    /// `count`. Master key and data are untouched; the old shares stop working.
+    pub async fn rekey(&self, shares: &[&str], threshold: usize, count: usize) -> Result<Vec<Zeroizing<String>>> {
+        check_shape(threshold, count)?;
+        let (mut meta, ring, _uk) = self.verify_shares(shares)?;
+        let old_blob = meta.mk_by_uk.clone();
+        meta.share_generation += 1;
+        meta.threshold = threshold as i32;
+        meta.share_count = count as i32;
+        let (new_uk, new_shares) = split_unseal_key(&share_set(&meta), threshold, count).map_err(|e| Error::Internal(e.into()))?;
+        meta.mk_by_uk = ring.wrap_master_under(&new_uk, &meta.vault_id, UNSEAL_PURPOSE);
+        if !self.db.rekey(&old_blob, meta.threshold, meta.share_count, meta.share_generation, &meta.mk_by_uk).await? {
+            return Err(Error::Conflict("another rekey changed the shares first; retry with the new shares".into()));
+        }
+        if let State::Unsealed { meta: m, .. } = &mut *self.lock() {
+            *m = meta;
+        }
+        tracing::info!(threshold, count, "unseal key rekeyed; previous shares retired");
+        Ok(new_shares)
     }
 
     /// Drops the current unseal progress.
@@ -184,14 +299,15 @@ impl Vault {
     }
 
     /// Seals this instance: the keyring is dropped (and wiped once in-flight requests finish).
-    pub fn seal(&self) {
+    /// The vault identity is re-read so shares minted by a rekey elsewhere are expected.
+    pub async fn seal(&self) -> Result<()> {
+        let meta = self.db.vault_meta().await?;
         let mut st = self.lock();
-        let meta = match &*st {
-            State::Unsealed { meta, .. } => meta.clone(),
-            _ => return,
-        };
-        *st = sealed(meta);
-        tracing::info!("vault sealed");
+        if let (State::Unsealed { .. }, Some(meta)) = (&*st, meta) {
+            *st = sealed(meta);
+            tracing::info!("vault sealed");
+        }
+        Ok(())
     }
 
     pub fn db(&self) -> &Db {
@@ -199,8 +315,15 @@ impl Vault {
     }
 }
 
+fn check_shape(threshold: usize, count: usize) -> Result<()> {
+    if threshold < 2 || count < threshold || count > 255 {
+        return Err(Error::bad("need 2 <= threshold <= shares <= 255"));
+    }
+    Ok(())
+}
+
 fn sealed(meta: VaultMeta) -> State {
-    let progress = UnsealProgress::new(&meta.vault_id, meta.threshold as usize);
+    let progress = UnsealProgress::new(&share_set(&meta), meta.threshold as usize);
     State::Sealed { meta, progress }
 }
 

@@ -37,8 +37,10 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         }
         Some(_) => bytes,
     };
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(de).map_err(|e| describe(&e))?;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| describe(&e))?;
+    // Anything after the object (a second value, a stray brace) makes the whole body malformed.
+    de.end().map_err(|e| Error::bad(format!("malformed JSON body at line {} column {}", e.line(), e.column())))?;
     Ok(value)
 }
 
@@ -54,6 +56,9 @@ fn describe(e: &serde_path_to_error::Error<serde_json::Error>) -> Error {
             if let Some(rest) = msg.strip_prefix("missing field ") {
                 let field = rest.split(" at line").next().unwrap_or(rest);
                 Error::bad(format!("missing field {field}"))
+            } else if let Some(rest) = msg.strip_prefix("duplicate field ") {
+                let field = rest.split(" at line").next().unwrap_or(rest);
+                Error::bad(format!("duplicate field {field}"))
             } else if path == "." {
                 Error::bad("request body must be a JSON object")
             } else {

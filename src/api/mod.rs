@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod body;
 pub mod sys;
+pub mod system;
 pub mod tenants;
 pub mod users;
 
@@ -131,6 +132,7 @@ pub fn v2_routes(state: AppState) -> Router<AppState> {
         .merge(users::routes())
         .merge(tenants::routes())
         .merge(audit::routes())
+        .merge(system::routes())
         .route("/v2/{name}", post(unknown_endpoint))
         .layer(axum::middleware::from_fn_with_state(state, require_unsealed))
 }

@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sys/seal-status", get(seal_status))
         .route("/v1/sys/seal", post(seal))
         .route("/v1/sys/health", get(health))
+        .route("/v1/sys/rekey", post(rekey))
 }
 
 #[derive(Deserialize)]
@@ -85,7 +86,7 @@ async fn seal(State(st): State<AppState>, claimed: Claimed, Body(req): Body<Seal
     let ok = allowed.is_ok();
     let out = call.finish(allowed).await?;
     if ok {
-        st.vault().seal();
+        st.vault().seal().await?;
     }
     Ok(out)
 }
@@ -111,4 +112,37 @@ async fn health(State(st): State<AppState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
     });
     (code, Json(body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct RekeyReq {
+    keys: Vec<Zeroizing<String>>,
+    #[serde(default)]
+    secret_shares: Option<usize>,
+    #[serde(default)]
+    secret_threshold: Option<usize>,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+/// Share rekey (root only): a quorum of current shares in, a new set of shares out, once.
+async fn rekey(State(st): State<AppState>, claimed: Claimed, Body(req): Body<RekeyReq>) -> Result<Json<Value>> {
+    let claimed = Claimed { token: claimed.token, tenant: crate::auth::DEFAULT_TENANT.into() };
+    let mut call = Call::open(&st, &claimed, "SystemRekey", req.request_metadata).await?;
+    let (threshold, count) = (req.secret_threshold.unwrap_or(2), req.secret_shares.unwrap_or(3));
+    call.note("threshold", threshold);
+    call.note("shares", count);
+    let result = async {
+        call.who.require_root()?;
+        let keys: Vec<&str> = req.keys.iter().map(|k| k.as_str()).collect();
+        st.vault().rekey(&keys, threshold, count).await
+    }
+    .await;
+    let (outcome, shares) = match result {
+        Ok(shares) => (Ok(Map::new()), shares),
+        Err(e) => (Err(e), Vec::new()),
+    };
+    let _audited = call.finish(outcome).await?;
+    let keys: Vec<&str> = shares.iter().map(|s| s.as_str()).collect();
+    Ok(Json(json!({"status": "ok", "keys": keys, "threshold": threshold})))
 }

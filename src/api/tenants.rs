@@ -111,7 +111,7 @@ async fn tenant_create(State(st): State<AppState>, claimed: Claimed, Body(req): 
             .create_tenant(
                 &req.tenantname,
                 req.tenantorg.trim(),
-                req.email.as_deref(),
+                req.email.as_deref().map(str::trim),
                 |id| ring.wrap_tenant_key(id, 1, &Key::random()),
                 &admin_hash,
             )
@@ -160,7 +160,7 @@ async fn tenant_update(State(st): State<AppState>, claimed: Claimed, Body(req): 
         if let Some(e) = &req.email {
             check_text("email", e)?;
         }
-        if !call.tx.update_tenant(id, req.tenantname.as_deref(), req.tenantorg.as_deref(), req.email.as_deref()).await? {
+        if !call.tx.update_tenant(id, req.tenantname.as_deref(), req.tenantorg.as_deref().map(str::trim), req.email.as_deref().map(str::trim)).await? {
             return Err(Error::not_found("tenant"));
         }
         Ok(Map::new())

@@ -159,6 +159,17 @@ impl Keyring {
         self.tenants.write().expect("keyring lock").remove(&tenant_id);
     }
 
+    /// Whether `candidate` is this keyring's master key (constant time).
+    pub fn master_matches(&self, candidate: &Key) -> bool {
+        use subtle::ConstantTimeEq;
+        self.master.expose().ct_eq(candidate.expose()).into()
+    }
+
+    /// This keyring's master key wrapped under `kek` (see [`wrap_master`]).
+    pub fn wrap_master_under(&self, kek: &Key, vault_id: &str, purpose: &str) -> Vec<u8> {
+        wrap_master(kek, vault_id, purpose, &self.master)
+    }
+
     /// A key derived from the master key for a named purpose (e.g. signing role tokens).
     pub fn derived(&self, label: &str) -> Key {
         derive(&self.master, label)

@@ -26,7 +26,7 @@ pub fn vault_fingerprint(vault_id: &str) -> Fingerprint {
 pub enum UnsealError {
     #[error("malformed key share")]
     Malformed,
-    #[error("key share belongs to a different vault")]
+    #[error("key share belongs to a different vault or to an earlier set of shares")]
     OtherVault,
     #[error("key shares do not combine to this vault's unseal key; progress reset")]
     WrongCombination,

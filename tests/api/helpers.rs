@@ -67,6 +67,12 @@ pub async fn fresh_database() -> String {
     c.pg.url(&name)
 }
 
+/// An HTTP client (installs the process-wide TLS crypto provider reqwest needs first).
+pub fn http_client() -> reqwest::Client {
+    strongroom::custody::install_crypto_provider();
+    reqwest::Client::new()
+}
+
 /// The response of one API call.
 #[derive(Debug)]
 pub struct Reply {
@@ -144,7 +150,7 @@ impl TestApp {
             state,
             root_token: String::new(),
             shares: Vec::new(),
-            client: reqwest::Client::new(),
+            client: http_client(),
             stop: Some(tx),
         }
     }

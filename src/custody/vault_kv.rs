@@ -1,0 +1,91 @@
+//! HashiCorp Vault KV v2 as a wrapping-key source (field `wrapping_key`), via vaultrs. Token auth
+//! (`VAULT_TOKEN`) or Kubernetes auth (service-account JWT exchanged at login).
+
+use std::collections::HashMap;
+
+use vaultrs::client::{Client, VaultClient, VaultClientSettingsBuilder};
+use zeroize::Zeroizing;
+
+use super::{hex_key, parse_hex_key, SourceError};
+use crate::keys::envelope::Key;
+
+const FIELD: &str = "wrapping_key";
+const DEFAULT_JWT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+enum Auth {
+    Token(Zeroizing<String>),
+    Kubernetes { mount: String, role: String, jwt_path: String },
+}
+
+pub struct KvSecret {
+    address: String,
+    auth: Auth,
+    mount: String,
+    path: String,
+}
+
+fn unreachable(e: vaultrs::error::ClientError) -> SourceError {
+    match e {
+        vaultrs::error::ClientError::APIError { code: 404, .. } => SourceError::Missing("no such KV secret".into()),
+        vaultrs::error::ClientError::APIError { code, .. } => SourceError::Unreachable(format!("Vault answered HTTP {code}")),
+        _ => SourceError::Unreachable("could not reach Vault".into()),
+    }
+}
+
+impl KvSecret {
+    /// `location` is `<mount>/<path>`; the rest comes from the environment.
+    pub fn from_env(location: &str) -> Result<KvSecret, SourceError> {
+        let (mount, path) = location.split_once('/').filter(|(m, p)| !m.is_empty() && !p.is_empty()).ok_or_else(|| SourceError::Config("vault-kv needs MOUNT/PATH".into()))?;
+        let address = std::env::var("VAULT_ADDR").map_err(|_| SourceError::Config("VAULT_ADDR is not set".into()))?;
+        let auth = match (std::env::var("STRONGROOM_VAULT_K8S_ROLE"), std::env::var("VAULT_TOKEN")) {
+            (Ok(role), _) if !role.is_empty() => Auth::Kubernetes {
+                mount: std::env::var("STRONGROOM_VAULT_K8S_MOUNT").unwrap_or_else(|_| "kubernetes".into()),
+                role,
+                jwt_path: std::env::var("STRONGROOM_VAULT_K8S_JWT_PATH").unwrap_or_else(|_| DEFAULT_JWT_PATH.into()),
+            },
+            (_, Ok(token)) if !token.is_empty() => Auth::Token(Zeroizing::new(token)),
+            _ => return Err(SourceError::Config("set VAULT_TOKEN or STRONGROOM_VAULT_K8S_ROLE".into())),
+        };
+        Ok(KvSecret { address, auth, mount: mount.to_string(), path: path.to_string() })
+    }
+
+    pub fn location(&self) -> String {
+        format!("{}/{}", self.mount, self.path)
+    }
+
+    async fn client(&self) -> Result<VaultClient, SourceError> {
+        super::install_crypto_provider();
+        let token = match &self.auth {
+            Auth::Token(t) => t.clone(),
+            Auth::Kubernetes { .. } => Zeroizing::new(String::new()),
+        };
+        let settings = VaultClientSettingsBuilder::default()
+            .address(&self.address)
+            .token(token.as_str())
+            .timeout(Some(std::time::Duration::from_secs(10)))
+            .build()
+            .map_err(|e| SourceError::Config(e.to_string()))?;
+        let mut client = VaultClient::new(settings).map_err(|e| SourceError::Config(e.to_string()))?;
+        if let Auth::Kubernetes { mount, role, jwt_path } = &self.auth {
+            let jwt = Zeroizing::new(tokio::fs::read_to_string(jwt_path).await.map_err(|e| SourceError::Config(format!("{jwt_path}: {}", e.kind())))?);
+            let info = vaultrs::auth::kubernetes::login(&client, mount, role, jwt.trim()).await.map_err(unreachable)?;
+            client.set_token(&info.client_token);
+        }
+        Ok(client)
+    }
+
+    pub async fn fetch(&self) -> Result<Key, SourceError> {
+        let client = self.client().await?;
+        let data: HashMap<String, String> = vaultrs::kv2::read(&client, &self.mount, &self.path).await.map_err(unreachable)?;
+        let text = Zeroizing::new(data.get(FIELD).cloned().ok_or_else(|| SourceError::Missing(format!("secret has no `{FIELD}` field")))?);
+        parse_hex_key(&text)
+    }
+
+    pub async fn store(&self, key: &Key) -> Result<(), SourceError> {
+        let client = self.client().await?;
+        let text = hex_key(key);
+        let data = HashMap::from([(FIELD, text.as_str())]);
+        vaultrs::kv2::set(&client, &self.mount, &self.path, &data).await.map_err(unreachable)?;
+        Ok(())
+    }
+}
