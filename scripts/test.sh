@@ -12,7 +12,7 @@ fi
 
 # The official Python client, pinned, in a project-local virtualenv.
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import databunkerpro, pytest" 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import databunkerpro, pytest, moto" 2>/dev/null; then
     "$PYTHON" -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 fi

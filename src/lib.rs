@@ -5,8 +5,8 @@
 pub mod api;
 pub mod app;
 pub mod audit;
-pub mod bench;
 pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod custody;
 pub mod error;

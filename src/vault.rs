@@ -244,7 +244,8 @@ impl Vault {
             return Err(Error::bad(format!("at least {} key shares are needed", meta.threshold)));
         }
         let uk = Key::from_bytes(shamir::combine(&parts).map_err(|_| unseal_error(UnsealError::Malformed))?);
-        let master = keyring::unwrap_master(&uk, &meta.vault_id, UNSEAL_PURPOSE, &meta.mk_by_uk).map_err(|_| unseal_error(UnsealError::WrongCombination))?;
+        let master = keyring::unwrap_master(&uk, &meta.vault_id, UNSEAL_PURPOSE, &meta.mk_by_uk)
+            .map_err(|_| unseal_error(UnsealError::WrongCombination))?;
         if !ring.master_matches(&master) {
             return Err(unseal_error(UnsealError::WrongCombination));
         }

@@ -160,7 +160,11 @@ async fn tenant_update(State(st): State<AppState>, claimed: Claimed, Body(req): 
         if let Some(e) = &req.email {
             check_text("email", e)?;
         }
-        if !call.tx.update_tenant(id, req.tenantname.as_deref(), req.tenantorg.as_deref().map(str::trim), req.email.as_deref().map(str::trim)).await? {
+        if !call
+            .tx
+            .update_tenant(id, req.tenantname.as_deref(), req.tenantorg.as_deref().map(str::trim), req.email.as_deref().map(str::trim))
+            .await?
+        {
             return Err(Error::not_found("tenant"));
         }
         Ok(Map::new())

@@ -259,7 +259,9 @@ async fn user_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
         let (user, key) = find_user(&mut call, &req.mode, &req.identity).await?;
         let (version, profile) = match req.version {
             None => (user.version, open_profile(&call.keys, &key, &user.token, user.version, &user.profile)?),
-            Some(v) if v == user.version as i64 => (user.version, open_profile(&call.keys, &key, &user.token, user.version, &user.profile)?),
+            Some(v) if v == user.version as i64 => {
+                (user.version, open_profile(&call.keys, &key, &user.token, user.version, &user.profile)?)
+            }
             Some(v) if v >= 1 && v < user.version as i64 => {
                 let old = call.tx.user_version(user.id, v as i32).await?.ok_or_else(|| Error::not_found("version"))?;
                 (old.version, open_profile(&call.keys, &key, &user.token, old.version, &old.profile)?)

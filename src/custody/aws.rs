@@ -18,7 +18,11 @@ pub struct ReqwestHttp(reqwest::Client);
 impl ReqwestHttp {
     pub fn new() -> ReqwestHttp {
         super::install_crypto_provider();
-        let client = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5)).timeout(std::time::Duration::from_secs(30)).build().expect("HTTP client");
+        let client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .expect("HTTP client");
         ReqwestHttp(client)
     }
 }
@@ -50,7 +54,10 @@ impl HttpConnector for ReqwestHttp {
             let headers: Vec<(String, String)> =
                 resp.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string()))).collect();
             let bytes = resp.bytes().await.map_err(|e| ConnectorError::io(e.into()))?;
-            let mut out = HttpResponse::new(status.try_into().map_err(|e: aws_smithy_runtime_api::http::HttpError| ConnectorError::other(e.into(), None))?, SdkBody::from(bytes.to_vec()));
+            let mut out = HttpResponse::new(
+                status.try_into().map_err(|e: aws_smithy_runtime_api::http::HttpError| ConnectorError::other(e.into(), None))?,
+                SdkBody::from(bytes.to_vec()),
+            );
             for (k, v) in headers {
                 out.headers_mut().insert(k, v);
             }
@@ -97,7 +104,9 @@ impl AwsSecret {
 
     pub async fn fetch(&self) -> Result<Key, SourceError> {
         let out = self.client.get_secret_value().secret_id(&self.secret_id).send().await.map_err(|e| match &e {
-            SdkError::ServiceError(s) if s.err().is_resource_not_found_exception() => SourceError::Missing(format!("secret {} not found", self.secret_id)),
+            SdkError::ServiceError(s) if s.err().is_resource_not_found_exception() => {
+                SourceError::Missing(format!("secret {} not found", self.secret_id))
+            }
             _ => SourceError::Unreachable(describe_error(&e)),
         })?;
         let text = out.secret_string().ok_or_else(|| SourceError::Missing("secret has no SecretString".into()))?;
@@ -111,7 +120,13 @@ impl AwsSecret {
         match put {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(s)) if s.err().is_resource_not_found_exception() => {
-                self.client.create_secret().name(&self.secret_id).secret_string(text.as_str()).send().await.map_err(|e| SourceError::Unreachable(describe_error(&e)))?;
+                self.client
+                    .create_secret()
+                    .name(&self.secret_id)
+                    .secret_string(text.as_str())
+                    .send()
+                    .await
+                    .map_err(|e| SourceError::Unreachable(describe_error(&e)))?;
                 Ok(())
             }
             Err(e) => Err(SourceError::Unreachable(describe_error(&e))),

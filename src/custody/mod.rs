@@ -85,11 +85,14 @@ impl Source {
     pub async fn fetch(&self) -> Result<Key, SourceError> {
         match self {
             Source::File(p) => {
-                let text = Zeroizing::new(tokio::fs::read_to_string(p).await.map_err(|e| SourceError::Missing(format!("{}: {}", p.display(), e.kind())))?);
+                let text = Zeroizing::new(
+                    tokio::fs::read_to_string(p).await.map_err(|e| SourceError::Missing(format!("{}: {}", p.display(), e.kind())))?,
+                );
                 parse_hex_key(&text)
             }
             Source::Env(n) => {
-                let text = Zeroizing::new(std::env::var(n).map_err(|_| SourceError::Missing(format!("environment variable {n} is not set")))?);
+                let text =
+                    Zeroizing::new(std::env::var(n).map_err(|_| SourceError::Missing(format!("environment variable {n} is not set")))?);
                 parse_hex_key(&text)
             }
             Source::Aws(a) => a.fetch().await,

@@ -28,6 +28,9 @@ fn unreachable(e: vaultrs::error::ClientError) -> SourceError {
     match e {
         vaultrs::error::ClientError::APIError { code: 404, .. } => SourceError::Missing("no such KV secret".into()),
         vaultrs::error::ClientError::APIError { code, .. } => SourceError::Unreachable(format!("Vault answered HTTP {code}")),
+        vaultrs::error::ClientError::RestClientError { source: rustify::errors::ClientError::ServerResponseError { code, .. } } => {
+            SourceError::Unreachable(format!("Vault answered HTTP {code}"))
+        }
         _ => SourceError::Unreachable("could not reach Vault".into()),
     }
 }
@@ -35,7 +38,10 @@ fn unreachable(e: vaultrs::error::ClientError) -> SourceError {
 impl KvSecret {
     /// `location` is `<mount>/<path>`; the rest comes from the environment.
     pub fn from_env(location: &str) -> Result<KvSecret, SourceError> {
-        let (mount, path) = location.split_once('/').filter(|(m, p)| !m.is_empty() && !p.is_empty()).ok_or_else(|| SourceError::Config("vault-kv needs MOUNT/PATH".into()))?;
+        let (mount, path) = location
+            .split_once('/')
+            .filter(|(m, p)| !m.is_empty() && !p.is_empty())
+            .ok_or_else(|| SourceError::Config("vault-kv needs MOUNT/PATH".into()))?;
         let address = std::env::var("VAULT_ADDR").map_err(|_| SourceError::Config("VAULT_ADDR is not set".into()))?;
         let auth = match (std::env::var("STRONGROOM_VAULT_K8S_ROLE"), std::env::var("VAULT_TOKEN")) {
             (Ok(role), _) if !role.is_empty() => Auth::Kubernetes {
@@ -67,7 +73,9 @@ impl KvSecret {
             .map_err(|e| SourceError::Config(e.to_string()))?;
         let mut client = VaultClient::new(settings).map_err(|e| SourceError::Config(e.to_string()))?;
         if let Auth::Kubernetes { mount, role, jwt_path } = &self.auth {
-            let jwt = Zeroizing::new(tokio::fs::read_to_string(jwt_path).await.map_err(|e| SourceError::Config(format!("{jwt_path}: {}", e.kind())))?);
+            let jwt = Zeroizing::new(
+                tokio::fs::read_to_string(jwt_path).await.map_err(|e| SourceError::Config(format!("{jwt_path}: {}", e.kind())))?,
+            );
             let info = vaultrs::auth::kubernetes::login(&client, mount, role, jwt.trim()).await.map_err(unreachable)?;
             client.set_token(&info.client_token);
         }

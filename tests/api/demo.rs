@@ -46,7 +46,8 @@ fn stop_demo(mut d: Demo) {
 }
 
 async fn post(base: &str, ep: &str, body: Value) -> Value {
-    let r = crate::helpers::http_client().post(format!("{base}/v2/{ep}")).header("X-Bunker-Token", "DEMO").json(&body).send().await.unwrap();
+    let r =
+        crate::helpers::http_client().post(format!("{base}/v2/{ep}")).header("X-Bunker-Token", "DEMO").json(&body).send().await.unwrap();
     r.json().await.unwrap()
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests against a real PostgreSQL (one binary, so it links once).
 
 mod audit;
+mod custody;
 mod demo;
 mod helpers;
 mod isolation;
@@ -9,3 +10,4 @@ mod seal;
 mod tenants;
 mod unseal_script;
 mod users;
+mod vault_standin;

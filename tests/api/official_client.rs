@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::helpers::*;
 
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("STRONGROOM_TEST_PYTHON") {
         return PathBuf::from(p);
     }
