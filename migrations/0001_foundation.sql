@@ -38,6 +38,9 @@ CREATE TABLE tenants (
     name       text   NOT NULL CONSTRAINT tenants_name_key UNIQUE,
     org        text   NOT NULL,
     email      text,
+    -- The data-key version new writes use; bumped by a rotation, read on every request so the
+    -- whole fleet switches at once.
+    key_version integer NOT NULL DEFAULT 1,
     created_at bigint NOT NULL,
     updated_at bigint NOT NULL
 );
@@ -82,7 +85,9 @@ CREATE TABLE users (
     created_at  bigint  NOT NULL,
     updated_at  bigint  NOT NULL,
     PRIMARY KEY (tenant_id, id),
-    CONSTRAINT users_token_key UNIQUE (tenant_id, token)
+    CONSTRAINT users_token_key UNIQUE (tenant_id, token),
+    -- A data-key version cannot be retired while anything is still wrapped by it.
+    FOREIGN KEY (tenant_id, key_version) REFERENCES tenant_keys (tenant_id, version)
 );
 
 -- Earlier versions of a profile (the current one lives in users).
@@ -128,7 +133,8 @@ CREATE TABLE audit_events (
     prev_hash   bytea   NOT NULL,
     hash        bytea   NOT NULL,
     PRIMARY KEY (tenant_id, seq),
-    CONSTRAINT audit_events_uuid_key UNIQUE (tenant_id, uuid)
+    CONSTRAINT audit_events_uuid_key UNIQUE (tenant_id, uuid),
+    FOREIGN KEY (tenant_id, key_version) REFERENCES tenant_keys (tenant_id, version)
 );
 CREATE INDEX audit_events_user ON audit_events (tenant_id, user_token, seq);
 
@@ -159,6 +165,6 @@ $$;
 
 GRANT USAGE ON SEQUENCE credentials_id_seq, users_id_seq TO strongroom_tenant;
 -- Tenant traffic resolves its tenant by name; it may read the directory, never change it.
-GRANT SELECT (id, name) ON tenants TO strongroom_tenant;
+GRANT SELECT (id, name, key_version) ON tenants TO strongroom_tenant;
 -- Cross-tenant System* operations read users only.
 GRANT SELECT ON users TO strongroom_reader;

@@ -19,3 +19,8 @@ fi
 export STRONGROOM_TEST_PYTHON="$PWD/.venv/bin/python"
 
 cargo test --locked --all-targets -- --test-threads="${STRONGROOM_TEST_THREADS:-4}"
+
+# Deployment files: Kubernetes schemas, checkov, terraform fmt (offline), and proof that the
+# validator rejects broken manifests.
+./scripts/validate-deploy.sh
+./tests/deploy/test_validate.sh

@@ -47,6 +47,12 @@ impl AppState {
         }
     }
 
+    /// Starts the background re-wrap of keys after tenant data-key rotations.
+    pub fn start_rewrap(&self) {
+        let interval = std::time::Duration::from_millis(self.inner.config.rewrap_interval_ms);
+        tokio::spawn(crate::custody::rotation::rewrap_loop(self.inner.vault.clone(), interval));
+    }
+
     /// The auto-unseal source, if configured.
     pub fn unseal_source(&self) -> Option<&Source> {
         self.inner.source.as_deref()

@@ -11,6 +11,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Auto-unseal source spec (`STRONGROOM_UNSEAL_SOURCE`, see `custody`).
     pub unseal_source: Option<String>,
+    /// How often each instance looks for keys to re-wrap after a rotation.
+    pub rewrap_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -21,6 +23,7 @@ impl Default for Config {
             db_max_connections: 16,
             max_body_bytes: 8 * 1024 * 1024,
             unseal_source: None,
+            rewrap_interval_ms: 2000,
         }
     }
 }
@@ -75,6 +78,9 @@ impl Config {
                 .ok()
                 .filter(|n| *n >= 1024)
                 .ok_or_else(|| anyhow::anyhow!("STRONGROOM_MAX_BODY_BYTES must be an integer >= 1024"))?;
+        }
+        if let Some(v) = get("STRONGROOM_REWRAP_INTERVAL_MS") {
+            c.rewrap_interval_ms = v.parse().ok().filter(|n| *n >= 10).ok_or_else(|| anyhow::anyhow!("STRONGROOM_REWRAP_INTERVAL_MS must be an integer >= 10"))?;
         }
         c.unseal_source = get("STRONGROOM_UNSEAL_SOURCE").filter(|v| !v.trim().is_empty());
         Ok(c)

@@ -85,6 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = connect(&config).await?;
             let state = AppState::new(db, config.clone()).await?;
             state.start_auto_unseal();
+            state.start_rewrap();
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             tracing::info!(listen = %config.listen, sealed = state.vault().status().sealed, "strongroom serving");
             app::serve(listener, state, app::shutdown_signal()).await?;
@@ -171,6 +172,7 @@ async fn demo_serve(config: Config, listen: SocketAddr, data_dir: &Path) -> anyh
     }
     state.vault().unseal(&shares[0]).await?;
     state.vault().unseal(&shares[1]).await?;
+    state.start_rewrap();
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let bar = "=".repeat(78);
     eprintln!("{bar}\n  STRONGROOM DEMO MODE - NOT FOR REAL DATA\n{bar}");

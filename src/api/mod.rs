@@ -45,13 +45,7 @@ impl Call {
             tracing::info!(endpoint, "request for an unknown tenant refused");
             return Err(Error::denied());
         };
-        let keys = match ring.tenant(tx.tenant_id()) {
-            Some(k) => k,
-            None => {
-                let wrapped = tx.wrapped_data_keys().await?;
-                ring.load_tenant(tx.tenant_id(), &wrapped)?
-            }
-        };
+        let keys = crate::custody::rotation::tenant_keys(&ring, &mut tx).await?;
         let mut audit = Draft::default();
         if let Some(m) = metadata.0 {
             audit.details.insert("request_metadata".into(), m);

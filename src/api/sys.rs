@@ -24,6 +24,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sys/seal", post(seal))
         .route("/v1/sys/health", get(health))
         .route("/v1/sys/rekey", post(rekey))
+        .route("/v1/sys/rotate-tenant-key", post(rotate_tenant_key))
+        .route("/v1/sys/tenant-key-status", post(tenant_key_status))
 }
 
 #[derive(Deserialize)]
@@ -145,4 +147,58 @@ async fn rekey(State(st): State<AppState>, claimed: Claimed, Body(req): Body<Rek
     let _audited = call.finish(outcome).await?;
     let keys: Vec<&str> = shares.iter().map(|s| s.as_str()).collect();
     Ok(Json(json!({"status": "ok", "keys": keys, "threshold": threshold})))
+}
+
+#[derive(Deserialize)]
+struct TenantKeyReq {
+    #[serde(default, deserialize_with = "super::body::int_or_string")]
+    tenantid: Option<i64>,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+async fn tenant_key_call(st: &AppState, claimed: Claimed, endpoint: &'static str, req: TenantKeyReq) -> Result<(Call, i64)> {
+    let claimed = Claimed { token: claimed.token, tenant: crate::auth::DEFAULT_TENANT.into() };
+    let mut call = Call::open(st, &claimed, endpoint, req.request_metadata).await?;
+    let checked = async {
+        call.who.require_root()?;
+        let id = req.tenantid.filter(|i| *i > 0).ok_or_else(|| Error::bad("tenantid must be a positive integer"))?;
+        st.db().tenant(id).await?.ok_or_else(|| Error::not_found("tenant"))?;
+        Ok(id)
+    }
+    .await;
+    match checked {
+        Ok(id) => {
+            call.note("tenantid", id);
+            Ok((call, id))
+        }
+        Err(e) => Err(call.finish(Err(e)).await.unwrap_err()),
+    }
+}
+
+/// Root only: a new data-key version for a tenant, current for new writes at once; older keys
+/// are re-wrapped in the background.
+async fn rotate_tenant_key(State(st): State<AppState>, claimed: Claimed, Body(req): Body<TenantKeyReq>) -> Result<Json<Value>> {
+    let (mut call, id) = tenant_key_call(&st, claimed, "SystemRotateTenantKey", req).await?;
+    let result = async {
+        let version = crate::custody::rotation::rotate(st.db(), &call.ring, id).await?;
+        call.note("version", version);
+        Ok(super::fields([("tenantid", id.into()), ("version", version.into())]))
+    }
+    .await;
+    call.finish(result).await
+}
+
+/// Root only: a tenant's data-key versions and how many keys still wait for re-wrapping.
+async fn tenant_key_status(State(st): State<AppState>, claimed: Claimed, Body(req): Body<TenantKeyReq>) -> Result<Json<Value>> {
+    let (call, id) = tenant_key_call(&st, claimed, "SystemTenantKeyStatus", req).await?;
+    let result = async {
+        let p = crate::custody::rotation::progress(st.db(), id).await?;
+        match serde_json::to_value(p)? {
+            Value::Object(m) => Ok(m),
+            _ => Err(Error::Internal(anyhow::anyhow!("progress is not an object"))),
+        }
+    }
+    .await;
+    call.finish(result).await
 }

@@ -14,6 +14,7 @@
 //!   `STRONGROOM_VAULT_K8S_MOUNT`, `STRONGROOM_VAULT_K8S_JWT_PATH`).
 
 pub mod aws;
+pub mod rotation;
 pub mod vault_kv;
 
 use std::path::PathBuf;

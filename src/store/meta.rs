@@ -32,7 +32,14 @@ impl Db {
 
     /// Replaces the Shamir parameters and the unseal-key wrapping after a rekey. `expected_uk`
     /// guards against two concurrent rekeys: only the one that saw the current blob wins.
-    pub async fn rekey(&self, expected_uk: &[u8], threshold: i32, share_count: i32, generation: i32, mk_by_uk: &[u8]) -> Result<bool, sqlx::Error> {
+    pub async fn rekey(
+        &self,
+        expected_uk: &[u8],
+        threshold: i32,
+        share_count: i32,
+        generation: i32,
+        mk_by_uk: &[u8],
+    ) -> Result<bool, sqlx::Error> {
         let n = sqlx::query(
             "UPDATE vault_meta SET threshold = $2, share_count = $3, share_generation = $4, mk_by_uk = $5, rekeyed_at = $6
              WHERE id = 1 AND mk_by_uk = $1",
@@ -51,7 +58,11 @@ impl Db {
 
     /// Stores the master key wrapped by a new operational wrapping key.
     pub async fn set_wrapping(&self, mk_by_wk: &[u8]) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE vault_meta SET mk_by_wk = $1, wrapping_key_at = $2 WHERE id = 1").bind(mk_by_wk).bind(now_secs()).execute(self.pool()).await?;
+        sqlx::query("UPDATE vault_meta SET mk_by_wk = $1, wrapping_key_at = $2 WHERE id = 1")
+            .bind(mk_by_wk)
+            .bind(now_secs())
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod credentials;
+pub mod keys;
 pub mod meta;
 pub mod tenants;
 pub mod users;
@@ -62,18 +63,19 @@ impl Db {
     /// Opens a transaction scoped to `tenant_id`.
     pub async fn tenant_tx(&self, tenant_id: i64) -> Result<TenantTx, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        let key_version: i32 = sqlx::query_scalar("SELECT key_version FROM tenants WHERE id = $1").bind(tenant_id).fetch_optional(&mut *tx).await?.unwrap_or(1);
         enter_tenant(&mut tx, tenant_id).await?;
-        Ok(TenantTx { tx, tenant_id })
+        Ok(TenantTx { tx, tenant_id, key_version })
     }
 
     /// Opens a transaction scoped to the tenant called `name`; `None` when no such tenant.
     pub async fn tenant_tx_by_name(&self, name: &str) -> Result<Option<TenantTx>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?;
-        match id {
-            Some(id) => {
+        let row: Option<(i64, i32)> = sqlx::query_as("SELECT id, key_version FROM tenants WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?;
+        match row {
+            Some((id, key_version)) => {
                 enter_tenant(&mut tx, id).await?;
-                Ok(Some(TenantTx { tx, tenant_id: id }))
+                Ok(Some(TenantTx { tx, tenant_id: id, key_version }))
             }
             None => Ok(None),
         }
@@ -101,11 +103,17 @@ async fn enter_tenant(tx: &mut Transaction<'static, Postgres>, tenant_id: i64) -
 pub struct TenantTx {
     tx: Transaction<'static, Postgres>,
     tenant_id: i64,
+    key_version: i32,
 }
 
 impl TenantTx {
     pub fn tenant_id(&self) -> i64 {
         self.tenant_id
+    }
+
+    /// The tenant's current data-key version as read when the transaction began.
+    pub fn key_version(&self) -> i32 {
+        self.key_version
     }
 
     /// The raw connection, still inside the tenant's scope (for store functions and tests).

@@ -173,12 +173,11 @@ impl TenantTx {
     }
 
     pub async fn user_version(&mut self, user_id: i64, version: i32) -> Result<Option<VersionRow>> {
-        let row =
-            sqlx::query("SELECT version, profile, digest, optime FROM user_versions WHERE user_id = $1 AND version = $2")
-                .bind(user_id)
-                .bind(version)
-                .fetch_optional(self.conn())
-                .await?;
+        let row = sqlx::query("SELECT version, profile, digest, optime FROM user_versions WHERE user_id = $1 AND version = $2")
+            .bind(user_id)
+            .bind(version)
+            .fetch_optional(self.conn())
+            .await?;
         Ok(row.map(|r| VersionRow { version: r.get(0), profile: r.get(1), digest: r.get(2), optime: r.get(3) }))
     }
 

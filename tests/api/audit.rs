@@ -180,7 +180,8 @@ async fn forgetting_a_user_erases_the_details_of_its_events_but_keeps_them_count
     assert_eq!(after.ok()["erased"], true);
     assert!(after.ok()["details"].is_null());
     let mut tx = app.db.tenant_tx(1).await.unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE user_token = $1").bind(&token).fetch_one(tx.conn()).await.unwrap();
+    let n: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE user_token = $1").bind(&token).fetch_one(tx.conn()).await.unwrap();
     assert_eq!(n, 4, "create, get, list, delete: still countable");
     let report = strongroom::audit::verify(&app.db).await.unwrap();
     assert!(report.broken.is_empty());

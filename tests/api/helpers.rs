@@ -110,7 +110,15 @@ pub struct TestApp {
 impl TestApp {
     /// A fresh database, initialized and unsealed with two of its three shares.
     pub async fn spawn() -> TestApp {
-        let mut app = Self::spawn_uninitialized().await;
+        Self::spawn_configured(|_| {}).await
+    }
+
+    /// As [`TestApp::spawn`], with the configuration adjusted first.
+    pub async fn spawn_configured(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let db_url = fresh_database().await;
+        let mut config = Config { database_url: Some(db_url.clone()), ..Config::default() };
+        adjust(&mut config);
+        let mut app = Self::serve_with(config).await;
         let init = app.post_sys("init", json!({})).await;
         let body = init.ok().clone();
         app.root_token = body["root_token"].as_str().unwrap().to_string();
@@ -129,8 +137,12 @@ impl TestApp {
 
     /// Another instance (own state, own port) on the same database; it starts sealed.
     pub async fn serve_on(db_url: String) -> TestApp {
+        Self::serve_with(Config { database_url: Some(db_url), ..Config::default() }).await
+    }
+
+    pub async fn serve_with(config: Config) -> TestApp {
+        let db_url = config.database_url.clone().expect("database url");
         let db = Db::connect(&db_url, 8).await.expect("connect");
-        let config = Config { database_url: Some(db_url.clone()), ..Config::default() };
         let state = AppState::new(db.clone(), config).await.expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -1,0 +1,121 @@
+//! Tenant data-key rotation without downtime. A rotation adds a new data-key version and makes
+//! it current for the whole fleet at once (every request reads the tenant's current version);
+//! a background pass in every instance then re-wraps the small per-user and per-event keys still
+//! under older versions, in batches, and retires a version once nothing refers to it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::keys::envelope::Key;
+use crate::keys::keyring::{Keyring, TenantKeys};
+use crate::store::{Db, TenantTx};
+use crate::vault::Vault;
+
+/// Rows re-wrapped per table in one pass (one transaction).
+pub const BATCH: i64 = 500;
+
+/// The tenant's keys, reloaded when the cached set is older than the tenant's current version.
+pub async fn tenant_keys(ring: &Keyring, tx: &mut TenantTx) -> Result<Arc<TenantKeys>> {
+    if let Some(k) = ring.tenant(tx.tenant_id()) {
+        if k.current_version() == tx.key_version() {
+            return Ok(k);
+        }
+    }
+    let wrapped = tx.wrapped_data_keys().await?;
+    Ok(ring.load_tenant(tx.tenant_id(), &wrapped)?)
+}
+
+/// Adds a new data-key version for `tenant_id` and makes it current. Returns the version.
+pub async fn rotate(db: &Db, ring: &Keyring, tenant_id: i64) -> Result<i32> {
+    let mut tx = db.tenant_tx(tenant_id).await?;
+    let version = tx.rotate_data_key(|v| ring.wrap_tenant_key(tenant_id, v, &Key::random())).await?;
+    tx.commit().await?;
+    ring.forget_tenant(tenant_id);
+    tracing::info!(tenant = tenant_id, version, "tenant data key rotated");
+    Ok(version)
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Progress {
+    pub tenantid: i64,
+    pub current_version: i32,
+    pub versions: Vec<i32>,
+    pub pending_users: i64,
+    pub pending_events: i64,
+}
+
+pub async fn progress(db: &Db, tenant_id: i64) -> Result<Progress> {
+    let mut tx = db.tenant_tx(tenant_id).await?;
+    let current = tx.key_version();
+    let versions = tx.data_key_versions().await?;
+    let (pending_users, pending_events) = if versions.len() > 1 { tx.rewrap_backlog(current).await? } else { (0, 0) };
+    tx.rollback().await?;
+    Ok(Progress { tenantid: tenant_id, current_version: current, versions, pending_users, pending_events })
+}
+
+/// One pass for one tenant: re-wraps up to [`BATCH`] user keys and [`BATCH`] event keys, or
+/// retires the old versions when nothing is left. Returns how many rows it re-wrapped.
+pub async fn rewrap_pass(db: &Db, ring: &Keyring, tenant_id: i64) -> Result<usize> {
+    let mut tx = db.tenant_tx(tenant_id).await?;
+    if tx.data_key_versions().await?.len() <= 1 {
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    let current = tx.key_version();
+    let keys = tenant_keys(ring, &mut tx).await?;
+    let users = tx.users_to_rewrap(current, BATCH).await?;
+    let mut rewrapped = Vec::with_capacity(users.len());
+    for u in &users {
+        let k = keys.unwrap_user_key(&u.row, u.key_version, &u.wrapped)?;
+        rewrapped.push((u.id, keys.wrap_user_key(&u.row, &k).1));
+    }
+    if !rewrapped.is_empty() {
+        tx.set_user_keys(current, &rewrapped).await?;
+    }
+    let events = tx.events_to_rewrap(current, BATCH).await?;
+    let mut events_done = Vec::with_capacity(events.len());
+    for e in &events {
+        let k = keys.decrypt("audit-key", &e.row, e.key_version, &e.wrapped)?;
+        events_done.push((e.id, keys.encrypt("audit-key", &e.row, &k).1));
+    }
+    if !events_done.is_empty() {
+        tx.set_event_keys(current, &events_done).await?;
+    }
+    let done = rewrapped.len() + events_done.len();
+    if done == 0 {
+        let retired = tx.retire_data_keys(current).await?;
+        if retired > 0 {
+            tracing::info!(tenant = tenant_id, retired, current, "old tenant data-key versions retired");
+        }
+    }
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// Runs re-wrap passes over every tenant every `interval` while this instance is unsealed.
+pub async fn rewrap_loop(vault: Arc<Vault>, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let Ok(ring) = vault.keyring() else { continue };
+        let tenants = match vault.db().tenant_ids().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "re-wrap: could not list tenants");
+                continue;
+            }
+        };
+        for tenant in tenants {
+            loop {
+                match rewrap_pass(vault.db(), &ring, tenant).await {
+                    Ok(0) => break,
+                    Ok(n) => tracing::debug!(tenant, rows = n, "re-wrapped keys"),
+                    Err(e) => {
+                        tracing::warn!(tenant, error = %e, "re-wrap pass failed; will retry");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Tenant data-key rotation: new versions, and the rows whose small keys still need re-wrapping
+//! (users' keys and audit events' keys; the records themselves never move). Batches take row
+//! locks with SKIP LOCKED, so several instances re-wrap side by side without double work.
+
+use sqlx::Row;
+
+use super::{now_secs, TenantTx};
+use crate::error::Result;
+
+/// A row whose key is wrapped by an older data-key version.
+pub struct Pending {
+    pub id: i64,
+    /// Associated-data row name (user token, or audit event uuid).
+    pub row: String,
+    pub key_version: i32,
+    pub wrapped: Vec<u8>,
+}
+
+impl TenantTx {
+    /// Adds data-key version `max + 1` (wrapped by `wrap`, given the version) and makes it the
+    /// tenant's current version. Returns the new version.
+    pub async fn rotate_data_key(&mut self, wrap: impl FnOnce(i32) -> Vec<u8>) -> Result<i32> {
+        let tenant = self.tenant_id();
+        let next: i32 = sqlx::query_scalar("SELECT COALESCE(max(version), 0) + 1 FROM tenant_keys").fetch_one(self.conn()).await?;
+        sqlx::query("INSERT INTO tenant_keys (tenant_id, version, wrapped, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(tenant)
+            .bind(next)
+            .bind(wrap(next))
+            .bind(now_secs())
+            .execute(self.conn())
+            .await?;
+        // The directory is not a tenant table: switch to the owner for this one statement.
+        sqlx::query("RESET ROLE").execute(self.conn()).await?;
+        sqlx::query("UPDATE tenants SET key_version = $2, updated_at = $3 WHERE id = $1").bind(tenant).bind(next).bind(now_secs()).execute(self.conn()).await?;
+        super::enter_tenant(&mut self.tx, tenant).await?;
+        self.key_version = next;
+        Ok(next)
+    }
+
+    pub async fn users_to_rewrap(&mut self, current: i32, limit: i64) -> Result<Vec<Pending>> {
+        let rows = sqlx::query("SELECT id, token, key_version, user_key FROM users WHERE key_version < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED")
+            .bind(current)
+            .bind(limit)
+            .fetch_all(self.conn())
+            .await?;
+        Ok(rows.iter().map(|r| Pending { id: r.get(0), row: r.get(1), key_version: r.get(2), wrapped: r.get(3) }).collect())
+    }
+
+    pub async fn events_to_rewrap(&mut self, current: i32, limit: i64) -> Result<Vec<Pending>> {
+        let rows = sqlx::query("SELECT seq, uuid, key_version, event_key FROM audit_events WHERE key_version < $1 ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED")
+            .bind(current)
+            .bind(limit)
+            .fetch_all(self.conn())
+            .await?;
+        Ok(rows.iter().map(|r| Pending { id: r.get(0), row: r.get(1), key_version: r.get(2), wrapped: r.get(3) }).collect())
+    }
+
+    /// Stores re-wrapped user keys `(id, wrapped)` under `version`.
+    pub async fn set_user_keys(&mut self, version: i32, rows: &[(i64, Vec<u8>)]) -> Result<()> {
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let keys: Vec<&[u8]> = rows.iter().map(|r| r.1.as_slice()).collect();
+        sqlx::query("UPDATE users u SET key_version = $1, user_key = x.k FROM UNNEST($2::bigint[], $3::bytea[]) AS x(i, k) WHERE u.id = x.i")
+            .bind(version)
+            .bind(&ids)
+            .bind(&keys)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Stores re-wrapped audit event keys `(seq, wrapped)` under `version`.
+    pub async fn set_event_keys(&mut self, version: i32, rows: &[(i64, Vec<u8>)]) -> Result<()> {
+        let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let keys: Vec<&[u8]> = rows.iter().map(|r| r.1.as_slice()).collect();
+        sqlx::query("UPDATE audit_events e SET key_version = $1, event_key = x.k FROM UNNEST($2::bigint[], $3::bytea[]) AS x(s, k) WHERE e.seq = x.s")
+            .bind(version)
+            .bind(&seqs)
+            .bind(&keys)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// `(users, audit events)` still wrapped by a version older than `current`.
+    pub async fn rewrap_backlog(&mut self, current: i32) -> Result<(i64, i64)> {
+        let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE key_version < $1").bind(current).fetch_one(self.conn()).await?;
+        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE key_version < $1").bind(current).fetch_one(self.conn()).await?;
+        Ok((users, events))
+    }
+
+    /// Deletes data-key versions older than `current` that nothing references any more. The
+    /// foreign keys make this safe against a concurrent write under an old version: such a
+    /// delete fails and is retried on the next pass.
+    pub async fn retire_data_keys(&mut self, current: i32) -> Result<u64> {
+        sqlx::query("SAVEPOINT retire").execute(self.conn()).await?;
+        match sqlx::query("DELETE FROM tenant_keys WHERE version < $1").bind(current).execute(self.conn()).await {
+            Ok(r) => {
+                sqlx::query("RELEASE SAVEPOINT retire").execute(self.conn()).await?;
+                Ok(r.rows_affected())
+            }
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                sqlx::query("ROLLBACK TO SAVEPOINT retire").execute(self.conn()).await?;
+                Ok(0)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Data-key versions present for this tenant.
+    pub async fn data_key_versions(&mut self) -> Result<Vec<i32>> {
+        Ok(sqlx::query_scalar("SELECT version FROM tenant_keys ORDER BY version").fetch_all(self.conn()).await?)
+    }
+}
