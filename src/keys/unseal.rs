@@ -98,7 +98,8 @@ impl UnsealProgress {
             return Err(UnsealError::OtherVault);
         }
         if let Some(existing) = self.shares.iter().find(|s| s.id() == share.id()) {
-            if existing.value() != share.value() {
+            let same: bool = subtle::ConstantTimeEq::ct_eq(existing.value(), share.value()).into();
+            if !same {
                 // Same slot, different value: cannot both be right; start over.
                 self.reset();
                 return Err(UnsealError::WrongCombination);
