@@ -62,7 +62,7 @@ CREATE TABLE credentials (
     tenant_id  bigint NOT NULL REFERENCES tenants (id),
     id         bigserial,
     token_hash bytea  NOT NULL,
-    kind       text   NOT NULL CHECK (kind IN ('root', 'tenant-admin')),
+    kind       text   NOT NULL CHECK (kind IN ('root', 'tenant-admin', 'dpo', 'auditor', 'app-writer', 'app-reader', 'vault-plugin')),
     created_at bigint NOT NULL,
     revoked_at bigint,
     PRIMARY KEY (tenant_id, id),

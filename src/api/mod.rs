@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod body;
+pub mod credentials;
 pub mod sys;
 pub mod system;
 pub mod tenants;
@@ -61,6 +62,13 @@ impl Call {
             tx.commit().await?;
             return Err(Error::Forbidden(if claimed.token.is_some() { "access denied".into() } else { "missing X-Bunker-Token".into() }));
         };
+        let resource = auth::policy::resource_of(endpoint);
+        if !state.authorizer().allows(&who.role, &claimed.tenant, resource, endpoint).await {
+            audit.details.insert("message".into(), format!("role {} may not call {endpoint}", who.role).into());
+            crate::audit::append(&mut tx, &keys, endpoint, &who.actor(), "denied", audit).await?;
+            tx.commit().await?;
+            return Err(Error::denied());
+        }
         tracing::debug!(endpoint, tenant = who.tenant_id, actor = %who.actor(), "call");
         Ok(Call { tx, who, keys, ring, audit, endpoint, state: state.clone() })
     }
@@ -127,6 +135,7 @@ pub fn v2_routes(state: AppState) -> Router<AppState> {
         .merge(tenants::routes())
         .merge(audit::routes())
         .merge(system::routes())
+        .merge(credentials::routes())
         .route("/v2/{name}", post(unknown_endpoint))
         .layer(axum::middleware::from_fn_with_state(state, require_unsealed))
 }

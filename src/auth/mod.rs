@@ -2,6 +2,8 @@
 //! its keyed hash inside that tenant's scope, so a token of tenant A is simply unknown in B; the
 //! tenant comes from `X-Bunker-Tenant`, else the host's subdomain, else `default`.
 
+pub mod policy;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
@@ -58,38 +60,23 @@ pub fn subdomain(host: &str) -> Option<String> {
     (named && labels[0] != "www").then(|| labels[0].to_ascii_lowercase())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// The main tenant's root credential: tenant management plus everything in `default`.
-    Root,
-    /// A tenant's administrator credential (from TenantCreate).
-    TenantAdmin,
-}
-
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub tenant_id: i64,
     pub tenant_name: String,
     pub credential_id: i64,
-    pub role: Role,
+    /// A built-in role name (see `policies/policy.csv`), decided on by the casbin enforcer.
+    pub role: String,
 }
 
 impl Principal {
-    /// The audit actor: credential id and role, never the token.
+    /// The audit actor: role and credential id, never the token.
     pub fn actor(&self) -> String {
-        let role = match self.role {
-            Role::Root => "root",
-            Role::TenantAdmin => "tenant-admin",
-        };
-        format!("{role}:{}", self.credential_id)
+        format!("{}:{}", self.role, self.credential_id)
     }
 
-    pub fn require_root(&self) -> Result<()> {
-        if self.role == Role::Root {
-            Ok(())
-        } else {
-            Err(Error::denied())
-        }
+    pub fn is_root(&self) -> bool {
+        self.role == "root"
     }
 }
 
@@ -99,12 +86,10 @@ pub async fn verify(tx: &mut TenantTx, ring: &Keyring, tenant_name: &str, token:
     let Some(row) = tx.credential_by_hash(&ring.credential_hash(token)).await? else {
         return Ok(None);
     };
-    let role = match row.kind.as_str() {
-        "root" => Role::Root,
-        "tenant-admin" => Role::TenantAdmin,
-        _ => return Ok(None),
-    };
-    Ok(Some(Principal { tenant_id: tx.tenant_id(), tenant_name: tenant_name.to_string(), credential_id: row.id, role }))
+    if !policy::ROLES.contains(&row.kind.as_str()) {
+        return Ok(None);
+    }
+    Ok(Some(Principal { tenant_id: tx.tenant_id(), tenant_name: tenant_name.to_string(), credential_id: row.id, role: row.kind }))
 }
 
 #[cfg(test)]

@@ -20,3 +20,29 @@ impl TenantTx {
         Ok(row.map(|r| CredentialRow { id: r.get(0), kind: r.get(1) }))
     }
 }
+
+impl TenantTx {
+    /// Stores a new credential (keyed hash only); returns its id.
+    pub async fn insert_credential(&mut self, hash: &[u8], kind: &str) -> Result<i64> {
+        let tenant = self.tenant_id();
+        let id = sqlx::query_scalar("INSERT INTO credentials (tenant_id, token_hash, kind, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+            .bind(tenant)
+            .bind(hash)
+            .bind(kind)
+            .bind(super::now_secs())
+            .fetch_one(self.conn())
+            .await?;
+        Ok(id)
+    }
+
+    /// Revokes a live credential other than root; `false` when there is no such credential.
+    pub async fn revoke_credential(&mut self, id: i64) -> Result<bool> {
+        let n = sqlx::query("UPDATE credentials SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL AND kind <> 'root'")
+            .bind(id)
+            .bind(super::now_secs())
+            .execute(self.conn())
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+}

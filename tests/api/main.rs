@@ -5,6 +5,7 @@ mod custody;
 mod demo;
 mod helpers;
 mod isolation;
+mod roles;
 mod rotation;
 mod official_client;
 mod seal;

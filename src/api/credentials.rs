@@ -1,0 +1,78 @@
+//! Credentials for the built-in roles: a tenant admin (or root) mints a token for an application
+//! or an officer of its own tenant, shown once and stored only as a keyed hash; and revokes it.
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use super::body::{int_or_string, Body, Metadata};
+use super::{fields, Call};
+use crate::app::AppState;
+use crate::auth::Claimed;
+use crate::error::{Error, Result};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v1/credentials/create", post(create)).route("/v1/credentials/revoke", post(revoke))
+}
+
+/// Roles a credential can be minted for: not root (one per vault, from init) and not user-self
+/// (a data subject's token comes from XTokenCreateForUser).
+pub const MINTABLE: &[&str] = &["tenant-admin", "dpo", "auditor", "app-writer", "app-reader", "vault-plugin"];
+
+#[derive(Deserialize)]
+struct CreateReq {
+    role: String,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+#[derive(Deserialize)]
+struct RevokeReq {
+    #[serde(default, deserialize_with = "int_or_string")]
+    credentialid: Option<i64>,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+async fn create(State(st): State<AppState>, claimed: Claimed, Body(req): Body<CreateReq>) -> Result<Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "CredentialCreate", req.request_metadata).await?;
+    let mut token = None;
+    let result = async {
+        let role = req.role.trim();
+        if !MINTABLE.contains(&role) {
+            return Err(Error::bad(format!("role must be one of {}", MINTABLE.join(", "))));
+        }
+        call.note("role", role);
+        let t = Zeroizing::new(uuid::Uuid::new_v4().to_string());
+        let id = call.tx.insert_credential(&call.ring.credential_hash(&t), role).await?;
+        call.note("credentialid", id);
+        token = Some(t);
+        Ok(fields([("credentialid", id.into()), ("role", role.into())]))
+    }
+    .await;
+    let Json(mut body) = call.finish(result).await?;
+    if let Some(t) = token {
+        body["token"] = Value::String(t.to_string());
+    }
+    Ok(Json(body))
+}
+
+async fn revoke(State(st): State<AppState>, claimed: Claimed, Body(req): Body<RevokeReq>) -> Result<Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "CredentialRevoke", req.request_metadata).await?;
+    let result = async {
+        let id = req.credentialid.filter(|i| *i > 0).ok_or_else(|| Error::bad("credentialid must be a positive integer"))?;
+        call.note("credentialid", id);
+        if id == call.who.credential_id {
+            return Err(Error::bad("a credential cannot revoke itself"));
+        }
+        if !call.tx.revoke_credential(id).await? {
+            return Err(Error::not_found("credential"));
+        }
+        Ok(serde_json::Map::new())
+    }
+    .await;
+    call.finish(result).await
+}
