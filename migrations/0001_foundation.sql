@@ -73,6 +73,20 @@ CREATE TABLE credentials (
 -- wrapped by the tenant data key of version key_version. Deleting the row destroys the key:
 -- whatever else was encrypted under it (audit details) becomes unreadable. Rotating the data
 -- key re-wraps these small keys only.
+-- Leases behind short-lived role tokens (JWTs minted for HashiCorp Vault or XTokenCreateForRole).
+-- A token is valid only while its lease row is live, so a revocation holds on every instance.
+CREATE TABLE leases (
+    tenant_id      bigint NOT NULL REFERENCES tenants (id),
+    lease_id       text   NOT NULL,
+    role           text   NOT NULL,
+    credential_id  bigint,
+    issued_at      bigint NOT NULL,
+    expires_at     bigint NOT NULL,
+    max_expires_at bigint NOT NULL,
+    revoked_at     bigint,
+    PRIMARY KEY (tenant_id, lease_id)
+);
+
 CREATE TABLE users (
     tenant_id   bigint  NOT NULL REFERENCES tenants (id),
     id          bigserial,
@@ -150,7 +164,7 @@ INSERT INTO audit_heads (tenant_id, seq, hash) VALUES (1, 0, '\x0000000000000000
 DO $$
 DECLARE t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['tenant_keys', 'credentials', 'users', 'user_versions', 'user_index',
+    FOREACH t IN ARRAY ARRAY['tenant_keys', 'credentials', 'leases', 'users', 'user_versions', 'user_index',
                              'audit_events', 'audit_heads']
     LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);

@@ -9,6 +9,7 @@ pub mod sys;
 pub mod system;
 pub mod tenants;
 pub mod users;
+pub mod vault_plugin;
 
 use std::sync::Arc;
 
@@ -52,6 +53,7 @@ impl Call {
             audit.details.insert("request_metadata".into(), m);
         }
         let who = match &claimed.token {
+            Some(token) if auth::lease::looks_like_jwt(token) => auth::verify_lease(&mut tx, &ring, &claimed.tenant, token).await?,
             Some(token) => auth::verify(&mut tx, &ring, &claimed.tenant, token).await?,
             None => None,
         };
@@ -136,6 +138,7 @@ pub fn v2_routes(state: AppState) -> Router<AppState> {
         .merge(audit::routes())
         .merge(system::routes())
         .merge(credentials::routes())
+        .merge(vault_plugin::routes())
         .route("/v2/{name}", post(unknown_endpoint))
         .layer(axum::middleware::from_fn_with_state(state, require_unsealed))
 }

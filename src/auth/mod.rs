@@ -2,6 +2,7 @@
 //! its keyed hash inside that tenant's scope, so a token of tenant A is simply unknown in B; the
 //! tenant comes from `X-Bunker-Tenant`, else the host's subdomain, else `default`.
 
+pub mod lease;
 pub mod policy;
 
 use axum::extract::FromRequestParts;
@@ -67,12 +68,17 @@ pub struct Principal {
     pub credential_id: i64,
     /// A built-in role name (see `policies/policy.csv`), decided on by the casbin enforcer.
     pub role: String,
+    /// Set when the caller presented a leased role token rather than a stored credential.
+    pub lease_id: Option<String>,
 }
 
 impl Principal {
     /// The audit actor: role and credential id, never the token.
     pub fn actor(&self) -> String {
-        format!("{}:{}", self.role, self.credential_id)
+        match &self.lease_id {
+            Some(l) => format!("{}:lease:{l}", self.role),
+            None => format!("{}:{}", self.role, self.credential_id),
+        }
     }
 
     pub fn is_root(&self) -> bool {
@@ -89,7 +95,19 @@ pub async fn verify(tx: &mut TenantTx, ring: &Keyring, tenant_name: &str, token:
     if !policy::ROLES.contains(&row.kind.as_str()) {
         return Ok(None);
     }
-    Ok(Some(Principal { tenant_id: tx.tenant_id(), tenant_name: tenant_name.to_string(), credential_id: row.id, role: row.kind }))
+    Ok(Some(Principal { tenant_id: tx.tenant_id(), tenant_name: tenant_name.to_string(), credential_id: row.id, role: row.kind, lease_id: None }))
+}
+
+/// Verifies a leased role token: signature and expiry, the tenant it was minted for, then a live
+/// lease row in this tenant (revocation and renewal hold on every instance at once).
+pub async fn verify_lease(tx: &mut TenantTx, ring: &Keyring, tenant_name: &str, token: &str) -> Result<Option<Principal>> {
+    let Some(claims) = lease::verify(ring, token) else {
+        return Ok(None);
+    };
+    if claims.tid != tx.tenant_id() || !policy::ROLES.contains(&claims.role.as_str()) || !tx.lease_is_live(&claims.sub).await? {
+        return Ok(None);
+    }
+    Ok(Some(Principal { tenant_id: tx.tenant_id(), tenant_name: tenant_name.to_string(), credential_id: 0, role: claims.role, lease_id: Some(claims.sub) }))
 }
 
 #[cfg(test)]

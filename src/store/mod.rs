@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod credentials;
 pub mod keys;
+pub mod leases;
 pub mod meta;
 pub mod tenants;
 pub mod users;

@@ -1,0 +1,65 @@
+//! Lease rows behind role tokens.
+
+use sqlx::Row;
+
+use super::{now_secs, TenantTx};
+use crate::error::Result;
+
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub lease_id: String,
+    pub role: String,
+    pub expires_at: i64,
+    pub max_expires_at: i64,
+    pub revoked: bool,
+}
+
+impl TenantTx {
+    pub async fn insert_lease(&mut self, lease_id: &str, role: &str, credential_id: Option<i64>, expires_at: i64, max_expires_at: i64) -> Result<()> {
+        let tenant = self.tenant_id();
+        sqlx::query("INSERT INTO leases (tenant_id, lease_id, role, credential_id, issued_at, expires_at, max_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(tenant)
+            .bind(lease_id)
+            .bind(role)
+            .bind(credential_id)
+            .bind(now_secs())
+            .bind(expires_at)
+            .bind(max_expires_at)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn lease(&mut self, lease_id: &str) -> Result<Option<Lease>> {
+        let row = sqlx::query("SELECT lease_id, role, expires_at, max_expires_at, revoked_at IS NOT NULL FROM leases WHERE lease_id = $1 FOR UPDATE")
+            .bind(lease_id)
+            .fetch_optional(self.conn())
+            .await?;
+        Ok(row.map(|r| Lease { lease_id: r.get(0), role: r.get(1), expires_at: r.get(2), max_expires_at: r.get(3), revoked: r.get(4) }))
+    }
+
+    /// Whether the lease is live now (not revoked, not expired).
+    pub async fn lease_is_live(&mut self, lease_id: &str) -> Result<bool> {
+        let live: Option<bool> = sqlx::query_scalar("SELECT revoked_at IS NULL AND expires_at > $2 FROM leases WHERE lease_id = $1")
+            .bind(lease_id)
+            .bind(now_secs())
+            .fetch_optional(self.conn())
+            .await?;
+        Ok(live.unwrap_or(false))
+    }
+
+    pub async fn extend_lease(&mut self, lease_id: &str, expires_at: i64) -> Result<()> {
+        sqlx::query("UPDATE leases SET expires_at = $2 WHERE lease_id = $1").bind(lease_id).bind(expires_at).execute(self.conn()).await?;
+        Ok(())
+    }
+
+    pub async fn revoke_lease(&mut self, lease_id: &str) -> Result<bool> {
+        let n = sqlx::query("UPDATE leases SET revoked_at = $2 WHERE lease_id = $1 AND revoked_at IS NULL")
+            .bind(lease_id)
+            .bind(now_secs())
+            .execute(self.conn())
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+}

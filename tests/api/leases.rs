@@ -1,0 +1,111 @@
+//! Leased role tokens through the Vault plugin endpoint, across two instances on one database.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use strongroom::auth::lease;
+use strongroom::keys::envelope::Key;
+use strongroom::keys::keyring::Keyring;
+
+use crate::helpers::*;
+
+async fn post(app: &TestApp, token: &str, tenant: &str, path: &str, body: Value) -> Reply {
+    app.raw(reqwest::Method::POST, path, &[("x-bunker-token", token), ("x-bunker-tenant", tenant)], serde_json::to_vec(&body).unwrap()).await
+}
+
+/// Instance `a` (with `max_ttl`), a second unsealed instance `b`, tenant "leasing" with a user,
+/// and a vault-plugin credential. Returns (a, b, plugin token, admin token, user token).
+async fn fleet(max_ttl: i64) -> (TestApp, TestApp, String, String, String) {
+    let a = TestApp::spawn_configured(|c| c.lease_max_ttl_s = max_ttl).await;
+    let mut b = TestApp::serve_on(a.db_url.clone()).await;
+    b.root_token = a.root_token.clone();
+    b.unseal(&a.shares[0]).await.ok();
+    b.unseal(&a.shares[1]).await.ok();
+    let (_, admin) = a.create_tenant("leasing").await;
+    let plugin = post(&a, &admin, "leasing", "/v1/credentials/create", json!({"role": "vault-plugin"})).await;
+    let plugin = plugin.ok()["token"].as_str().unwrap().to_string();
+    let user = a.create_user(&admin, Some("leasing"), json!({"login": "leased"})).await;
+    (a, b, plugin, admin, user)
+}
+
+async fn read_with(app: &TestApp, token: &str, user: &str) -> u16 {
+    app.call("UserGet", Some(token), Some("leasing"), json!({"mode": "token", "identity": user})).await.code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leased_token_works_on_every_instance_until_revoked() {
+    let (a, b, plugin, _admin, user) = fleet(3600).await;
+    let creds = post(&a, &plugin, "leasing", "/v1/vault/creds", json!({"role": "app-reader", "ttl": "10m"})).await;
+    let c = creds.ok().clone();
+    assert_eq!(c["lease_duration"], 600);
+    assert_eq!(c["renewable"], true);
+    let token = c["token"].as_str().unwrap().to_string();
+    assert_eq!(read_with(&a, &token, &user).await, 200);
+    assert_eq!(read_with(&b, &token, &user).await, 200);
+    // The lease carries app-reader's rights, no more.
+    assert_eq!(a.call("UserCreate", Some(&token), Some("leasing"), json!({"profile": {"login": "no"}})).await.code, 403);
+    assert_eq!(post(&a, &token, "leasing", "/v1/vault/creds", json!({"role": "app-writer"})).await.code, 403);
+
+    post(&b, &plugin, "leasing", "/v1/vault/revoke", json!({"lease_id": c["lease_id"]})).await.ok();
+    assert_eq!(read_with(&a, &token, &user).await, 403, "revoked on b, refused on a at once");
+    assert_eq!(read_with(&b, &token, &user).await, 403);
+    post(&a, &plugin, "leasing", "/v1/vault/revoke", json!({"lease_id": "no-such-lease"})).await.err(404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_is_refused_on_both_instances_within_a_second() {
+    let (a, b, plugin, _admin, user) = fleet(3600).await;
+    let c = post(&a, &plugin, "leasing", "/v1/vault/creds", json!({"role": "app-reader", "ttl": 1})).await.ok().clone();
+    let token = c["token"].as_str().unwrap().to_string();
+    let minted = Instant::now();
+    assert_eq!(read_with(&b, &token, &user).await, 200);
+    let deadline = minted + Duration::from_secs(3);
+    loop {
+        let (ra, rb) = (read_with(&a, &token, &user).await, read_with(&b, &token, &user).await);
+        if ra == 403 && rb == 403 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still accepted {:?} after minting", minted.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Whole-second lease clocks: expiry at mint + 1 s, refused within the following second.
+    assert!(minted.elapsed() < Duration::from_millis(2100), "refused only after {:?}", minted.elapsed());
+    post(&a, &plugin, "leasing", "/v1/vault/renew", json!({"lease_id": c["lease_id"]})).await.err(400);
+}
+
+#[tokio::test]
+async fn renewal_never_passes_the_maximum_ttl() {
+    let (a, _b, plugin, _admin, user) = fleet(5).await;
+    let c = post(&a, &plugin, "leasing", "/v1/vault/creds", json!({"role": "app-reader", "ttl": 600})).await.ok().clone();
+    assert_eq!(c["lease_duration"], 5, "capped at the maximum TTL");
+    let r = post(&a, &plugin, "leasing", "/v1/vault/renew", json!({"lease_id": c["lease_id"], "increment": 3600})).await;
+    assert!(r.ok()["lease_duration"].as_i64().unwrap() <= 5);
+    assert_eq!(r.ok()["renewable"], false);
+    assert_eq!(read_with(&a, c["token"].as_str().unwrap(), &user).await, 200);
+}
+
+#[tokio::test]
+async fn forged_re_signed_or_foreign_tokens_are_refused() {
+    let (a, _b, plugin, admin, user) = fleet(3600).await;
+    let c = post(&a, &plugin, "leasing", "/v1/vault/creds", json!({"role": "app-reader"})).await.ok().clone();
+    let token = c["token"].as_str().unwrap().to_string();
+    let lease_id = c["lease_id"].as_str().unwrap();
+    let now = strongroom::store::now_secs();
+    // Same claims, signed with another key.
+    let other = Keyring::new(Key::random());
+    let resigned = lease::sign(&other, &lease::claims(lease_id, 2, "leasing", "app-writer", now, now + 600));
+    assert_eq!(read_with(&a, &resigned, &user).await, 403);
+    // Payload swapped (role escalated), original signature kept.
+    let parts: Vec<&str> = token.split('.').collect();
+    let other_parts: Vec<String> = resigned.split('.').map(str::to_string).collect();
+    assert_eq!(read_with(&a, &format!("{}.{}.{}", parts[0], other_parts[1], parts[2]), &user).await, 403);
+    // Used in another tenant.
+    let (_, _other_admin) = a.create_tenant("elsewhere").await;
+    let foreign = a.call("UserGet", Some(&token), Some("elsewhere"), json!({"mode": "token", "identity": user})).await;
+    foreign.err(403);
+    // Only the vault-plugin role mints, and only working roles can be leased.
+    post(&a, &admin, "leasing", "/v1/vault/creds", json!({"role": "app-reader"})).await.err(403);
+    post(&a, &plugin, "leasing", "/v1/vault/creds", json!({"role": "tenant-admin"})).await.err(400);
+    post(&a, &plugin, "leasing", "/v1/vault/creds", json!({"role": "app-reader", "ttl": "soon"})).await.err(400);
+    assert_eq!(read_with(&a, &token, &user).await, 200, "the genuine token still works");
+}
