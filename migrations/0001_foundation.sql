@@ -80,6 +80,8 @@ CREATE TABLE leases (
     lease_id       text   NOT NULL,
     role           text   NOT NULL,
     credential_id  bigint,
+    -- For a user login token (role user-self): the one record it may act on.
+    user_token     text,
     issued_at      bigint NOT NULL,
     expires_at     bigint NOT NULL,
     max_expires_at bigint NOT NULL,

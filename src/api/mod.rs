@@ -10,6 +10,7 @@ pub mod system;
 pub mod tenants;
 pub mod users;
 pub mod vault_plugin;
+pub mod xtokens;
 
 use std::sync::Arc;
 
@@ -139,6 +140,7 @@ pub fn v2_routes(state: AppState) -> Router<AppState> {
         .merge(system::routes())
         .merge(credentials::routes())
         .merge(vault_plugin::routes())
+        .merge(xtokens::routes())
         .route("/v2/{name}", post(unknown_endpoint))
         .layer(axum::middleware::from_fn_with_state(state, require_unsealed))
 }

@@ -201,6 +201,10 @@ pub async fn find_user(call: &mut Call, mode: &str, identity: &str) -> Result<(U
         }
     };
     let user = found.ok_or_else(|| Error::not_found("user record"))?;
+    // A user login token reaches its own record only; any other is simply not found.
+    if call.who.self_user.as_deref().is_some_and(|own| own != user.token) {
+        return Err(Error::not_found("user record"));
+    }
     let key = user_key(&call.keys, &user)?;
     call.note_user(&user.token, key.clone());
     Ok((user, key))

@@ -62,9 +62,10 @@ struct RevokeReq {
     request_metadata: Metadata,
 }
 
-/// Mints a lease for `role` in the call's tenant; returns the token and its lease fields.
-pub async fn mint(call: &mut Call, st: &AppState, role: &str, ttl: Option<i64>) -> Result<(String, String, i64)> {
-    if !LEASABLE.contains(&role) {
+/// Mints a lease for `role` in the call's tenant (`user`: the record a user-self token is bound
+/// to); returns the token, the lease id and its duration.
+pub async fn mint(call: &mut Call, st: &AppState, role: &str, ttl: Option<i64>, user: Option<&str>) -> Result<(String, String, i64)> {
+    if role == "user-self" && user.is_none() || role != "user-self" && !LEASABLE.contains(&role) {
         return Err(Error::bad(format!("role must be one of {}", LEASABLE.join(", "))));
     }
     let cfg = st.config();
@@ -73,7 +74,7 @@ pub async fn mint(call: &mut Call, st: &AppState, role: &str, ttl: Option<i64>) 
     let hard = now + cfg.lease_max_ttl_s;
     let lease_id = uuid::Uuid::new_v4().to_string();
     let credential = (call.who.credential_id > 0).then_some(call.who.credential_id);
-    call.tx.insert_lease(&lease_id, role, credential, now + duration, hard).await?;
+    call.tx.insert_lease(&lease_id, role, credential, user, now + duration, hard).await?;
     call.note("lease_id", lease_id.as_str());
     call.note("role", role);
     let token = lease::sign(&call.ring, &lease::claims(&lease_id, call.who.tenant_id, &call.who.tenant_name, role, now, hard));
@@ -85,7 +86,7 @@ async fn creds(State(st): State<AppState>, claimed: Claimed, Body(req): Body<Cre
     let mut token = None;
     let result = async {
         let ttl = parse_ttl(&req.ttl)?;
-        let (t, lease_id, duration) = mint(&mut call, &st, req.role.trim(), ttl).await?;
+        let (t, lease_id, duration) = mint(&mut call, &st, req.role.trim(), ttl, None).await?;
         token = Some(t);
         Ok(fields([("lease_id", lease_id.into()), ("lease_duration", duration.into()), ("renewable", true.into())]))
     }

@@ -70,6 +70,8 @@ pub struct Principal {
     pub role: String,
     /// Set when the caller presented a leased role token rather than a stored credential.
     pub lease_id: Option<String>,
+    /// For a user login token: the only user record it may reach.
+    pub self_user: Option<String>,
 }
 
 impl Principal {
@@ -95,7 +97,7 @@ pub async fn verify(tx: &mut TenantTx, ring: &Keyring, tenant_name: &str, token:
     if !policy::ROLES.contains(&row.kind.as_str()) {
         return Ok(None);
     }
-    Ok(Some(Principal { tenant_id: tx.tenant_id(), tenant_name: tenant_name.to_string(), credential_id: row.id, role: row.kind, lease_id: None }))
+    Ok(Some(Principal { tenant_id: tx.tenant_id(), tenant_name: tenant_name.to_string(), credential_id: row.id, role: row.kind, lease_id: None, self_user: None }))
 }
 
 /// Verifies a leased role token: signature and expiry, the tenant it was minted for, then a live
@@ -104,10 +106,23 @@ pub async fn verify_lease(tx: &mut TenantTx, ring: &Keyring, tenant_name: &str, 
     let Some(claims) = lease::verify(ring, token) else {
         return Ok(None);
     };
-    if claims.tid != tx.tenant_id() || !policy::ROLES.contains(&claims.role.as_str()) || !tx.lease_is_live(&claims.sub).await? {
+    if claims.tid != tx.tenant_id() || !policy::ROLES.contains(&claims.role.as_str()) {
         return Ok(None);
     }
-    Ok(Some(Principal { tenant_id: tx.tenant_id(), tenant_name: tenant_name.to_string(), credential_id: 0, role: claims.role, lease_id: Some(claims.sub) }))
+    let Some(self_user) = tx.live_lease(&claims.sub).await? else {
+        return Ok(None);
+    };
+    if (claims.role == "user-self") != self_user.is_some() {
+        return Ok(None);
+    }
+    Ok(Some(Principal {
+        tenant_id: tx.tenant_id(),
+        tenant_name: tenant_name.to_string(),
+        credential_id: 0,
+        role: claims.role,
+        lease_id: Some(claims.sub),
+        self_user,
+    }))
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ pub fn resource_of(endpoint: &str) -> &'static str {
         e if e.starts_with("Audit") => "audit",
         e if e.starts_with("User") => "users.profile",
         e if e.starts_with("Vault") => "vault",
-        e if e.starts_with("Credential") => "credentials",
+        e if e.starts_with("Credential") || e.starts_with("XToken") => "credentials",
         _ => "system",
     }
 }

@@ -15,13 +15,17 @@ pub struct Lease {
 }
 
 impl TenantTx {
-    pub async fn insert_lease(&mut self, lease_id: &str, role: &str, credential_id: Option<i64>, expires_at: i64, max_expires_at: i64) -> Result<()> {
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_lease(&mut self, lease_id: &str, role: &str, credential_id: Option<i64>, user_token: Option<&str>, expires_at: i64, max_expires_at: i64) -> Result<()> {
         let tenant = self.tenant_id();
-        sqlx::query("INSERT INTO leases (tenant_id, lease_id, role, credential_id, issued_at, expires_at, max_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        sqlx::query(
+            "INSERT INTO leases (tenant_id, lease_id, role, credential_id, user_token, issued_at, expires_at, max_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
             .bind(tenant)
             .bind(lease_id)
             .bind(role)
             .bind(credential_id)
+            .bind(user_token)
             .bind(now_secs())
             .bind(expires_at)
             .bind(max_expires_at)
@@ -38,14 +42,15 @@ impl TenantTx {
         Ok(row.map(|r| Lease { lease_id: r.get(0), role: r.get(1), expires_at: r.get(2), max_expires_at: r.get(3), revoked: r.get(4) }))
     }
 
-    /// Whether the lease is live now (not revoked, not expired).
-    pub async fn lease_is_live(&mut self, lease_id: &str) -> Result<bool> {
-        let live: Option<bool> = sqlx::query_scalar("SELECT revoked_at IS NULL AND expires_at > $2 FROM leases WHERE lease_id = $1")
+    /// A live lease (not revoked, not expired): `Some(user_token)` (the record a user token is
+    /// bound to, if any); `None` when it is not live.
+    pub async fn live_lease(&mut self, lease_id: &str) -> Result<Option<Option<String>>> {
+        let row: Option<(Option<String>,)> = sqlx::query_as("SELECT user_token FROM leases WHERE lease_id = $1 AND revoked_at IS NULL AND expires_at > $2")
             .bind(lease_id)
             .bind(now_secs())
             .fetch_optional(self.conn())
             .await?;
-        Ok(live.unwrap_or(false))
+        Ok(row.map(|r| r.0))
     }
 
     pub async fn extend_lease(&mut self, lease_id: &str, expires_at: i64) -> Result<()> {

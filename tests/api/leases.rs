@@ -109,3 +109,40 @@ async fn forged_re_signed_or_foreign_tokens_are_refused() {
     post(&a, &plugin, "leasing", "/v1/vault/creds", json!({"role": "app-reader", "ttl": "soon"})).await.err(400);
     assert_eq!(read_with(&a, &token, &user).await, 200, "the genuine token still works");
 }
+
+#[tokio::test]
+async fn a_role_xtoken_carries_its_role_for_its_lifetime() {
+    let (a, _b, _plugin, admin, user) = fleet(3600).await;
+    let r = a.call("XTokenCreateForRole", Some(&admin), Some("leasing"), json!({"rolename": "app-reader", "finaltime": "5m"})).await;
+    assert_eq!(r.ok()["ttl"], 300);
+    let x = r.ok()["xtoken"].as_str().unwrap().to_string();
+    assert_eq!(read_with(&a, &x, &user).await, 200);
+    a.call("UserCreate", Some(&x), Some("leasing"), json!({"profile": {"login": "nope"}})).await.err(403);
+    a.call("XTokenCreateForRole", Some(&admin), Some("leasing"), json!({"roleid": 3})).await.err(400);
+    a.call("XTokenCreateForRole", Some(&admin), Some("leasing"), json!({"rolename": "app-reader", "slidingtime": "1h"})).await.err(400);
+    a.call("XTokenCreateForRole", Some(&admin), Some("leasing"), json!({})).await.err(400);
+    a.call("XTokenCreateForRole", Some(&admin), Some("leasing"), json!({"rolename": "root"})).await.err(400);
+    a.call("XTokenCreateForRole", Some(&x), Some("leasing"), json!({"rolename": "app-writer"})).await.err(403);
+}
+
+#[tokio::test]
+async fn a_user_xtoken_reaches_only_its_own_record_and_cannot_change_it_directly() {
+    let (a, _b, _plugin, admin, _user) = fleet(3600).await;
+    let me = a.create_user(&admin, Some("leasing"), json!({"email": "me@example.com", "name": "Me"})).await;
+    let other = a.create_user(&admin, Some("leasing"), json!({"email": "other@example.com"})).await;
+    let r = a.call("XTokenCreateForUser", Some(&admin), Some("leasing"), json!({"mode": "email", "identity": "me@example.com"})).await;
+    let x = r.ok()["xtoken"].as_str().unwrap().to_string();
+    assert_eq!(r.ok()["ttl"], 600, "10-minute default");
+    let mine = a.call("UserGet", Some(&x), Some("leasing"), json!({"mode": "email", "identity": "me@example.com"})).await;
+    assert_eq!(mine.ok()["token"], me.as_str());
+    a.call("AuditListUserEvents", Some(&x), Some("leasing"), json!({"mode": "token", "identity": me})).await.ok();
+    for (mode, identity) in [("token", other.as_str()), ("email", "other@example.com")] {
+        a.call("UserGet", Some(&x), Some("leasing"), json!({"mode": mode, "identity": identity})).await.err(404);
+    }
+    a.call("UserUpdate", Some(&x), Some("leasing"), json!({"mode": "token", "identity": me, "profile": {"name": "X"}})).await.err(403);
+    a.call("UserDelete", Some(&x), Some("leasing"), json!({"mode": "token", "identity": me})).await.err(403);
+    a.call("XTokenCreateForUser", Some(&x), Some("leasing"), json!({"mode": "token", "identity": other})).await.err(403);
+    a.call("XTokenCreateForUser", Some(&admin), Some("leasing"), json!({"mode": "email", "identity": "ghost@example.com"})).await.err(404);
+    let still = a.call("UserGet", Some(&admin), Some("leasing"), json!({"mode": "token", "identity": me})).await;
+    assert_eq!(still.ok()["profile"]["name"], "Me");
+}

@@ -1,0 +1,93 @@
+//! XTokenCreateForRole and XTokenCreateForUser: short-lived tokens on the same leases as the
+//! Vault plugin endpoint. A role xtoken carries a working role; a user xtoken (role user-self)
+//! reaches its own record only and can neither update nor delete it directly.
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::body::{Body, Metadata};
+use super::vault_plugin::{mint, parse_ttl};
+use super::{fields, Call};
+use crate::app::AppState;
+use crate::auth::Claimed;
+use crate::error::{Error, Result};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v2/XTokenCreateForRole", post(for_role)).route("/v2/XTokenCreateForUser", post(for_user))
+}
+
+#[derive(Deserialize)]
+struct RoleReq {
+    #[serde(default)]
+    roleid: Option<Value>,
+    #[serde(default)]
+    rolename: Option<String>,
+    #[serde(default)]
+    finaltime: Option<Value>,
+    #[serde(default)]
+    slidingtime: Option<Value>,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+#[derive(Deserialize)]
+struct UserReq {
+    mode: String,
+    identity: String,
+    #[serde(default)]
+    finaltime: Option<Value>,
+    #[serde(default)]
+    slidingtime: Option<Value>,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+fn no_sliding(v: &Option<Value>) -> Result<()> {
+    match v {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(s)) if s.is_empty() => Ok(()),
+        _ => Err(Error::bad("slidingtime on xtokens is not available in this version; use finaltime")),
+    }
+}
+
+async fn for_role(State(st): State<AppState>, claimed: Claimed, Body(req): Body<RoleReq>) -> Result<Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "XTokenCreateForRole", req.request_metadata).await?;
+    let mut token = None;
+    let result = async {
+        no_sliding(&req.slidingtime)?;
+        if req.roleid.as_ref().is_some_and(|v| !v.is_null()) {
+            return Err(Error::bad("roleid (custom roles) is not available in this version; give a built-in rolename"));
+        }
+        let role = req.rolename.as_deref().map(str::trim).filter(|r| !r.is_empty()).ok_or_else(|| Error::bad("missing field `rolename`"))?;
+        let (t, lease_id, duration) = mint(&mut call, &st, role, parse_ttl(&req.finaltime)?, None).await?;
+        token = Some(t);
+        Ok(fields([("lease_id", lease_id.into()), ("ttl", duration.into())]))
+    }
+    .await;
+    let Json(mut body) = call.finish(result).await?;
+    if let Some(t) = token {
+        body["xtoken"] = Value::String(t);
+    }
+    Ok(Json(body))
+}
+
+async fn for_user(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UserReq>) -> Result<Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "XTokenCreateForUser", req.request_metadata).await?;
+    let mut token = None;
+    let result = async {
+        no_sliding(&req.slidingtime)?;
+        let (user, _) = super::users::find_user(&mut call, &req.mode, &req.identity).await?;
+        let (t, lease_id, duration) = mint(&mut call, &st, "user-self", parse_ttl(&req.finaltime)?, Some(&user.token)).await?;
+        token = Some(t);
+        Ok(fields([("lease_id", lease_id.into()), ("ttl", duration.into())]))
+    }
+    .await;
+    let Json(mut body) = call.finish(result).await?;
+    if let Some(t) = token {
+        body["xtoken"] = Value::String(t);
+    }
+    Ok(Json(body))
+}
