@@ -41,6 +41,9 @@ CREATE TABLE tenants (
     -- The data-key version new writes use; bumped by a rotation, read on every request so the
     -- whole fleet switches at once.
     key_version integer NOT NULL DEFAULT 1,
+    -- Bumped whenever the tenant's roles or policies change; read on every request so every
+    -- instance rebuilds its enforcer for the tenant at once.
+    policy_version integer NOT NULL DEFAULT 0,
     created_at bigint NOT NULL,
     updated_at bigint NOT NULL
 );
@@ -88,6 +91,48 @@ CREATE TABLE leases (
     revoked_at     bigint,
     PRIMARY KEY (tenant_id, lease_id)
 );
+
+-- Pro-style roles and JSON policies of a tenant, and the casbin rules translated from them.
+CREATE TABLE roles (
+    tenant_id   bigint NOT NULL REFERENCES tenants (id),
+    id          bigserial,
+    name        text   NOT NULL,
+    description text   NOT NULL DEFAULT '',
+    created_at  bigint NOT NULL,
+    PRIMARY KEY (tenant_id, id),
+    CONSTRAINT roles_name_key UNIQUE (tenant_id, name)
+);
+
+CREATE TABLE policies (
+    tenant_id   bigint NOT NULL REFERENCES tenants (id),
+    id          bigserial,
+    name        text   NOT NULL,
+    description text   NOT NULL DEFAULT '',
+    document    text   NOT NULL,
+    created_at  bigint NOT NULL,
+    updated_at  bigint NOT NULL,
+    PRIMARY KEY (tenant_id, id),
+    CONSTRAINT policies_name_key UNIQUE (tenant_id, name)
+);
+
+CREATE TABLE role_policies (
+    tenant_id bigint NOT NULL,
+    role_id   bigint NOT NULL,
+    policy_id bigint NOT NULL,
+    PRIMARY KEY (tenant_id, role_id, policy_id),
+    FOREIGN KEY (tenant_id, role_id) REFERENCES roles (tenant_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (tenant_id, policy_id) REFERENCES policies (tenant_id, id) ON DELETE CASCADE
+);
+
+CREATE TABLE policy_rules (
+    tenant_id bigint NOT NULL REFERENCES tenants (id),
+    sub       text   NOT NULL,
+    obj       text   NOT NULL,
+    act       text   NOT NULL,
+    eft       text   NOT NULL CHECK (eft IN ('allow', 'deny')),
+    cond      text   NOT NULL DEFAULT ''
+);
+CREATE INDEX policy_rules_tenant ON policy_rules (tenant_id);
 
 CREATE TABLE users (
     tenant_id   bigint  NOT NULL REFERENCES tenants (id),
@@ -166,7 +211,7 @@ INSERT INTO audit_heads (tenant_id, seq, hash) VALUES (1, 0, '\x0000000000000000
 DO $$
 DECLARE t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['tenant_keys', 'credentials', 'leases', 'users', 'user_versions', 'user_index',
+    FOREACH t IN ARRAY ARRAY['tenant_keys', 'credentials', 'leases', 'roles', 'policies', 'role_policies', 'policy_rules', 'users', 'user_versions', 'user_index',
                              'audit_events', 'audit_heads']
     LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
@@ -179,8 +224,8 @@ BEGIN
 END
 $$;
 
-GRANT USAGE ON SEQUENCE credentials_id_seq, users_id_seq TO strongroom_tenant;
+GRANT USAGE ON SEQUENCE credentials_id_seq, users_id_seq, roles_id_seq, policies_id_seq TO strongroom_tenant;
 -- Tenant traffic resolves its tenant by name; it may read the directory, never change it.
-GRANT SELECT (id, name, key_version) ON tenants TO strongroom_tenant;
+GRANT SELECT (id, name, key_version, policy_version) ON tenants TO strongroom_tenant;
 -- Cross-tenant System* operations read users only.
 GRANT SELECT ON users TO strongroom_reader;

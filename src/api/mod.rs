@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod body;
 pub mod credentials;
+pub mod roles;
 pub mod sys;
 pub mod system;
 pub mod tenants;
@@ -35,6 +36,9 @@ pub struct Call {
     pub keys: Arc<TenantKeys>,
     pub ring: Arc<Keyring>,
     pub audit: Draft,
+    policy: Arc<auth::policy::TenantPolicy>,
+    /// request_metadata as JSON, for policy conditions.
+    meta: String,
     endpoint: &'static str,
     state: AppState,
 }
@@ -50,6 +54,7 @@ impl Call {
         };
         let keys = crate::custody::rotation::tenant_keys(&ring, &mut tx).await?;
         let mut audit = Draft::default();
+        let meta = metadata.0.as_ref().map_or_else(|| "null".to_string(), Value::to_string);
         if let Some(m) = metadata.0 {
             audit.details.insert("request_metadata".into(), m);
         }
@@ -65,15 +70,45 @@ impl Call {
             tx.commit().await?;
             return Err(Error::Forbidden(if claimed.token.is_some() { "access denied".into() } else { "missing X-Bunker-Token".into() }));
         };
+        let policy = state.authorizer().for_tenant(&mut tx).await?;
         let resource = auth::policy::resource_of(endpoint);
-        if !state.authorizer().allows(&who.role, &claimed.tenant, resource, endpoint).await {
+        let mut allowed = policy.allows(&who.role, &claimed.tenant, resource, endpoint, &meta).await;
+        if !allowed && resource == "users.profile" {
+            // A role that may read only some fields gets through; the handler masks the rest.
+            allowed = policy.allows(&who.role, &claimed.tenant, auth::policy::PARTIAL_PROFILE, endpoint, &meta).await;
+        }
+        if !allowed {
             audit.details.insert("message".into(), format!("role {} may not call {endpoint}", who.role).into());
             crate::audit::append(&mut tx, &keys, endpoint, &who.actor(), "denied", audit).await?;
             tx.commit().await?;
             return Err(Error::denied());
         }
         tracing::debug!(endpoint, tenant = who.tenant_id, actor = %who.actor(), "call");
-        Ok(Call { tx, who, keys, ring, audit, endpoint, state: state.clone() })
+        Ok(Call { tx, who, keys, ring, audit, policy, meta, endpoint, state: state.clone() })
+    }
+
+    /// Field-level masking of a profile this call read: for a tenant-defined role, a top-level
+    /// field the role may not read under this endpoint becomes "***" (strings) or disappears
+    /// (other types). Built-in roles see whole records.
+    pub async fn mask_profile(&self, profile: &mut Value) {
+        if !self.who.role.starts_with(auth::policy::CUSTOM_PREFIX) {
+            return;
+        }
+        let Value::Object(fields) = profile else { return };
+        let mut hidden = Vec::new();
+        for (name, value) in fields.iter_mut() {
+            let resource = format!("users.profile.{name}");
+            if !self.policy.allows(&self.who.role, &self.who.tenant_name, &resource, self.endpoint, &self.meta).await {
+                if value.is_string() {
+                    *value = Value::String("***".into());
+                } else {
+                    hidden.push(name.clone());
+                }
+            }
+        }
+        for name in hidden {
+            fields.remove(&name);
+        }
     }
 
     /// Records a detail in this call's audit event (encrypted at rest).
@@ -139,6 +174,7 @@ pub fn v2_routes(state: AppState) -> Router<AppState> {
         .merge(audit::routes())
         .merge(system::routes())
         .merge(credentials::routes())
+        .merge(roles::routes())
         .merge(vault_plugin::routes())
         .merge(xtokens::routes())
         .route("/v2/{name}", post(unknown_endpoint))

@@ -273,6 +273,8 @@ async fn user_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
             Some(_) => return Err(Error::not_found("version")),
         };
         call.note("version", version);
+        let mut profile = profile;
+        call.mask_profile(&mut profile).await;
         Ok(fields([
             ("token", user.token.into()),
             ("profile", profile),

@@ -65,7 +65,8 @@ struct RevokeReq {
 /// Mints a lease for `role` in the call's tenant (`user`: the record a user-self token is bound
 /// to); returns the token, the lease id and its duration.
 pub async fn mint(call: &mut Call, st: &AppState, role: &str, ttl: Option<i64>, user: Option<&str>) -> Result<(String, String, i64)> {
-    if role == "user-self" && user.is_none() || role != "user-self" && !LEASABLE.contains(&role) {
+    let custom = role.starts_with(crate::auth::policy::CUSTOM_PREFIX);
+    if role == "user-self" && user.is_none() || role != "user-self" && !custom && !LEASABLE.contains(&role) {
         return Err(Error::bad(format!("role must be one of {}", LEASABLE.join(", "))));
     }
     let cfg = st.config();

@@ -58,11 +58,20 @@ async fn for_role(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
     let mut token = None;
     let result = async {
         no_sliding(&req.slidingtime)?;
-        if req.roleid.as_ref().is_some_and(|v| !v.is_null()) {
-            return Err(Error::bad("roleid (custom roles) is not available in this version; give a built-in rolename"));
-        }
-        let role = req.rolename.as_deref().map(str::trim).filter(|r| !r.is_empty()).ok_or_else(|| Error::bad("missing field `rolename`"))?;
-        let (t, lease_id, duration) = mint(&mut call, &st, role, parse_ttl(&req.finaltime)?, None).await?;
+        let roleid = match &req.roleid {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| Error::bad("roleid must be an integer"))?),
+            Some(Value::String(s)) => Some(s.trim().parse().map_err(|_| Error::bad("roleid must be an integer"))?),
+            Some(_) => return Err(Error::bad("roleid must be an integer")),
+        };
+        let rolename = req.rolename.as_deref().map(str::trim).filter(|r| !r.is_empty());
+        // A tenant-defined role (by id or name) wins over a built-in name.
+        let role = match call.tx.find_role(roleid, rolename).await? {
+            Some(r) => format!("{}{}", crate::auth::policy::CUSTOM_PREFIX, r.name),
+            None if roleid.is_some() => return Err(Error::not_found("role")),
+            None => rolename.ok_or_else(|| Error::bad("give roleid or rolename"))?.to_string(),
+        };
+        let (t, lease_id, duration) = mint(&mut call, &st, &role, parse_ttl(&req.finaltime)?, None).await?;
         token = Some(t);
         Ok(fields([("lease_id", lease_id.into()), ("ttl", duration.into())]))
     }

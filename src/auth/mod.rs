@@ -106,7 +106,7 @@ pub async fn verify_lease(tx: &mut TenantTx, ring: &Keyring, tenant_name: &str, 
     let Some(claims) = lease::verify(ring, token) else {
         return Ok(None);
     };
-    if claims.tid != tx.tenant_id() || !policy::ROLES.contains(&claims.role.as_str()) {
+    if claims.tid != tx.tenant_id() || !(policy::ROLES.contains(&claims.role.as_str()) || claims.role.starts_with(policy::CUSTOM_PREFIX)) {
         return Ok(None);
     }
     let Some(self_user) = tx.live_lease(&claims.sub).await? else {

@@ -1,15 +1,31 @@
 //! The casbin enforcer. Invariant: every authenticated call is decided here before it does
 //! anything; deny wins over allow; the built-in model and roles ship in the binary
-//! (`policies/model.conf`, `policies/policy.csv`), so an instance never starts without them.
+//! (`policies/model.conf`, `policies/policy.csv`); a tenant's own roles and JSON policies are
+//! translated into rules stored in its database rows and loaded into an enforcer of its own,
+//! rebuilt whenever the tenant's policy version moves.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use casbin::function_map::OperatorFunction;
+use casbin::rhai::Dynamic;
 use casbin::{CoreApi, DefaultModel, Enforcer, MemoryAdapter, MgmtApi};
+use serde_json::Value;
 use tokio::sync::RwLock;
+
+use crate::error::{Error, Result};
+use crate::store::roles::Rule;
+use crate::store::TenantTx;
 
 pub const MODEL: &str = include_str!("../../policies/model.conf");
 pub const BUILT_IN: &str = include_str!("../../policies/policy.csv");
 
 /// The built-in roles, as credential kinds.
 pub const ROLES: &[&str] = &["root", "tenant-admin", "dpo", "auditor", "app-writer", "app-reader", "vault-plugin", "user-self"];
+/// Casbin subjects of a tenant's own roles are `role:<name>`.
+pub const CUSTOM_PREFIX: &str = "role:";
+/// The resource a read endpoint asks for when a role may see only some profile fields.
+pub const PARTIAL_PROFILE: &str = "users.profile#partial";
 
 /// `(policies, groupings)` of a policy CSV: `p, …` and `g, …` lines, comments skipped.
 pub fn parse_csv(text: &str) -> anyhow::Result<(Vec<Vec<String>>, Vec<Vec<String>>)> {
@@ -21,7 +37,11 @@ pub fn parse_csv(text: &str) -> anyhow::Result<(Vec<Vec<String>>, Vec<Vec<String
         }
         let fields: Vec<String> = line.split(',').map(|f| f.trim().to_string()).collect();
         match fields.first().map(String::as_str) {
-            Some("p") if fields.len() == 6 && matches!(fields[5].as_str(), "allow" | "deny") => p.push(fields[1..].to_vec()),
+            Some("p") if fields.len() == 6 && matches!(fields[5].as_str(), "allow" | "deny") => {
+                let mut rule = fields[1..].to_vec();
+                rule.push(String::new());
+                p.push(rule)
+            }
             Some("g") if fields.len() == 3 => g.push(fields[1..].to_vec()),
             _ => anyhow::bail!("policy.csv line {}: expected `p, role, tenant, resource, endpoint, allow|deny` or `g, role, parent`", n + 1),
         }
@@ -29,33 +49,189 @@ pub fn parse_csv(text: &str) -> anyhow::Result<(Vec<Vec<String>>, Vec<Vec<String
     Ok((p, g))
 }
 
-pub struct Authorizer {
+fn text(d: &Dynamic) -> String {
+    d.clone().into_string().unwrap_or_default()
+}
+
+/// `metaMatch(request_metadata JSON, condition JSON)`: an empty condition always holds.
+fn meta_match(meta: Dynamic, cond: Dynamic) -> Dynamic {
+    condition_holds(&text(&meta), &text(&cond)).into()
+}
+
+/// Evaluates a Pro-style Condition against request_metadata. Operators: StringEquals,
+/// StringNotEquals, StringLike (`*` wildcard); keys are `request_metadata.<dot path>`. Anything
+/// unparseable does not hold.
+pub fn condition_holds(meta: &str, cond: &str) -> bool {
+    if cond.is_empty() {
+        return true;
+    }
+    let (Ok(Value::Object(cond)), meta) = (serde_json::from_str::<Value>(cond), serde_json::from_str::<Value>(meta).unwrap_or(Value::Null)) else {
+        return false;
+    };
+    cond.iter().all(|(op, tests)| {
+        let Value::Object(tests) = tests else { return false };
+        tests.iter().all(|(key, expected)| {
+            let path = key.strip_prefix("request_metadata.").unwrap_or(key);
+            let actual = path.split('.').try_fold(&meta, |v, k| v.get(k)).and_then(Value::as_str);
+            let wanted: Vec<&str> = match expected {
+                Value::String(s) => vec![s.as_str()],
+                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                _ => return false,
+            };
+            match op.as_str() {
+                "StringEquals" => actual.is_some_and(|a| wanted.contains(&a)),
+                "StringNotEquals" => actual.is_none_or(|a| !wanted.contains(&a)),
+                "StringLike" => actual.is_some_and(|a| wanted.iter().any(|w| glob(w, a))),
+                _ => false,
+            }
+        })
+    })
+}
+
+fn glob(pattern: &str, s: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == s,
+        Some((head, rest)) => s.starts_with(head) && (0..=s.len() - head.len()).any(|i| s.is_char_boundary(head.len() + i) && glob(rest, &s[head.len() + i..])),
+    }
+}
+
+/// A Pro JSON policy, validated.
+pub struct ParsedPolicy {
+    pub allow: bool,
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+    pub principal_roles: Vec<String>,
+    pub condition: String,
+}
+
+fn strings(v: Option<&Value>, field: &str, required: bool) -> Result<Vec<String>> {
+    let out: Vec<String> = match v {
+        None | Some(Value::Null) if !required => vec![],
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a.iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| Error::bad(format!("policy.{field} must hold strings")))).collect::<Result<_>>()?,
+        _ => return Err(Error::bad(format!("policy.{field} must be a string or an array of strings"))),
+    };
+    if required && (out.is_empty() || out.iter().any(|s| s.trim().is_empty() || s.contains(','))) {
+        return Err(Error::bad(format!("policy.{field} needs at least one non-empty entry without commas")));
+    }
+    Ok(out)
+}
+
+pub fn parse_policy(doc: &Value) -> Result<ParsedPolicy> {
+    let Value::Object(o) = doc else { return Err(Error::bad("policy must be a JSON object")) };
+    let allow = match o.get("Effect").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
+        Some("allow") => true,
+        Some("deny") => false,
+        _ => return Err(Error::bad("policy.Effect must be Allow or Deny")),
+    };
+    let principal_roles = match o.get("Principal") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Object(p)) => strings(p.get("Role"), "Principal.Role", false)?,
+        Some(_) => return Err(Error::bad("policy.Principal must be an object")),
+    };
+    let condition = match o.get("Condition") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::Object(c)) if c.is_empty() => String::new(),
+        Some(c @ Value::Object(ops)) => {
+            for (op, tests) in ops {
+                if !matches!(op.as_str(), "StringEquals" | "StringNotEquals" | "StringLike") {
+                    return Err(Error::bad(format!("policy.Condition operator {op} is not supported (StringEquals, StringNotEquals, StringLike)")));
+                }
+                if !tests.is_object() {
+                    return Err(Error::bad("policy.Condition operators map keys to values"));
+                }
+            }
+            c.to_string()
+        }
+        Some(_) => return Err(Error::bad("policy.Condition must be an object")),
+    };
+    Ok(ParsedPolicy { allow, actions: strings(o.get("Action"), "Action", true)?, resources: strings(o.get("Resource"), "Resource", true)?, principal_roles, condition })
+}
+
+/// Casbin rules for `role` from one policy. `users.profile.*` also grants `users.profile` (the
+/// object endpoints ask for), and an allowed single field lets reads through with masking.
+pub fn translate(role: &str, p: &ParsedPolicy) -> Vec<Rule> {
+    let sub = format!("{CUSTOM_PREFIX}{role}");
+    let eft = if p.allow { "allow" } else { "deny" };
+    let mut out = Vec::new();
+    for act in &p.actions {
+        for res in &p.resources {
+            let mut push = |obj: &str| out.push((sub.clone(), obj.to_string(), act.clone(), eft.to_string(), p.condition.clone()));
+            push(res);
+            if let Some(base) = res.strip_suffix(".*") {
+                push(base);
+            }
+            if p.allow && res.starts_with("users.profile.") && !res.contains('*') {
+                push(PARTIAL_PROFILE);
+            }
+        }
+    }
+    out
+}
+
+/// One tenant's enforcer (or the built-in one, for tenants without policies of their own).
+pub struct TenantPolicy {
     enforcer: RwLock<Enforcer>,
 }
 
-impl Authorizer {
-    /// The enforcer with the built-in model and roles.
-    pub async fn built_in() -> anyhow::Result<Authorizer> {
+impl TenantPolicy {
+    async fn build(extra: &[Rule]) -> anyhow::Result<TenantPolicy> {
         let model = DefaultModel::from_str(MODEL).await?;
         let mut enforcer = Enforcer::new(model, MemoryAdapter::default()).await?;
-        let (p, g) = parse_csv(BUILT_IN)?;
+        enforcer.add_function("metaMatch", OperatorFunction::Arg2(meta_match));
+        let (mut p, g) = parse_csv(BUILT_IN)?;
+        p.extend(extra.iter().map(|(s, o, a, e, c)| vec![s.clone(), "*".into(), o.clone(), a.clone(), e.clone(), c.clone()]));
         enforcer.add_policies(p).await?;
         if !g.is_empty() {
             enforcer.add_grouping_policies(g).await?;
         }
-        Ok(Authorizer { enforcer: RwLock::new(enforcer) })
+        Ok(TenantPolicy { enforcer: RwLock::new(enforcer) })
     }
 
-    /// Whether `role` may call `endpoint` on `resource` in `tenant`. An enforcer error denies.
-    pub async fn allows(&self, role: &str, tenant: &str, resource: &str, endpoint: &str) -> bool {
+    /// Whether `role` may call `endpoint` on `resource` in `tenant` with this request_metadata
+    /// (JSON). An enforcer error denies.
+    pub async fn allows(&self, role: &str, tenant: &str, resource: &str, endpoint: &str, meta: &str) -> bool {
         let e = self.enforcer.read().await;
-        match e.enforce((role, tenant, resource, endpoint)) {
+        match e.enforce((role, tenant, resource, endpoint, meta)) {
             Ok(ok) => ok,
             Err(err) => {
                 tracing::error!(error = %err, "policy evaluation failed; denying");
                 false
             }
         }
+    }
+}
+
+pub struct Authorizer {
+    built_in: Arc<TenantPolicy>,
+    tenants: Mutex<HashMap<i64, (i32, Arc<TenantPolicy>)>>,
+}
+
+impl Authorizer {
+    pub async fn built_in() -> anyhow::Result<Authorizer> {
+        Ok(Authorizer { built_in: Arc::new(TenantPolicy::build(&[]).await?), tenants: Mutex::new(HashMap::new()) })
+    }
+
+    /// The enforcer for the transaction's tenant at its current policy version.
+    pub async fn for_tenant(&self, tx: &mut TenantTx) -> Result<Arc<TenantPolicy>> {
+        let (id, version) = (tx.tenant_id(), tx.policy_version());
+        if version == 0 {
+            return Ok(self.built_in.clone());
+        }
+        if let Some((v, p)) = self.tenants.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            if *v == version {
+                return Ok(p.clone());
+            }
+        }
+        let rules = tx.policy_rules().await?;
+        let policy = Arc::new(TenantPolicy::build(&rules).await.map_err(Error::Internal)?);
+        self.tenants.lock().unwrap_or_else(|p| p.into_inner()).insert(id, (version, policy.clone()));
+        Ok(policy)
+    }
+
+    /// Built-in roles only (no tenant policies).
+    pub async fn allows(&self, role: &str, tenant: &str, resource: &str, endpoint: &str) -> bool {
+        self.built_in.allows(role, tenant, resource, endpoint, "null").await
     }
 }
 
@@ -67,6 +243,7 @@ pub fn resource_of(endpoint: &str) -> &'static str {
         e if e.starts_with("User") => "users.profile",
         e if e.starts_with("Vault") => "vault",
         e if e.starts_with("Credential") || e.starts_with("XToken") => "credentials",
+        e if e.starts_with("Role") || e.starts_with("Policy") => "policies",
         _ => "system",
     }
 }
@@ -74,6 +251,7 @@ pub fn resource_of(endpoint: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     async fn can(a: &Authorizer, role: &str, endpoint: &str) -> bool {
         a.allows(role, "acme", resource_of(endpoint), endpoint).await
@@ -82,28 +260,56 @@ mod tests {
     #[tokio::test]
     async fn the_built_in_roles_allow_and_deny_as_documented() {
         let a = Authorizer::built_in().await.unwrap();
-        // tenant-admin: data and audit of its tenant, not tenant or system management.
-        for ep in ["UserCreate", "UserGet", "UserDelete", "AuditGetEvent", "TenantGet", "CredentialCreate"] {
+        for ep in ["UserCreate", "UserGet", "UserDelete", "AuditGetEvent", "TenantGet", "CredentialCreate", "PolicyCreate"] {
             assert!(can(&a, "tenant-admin", ep).await, "tenant-admin {ep}");
         }
         for ep in ["TenantCreate", "TenantListTenants", "SystemGenerateWrappingKey", "VaultCreds"] {
             assert!(!can(&a, "tenant-admin", ep).await, "tenant-admin {ep}");
         }
-        // root: everything in the main tenant only.
         assert!(a.allows("root", "default", "tenants", "TenantCreate").await);
         assert!(!a.allows("root", "acme", "tenants", "TenantCreate").await);
-        // app-writer inherits app-reader; neither deletes.
         assert!(can(&a, "app-writer", "UserGet").await && can(&a, "app-writer", "UserCreateBulk").await);
         assert!(!can(&a, "app-writer", "UserDelete").await && !can(&a, "app-reader", "UserCreate").await);
-        // auditor: events, never data.
         assert!(can(&a, "auditor", "AuditListUserEvents").await && !can(&a, "auditor", "UserGet").await);
-        // dpo: read and erase, not create.
         assert!(can(&a, "dpo", "UserDelete").await && !can(&a, "dpo", "UserCreate").await);
-        // vault-plugin: leases only.
         assert!(can(&a, "vault-plugin", "VaultCreds").await && !can(&a, "vault-plugin", "UserGet").await);
-        // user-self: an explicit deny beats any allow.
         assert!(!can(&a, "user-self", "UserDelete").await && can(&a, "user-self", "UserGet").await);
         assert!(!can(&a, "nobody", "UserGet").await);
+    }
+
+    #[tokio::test]
+    async fn translated_policies_honour_conditions_fields_and_deny() {
+        let allow = parse_policy(&json!({"Effect": "Allow", "Action": ["UserGet"], "Resource": ["users.profile.name"],
+            "Condition": {"StringEquals": {"request_metadata.purpose": "kyc"}}}))
+        .unwrap();
+        let deny = parse_policy(&json!({"Effect": "Deny", "Action": "UserGet", "Resource": "users.profile.ssn"})).unwrap();
+        let wide = parse_policy(&json!({"Effect": "Allow", "Action": ["User*"], "Resource": ["users.profile.*"]})).unwrap();
+        let mut rules = translate("support", &allow);
+        rules.extend(translate("ops", &wide));
+        rules.extend(translate("ops", &deny));
+        let p = TenantPolicy::build(&rules).await.unwrap();
+        let kyc = r#"{"purpose":"kyc"}"#;
+        assert!(p.allows("role:support", "acme", "users.profile.name", "UserGet", kyc).await);
+        assert!(!p.allows("role:support", "acme", "users.profile.name", "UserGet", "null").await);
+        assert!(!p.allows("role:support", "acme", "users.profile.email", "UserGet", kyc).await);
+        assert!(p.allows("role:support", "acme", PARTIAL_PROFILE, "UserGet", kyc).await);
+        assert!(!p.allows("role:support", "acme", "users.profile", "UserGet", kyc).await);
+        assert!(p.allows("role:ops", "acme", "users.profile", "UserUpdate", "null").await);
+        assert!(p.allows("role:ops", "acme", "users.profile.email", "UserGet", "null").await);
+        assert!(!p.allows("role:ops", "acme", "users.profile.ssn", "UserGet", "null").await, "deny wins");
+        assert!(!p.allows("role:support", "acme", "users.profile", "UserDelete", kyc).await);
+    }
+
+    #[test]
+    fn conditions_and_policy_documents_are_checked() {
+        assert!(condition_holds(r#"{"a":{"b":"x1"}}"#, r#"{"StringLike":{"request_metadata.a.b":"x*"}}"#));
+        assert!(condition_holds("null", r#"{"StringNotEquals":{"request_metadata.p":"y"}}"#));
+        assert!(!condition_holds(r#"{"p":"y"}"#, r#"{"StringEquals":{"request_metadata.p":["a","b"]}}"#));
+        assert!(!condition_holds(r#"{"p":"y"}"#, r#"{"NumericEquals":{"request_metadata.p":"y"}}"#));
+        assert!(parse_policy(&json!({"Effect": "Maybe", "Action": ["x"], "Resource": ["y"]})).is_err());
+        assert!(parse_policy(&json!({"Effect": "Allow", "Action": [], "Resource": ["y"]})).is_err());
+        assert!(parse_policy(&json!({"Effect": "Allow", "Action": ["a,b"], "Resource": ["y"]})).is_err());
+        assert!(parse_policy(&json!({"Effect": "Allow", "Action": ["x"], "Resource": ["y"], "Condition": {"IpAddress": {}}})).is_err());
     }
 
     #[test]
@@ -111,6 +317,6 @@ mod tests {
         assert!(parse_csv("p, a, *, x, y, maybe").is_err());
         assert!(parse_csv("q, a").is_err());
         let (p, g) = parse_csv("# c\np, a, *, x, y, allow\ng, b, a\n").unwrap();
-        assert_eq!((p.len(), g.len()), (1, 1));
+        assert_eq!((p.len(), g.len(), p[0].len()), (1, 1, 6));
     }
 }

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod keys;
 pub mod leases;
 pub mod meta;
+pub mod roles;
 pub mod tenants;
 pub mod users;
 
@@ -64,19 +65,21 @@ impl Db {
     /// Opens a transaction scoped to `tenant_id`.
     pub async fn tenant_tx(&self, tenant_id: i64) -> Result<TenantTx, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let key_version: i32 = sqlx::query_scalar("SELECT key_version FROM tenants WHERE id = $1").bind(tenant_id).fetch_optional(&mut *tx).await?.unwrap_or(1);
+        let (key_version, policy_version): (i32, i32) =
+            sqlx::query_as("SELECT key_version, policy_version FROM tenants WHERE id = $1").bind(tenant_id).fetch_optional(&mut *tx).await?.unwrap_or((1, 0));
         enter_tenant(&mut tx, tenant_id).await?;
-        Ok(TenantTx { tx, tenant_id, key_version })
+        Ok(TenantTx { tx, tenant_id, key_version, policy_version })
     }
 
     /// Opens a transaction scoped to the tenant called `name`; `None` when no such tenant.
     pub async fn tenant_tx_by_name(&self, name: &str) -> Result<Option<TenantTx>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(i64, i32)> = sqlx::query_as("SELECT id, key_version FROM tenants WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?;
+        let row: Option<(i64, i32, i32)> =
+            sqlx::query_as("SELECT id, key_version, policy_version FROM tenants WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?;
         match row {
-            Some((id, key_version)) => {
+            Some((id, key_version, policy_version)) => {
                 enter_tenant(&mut tx, id).await?;
-                Ok(Some(TenantTx { tx, tenant_id: id, key_version }))
+                Ok(Some(TenantTx { tx, tenant_id: id, key_version, policy_version }))
             }
             None => Ok(None),
         }
@@ -105,11 +108,17 @@ pub struct TenantTx {
     tx: Transaction<'static, Postgres>,
     tenant_id: i64,
     key_version: i32,
+    policy_version: i32,
 }
 
 impl TenantTx {
     pub fn tenant_id(&self) -> i64 {
         self.tenant_id
+    }
+
+    /// The tenant's policy version (0: no custom roles or policies) as read at begin.
+    pub fn policy_version(&self) -> i32 {
+        self.policy_version
     }
 
     /// The tenant's current data-key version as read when the transaction began.

@@ -9,6 +9,7 @@ mod leases;
 mod roles;
 mod rotation;
 mod official_client;
+mod policies;
 mod ops;
 mod seal;
 mod tenants;
