@@ -24,6 +24,9 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sys/seal", post(seal))
         .route("/v1/sys/health", get(health))
         .route("/v1/sys/rekey", post(rekey))
+        .route("/v1/sys/root-token/rotate", post(rotate_root))
+        .route("/v1/sys/root-token/revoke", post(revoke_root))
+        .route("/v1/sys/generate-root", post(generate_root))
         .route("/v1/sys/rotate-tenant-key", post(rotate_tenant_key))
         .route("/v1/sys/tenant-key-status", post(tenant_key_status))
 }
@@ -199,4 +202,58 @@ async fn tenant_key_status(State(st): State<AppState>, claimed: Claimed, Body(re
     }
     .await;
     call.finish(result).await
+}
+
+/// Root only: a new root token replaces the presented one (and any other live root token).
+async fn rotate_root(State(st): State<AppState>, claimed: Claimed, Body(req): Body<SealReq>) -> Result<Json<Value>> {
+    let claimed = Claimed { token: claimed.token, tenant: crate::auth::DEFAULT_TENANT.into() };
+    let mut call = Call::open(&st, &claimed, "SystemRotateRoot", req.request_metadata).await?;
+    let token = Zeroizing::new(uuid::Uuid::new_v4().to_string());
+    let result = async {
+        let hash = call.ring.credential_hash(&token);
+        let id = call.tx.replace_root(&hash).await?;
+        call.note("credentialid", id);
+        Ok(Map::new())
+    }
+    .await;
+    let _audited = call.finish(result).await?;
+    Ok(Json(json!({"status": "ok", "root_token": token.as_str()})))
+}
+
+/// Root only: revokes the presented root token. A new one can be made with a quorum of key
+/// shares (`/v1/sys/generate-root`).
+async fn revoke_root(State(st): State<AppState>, claimed: Claimed, Body(req): Body<SealReq>) -> Result<Json<Value>> {
+    let claimed = Claimed { token: claimed.token, tenant: crate::auth::DEFAULT_TENANT.into() };
+    let mut call = Call::open(&st, &claimed, "SystemRevokeRoot", req.request_metadata).await?;
+    let result = async {
+        let id = call.who.credential_id;
+        if !call.tx.revoke_root(id).await? {
+            return Err(Error::bad("only a stored root token can be revoked"));
+        }
+        Ok(Map::new())
+    }
+    .await;
+    call.finish(result).await
+}
+
+#[derive(Deserialize)]
+struct GenerateRootReq {
+    keys: Vec<Zeroizing<String>>,
+}
+
+/// Recovery: a quorum of key shares proves custody and yields a new root token (all others
+/// revoked). Needs no credential, like the unseal ceremony; audited in the main tenant.
+async fn generate_root(State(st): State<AppState>, Body(req): Body<GenerateRootReq>) -> Result<Json<Value>> {
+    let keys: Vec<&str> = req.keys.iter().map(|k| k.as_str()).collect();
+    let ring = st.vault().prove_custody(&keys)?;
+    let token = Zeroizing::new(uuid::Uuid::new_v4().to_string());
+    let mut tx = st.db().tenant_tx(crate::vault::DEFAULT_TENANT_ID).await?;
+    let keys_t = crate::custody::rotation::tenant_keys(&ring, &mut tx).await?;
+    let id = tx.replace_root(&ring.credential_hash(&token)).await?;
+    let mut draft = crate::audit::Draft::default();
+    draft.details.insert("credentialid".into(), id.into());
+    crate::audit::append(&mut tx, &keys_t, "SystemGenerateRoot", "key-shares", "ok", draft).await?;
+    tx.commit().await?;
+    tracing::warn!("a new root token was generated from key shares");
+    Ok(Json(json!({"status": "ok", "root_token": token.as_str()})))
 }

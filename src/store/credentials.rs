@@ -46,3 +46,23 @@ impl TenantTx {
         Ok(n == 1)
     }
 }
+
+impl TenantTx {
+    /// Replaces every live root credential with one new one (rotation, or recovery through
+    /// generate-root); returns the new credential id.
+    pub async fn replace_root(&mut self, hash: &[u8]) -> Result<i64> {
+        sqlx::query("UPDATE credentials SET revoked_at = $1 WHERE kind = 'root' AND revoked_at IS NULL").bind(super::now_secs()).execute(self.conn()).await?;
+        self.insert_credential(hash, "root").await
+    }
+
+    /// Revokes a root credential (the caller's own).
+    pub async fn revoke_root(&mut self, id: i64) -> Result<bool> {
+        let n = sqlx::query("UPDATE credentials SET revoked_at = $2 WHERE id = $1 AND kind = 'root' AND revoked_at IS NULL")
+            .bind(id)
+            .bind(super::now_secs())
+            .execute(self.conn())
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+}

@@ -100,3 +100,33 @@ async fn credentials_are_minted_for_built_in_roles_only_and_can_be_revoked() {
         .await;
     r.err(404);
 }
+
+#[tokio::test]
+async fn the_root_token_rotates_revokes_and_comes_back_from_key_shares() {
+    let mut app = TestApp::spawn().await;
+    let old = app.root_token.clone();
+    let rotated = app.post_sys("root-token/rotate", json!({})).await;
+    let new = rotated.ok()["root_token"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    app.call("TenantListTenants", Some(&old), None, json!({})).await.err(403);
+    app.call("TenantListTenants", Some(&new), None, json!({})).await.ok();
+    app.root_token = new.clone();
+    // A tenant admin may not rotate root.
+    let (_, admin) = app.create_tenant("rooty").await;
+    app.raw(reqwest::Method::POST, "/v1/sys/root-token/rotate", &[("x-bunker-token", &admin)], Vec::new()).await.err(403);
+    // Revoke: nothing is root any more, until a quorum of shares makes a new one.
+    app.post_sys("root-token/revoke", json!({})).await.ok();
+    app.call("TenantListTenants", Some(&new), None, json!({})).await.err(403);
+    app.post_sys("generate-root", json!({"keys": [app.shares[0]]})).await.err(400);
+    let other = TestApp::spawn().await;
+    app.post_sys("generate-root", json!({"keys": [app.shares[0], other.shares[1]]})).await.err(400);
+    let regenerated = app.post_sys("generate-root", json!({"keys": [app.shares[2], app.shares[0]]})).await;
+    let fresh = regenerated.ok()["root_token"].as_str().unwrap().to_string();
+    app.call("TenantListTenants", Some(&fresh), None, json!({})).await.ok();
+    // No credential is stored in plaintext.
+    let mut su = <sqlx::PgConnection as sqlx::Connection>::connect(&app.db_url).await.unwrap();
+    let hashes: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM credentials").fetch_all(&mut su).await.unwrap();
+    for h in hashes {
+        assert!(memchr::memmem::find(&h, fresh.as_bytes()).is_none() && h.len() == 32);
+    }
+}
