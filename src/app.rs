@@ -1,11 +1,19 @@
 //! Application state and router assembly, apart from serving so tests can bind port 0.
 
-use std::future::Future;
+use std::collections::VecDeque;
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
 
 use crate::config::Config;
 use crate::custody::Source;
@@ -22,6 +30,8 @@ struct Inner {
     vault: Arc<Vault>,
     config: Config,
     source: Option<Arc<Source>>,
+    authorizer: crate::auth::policy::Authorizer,
+    limits: crate::auth::ratelimit::Limits,
 }
 
 impl AppState {
@@ -37,7 +47,13 @@ impl AppState {
         if let Some(s) = &source {
             vault.set_auto_unseal(Some(s.describe()), Some("auto-unseal not attempted yet".into()));
         }
-        Ok(AppState { inner: Arc::new(Inner { vault, config, source }) })
+        let authorizer = crate::auth::policy::Authorizer::built_in().await.map_err(Error::Internal)?;
+        let limits = crate::auth::ratelimit::Limits::new(
+            config.auth_failures_per_minute,
+            Duration::from_secs(config.lockout_s),
+            config.credential_rps,
+        );
+        Ok(AppState { inner: Arc::new(Inner { vault, config, source, authorizer, limits }) })
     }
 
     /// Starts unsealing from the configured source, retrying with backoff; no-op without one.
@@ -51,6 +67,16 @@ impl AppState {
     pub fn start_rewrap(&self) {
         let interval = std::time::Duration::from_millis(self.inner.config.rewrap_interval_ms);
         tokio::spawn(crate::custody::rotation::rewrap_loop(self.inner.vault.clone(), interval));
+    }
+
+    /// The casbin enforcer every call asks.
+    pub fn authorizer(&self) -> &crate::auth::policy::Authorizer {
+        &self.inner.authorizer
+    }
+
+    /// Lock-outs after failed authentication, and per-credential rates.
+    pub fn limits(&self) -> &crate::auth::ratelimit::Limits {
+        &self.inner.limits
     }
 
     /// The auto-unseal source, if configured.
@@ -73,17 +99,248 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .merge(crate::api::sys::routes())
+        .merge(crate::api::sys::routes(state.config()))
         .merge(crate::api::v2_routes(state.clone()))
         .fallback(|| async { Error::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { Error::bad("method not allowed: v2 endpoints take POST") })
         .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
+        .layer(axum::middleware::from_fn(crate::telemetry::track_request))
         .with_state(state)
+}
+
+/// `STRONGROOM_VAULT_ID`: refuses a database that is not the pinned vault (another init, or
+/// not initialized at all), so a restore or a mistyped `DATABASE_URL` never serves the wrong data.
+pub async fn check_vault_pin(db: &Db, pin: Option<&str>) -> anyhow::Result<()> {
+    let Some(pin) = pin else { return Ok(()) };
+    match db.vault_meta().await? {
+        Some(meta) if meta.vault_id == pin => Ok(()),
+        Some(meta) => anyhow::bail!(
+            "refusing to start: the database belongs to vault_id {} but STRONGROOM_VAULT_ID pins {pin} \
+             (wrong DATABASE_URL, or a backup of another vault)",
+            meta.vault_id
+        ),
+        None => anyhow::bail!("refusing to start: the database is not initialized but STRONGROOM_VAULT_ID pins {pin}"),
+    }
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.
 pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<crate::auth::ratelimit::ClientAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// How long, at most, connections accepted before a shutdown may take to send their request
+/// before in-flight work is told to finish.
+const SETTLE_MAX: Duration = Duration::from_secs(5);
+
+/// Serves until `shutdown` resolves, then shuts down gracefully: stops accepting (connections
+/// already queued by the kernel are still taken and served; new ones are refused), lets every
+/// accepted request finish for up to `drain_timeout`, then seals this instance (the keyring is
+/// dropped and its keys wiped) and closes the database pool.
+pub async fn serve_until_shutdown(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain_timeout: Duration,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (closed_tx, closed_rx) = oneshot::channel();
+    let unread = Arc::new(AtomicUsize::new(0));
+    let listener = DrainingListener {
+        inner: Some(listener),
+        queued: VecDeque::new(),
+        stop: stop_rx.clone(),
+        closed: Some(closed_tx),
+        unread: unread.clone(),
+    };
+    // hyper closes a connection that has not read its first request yet when told to shut
+    // down, which resets the client; so the server's own signal waits until the listener is
+    // closed and every accepted connection has read its request (bounded).
+    let settle = drain_timeout.min(SETTLE_MAX);
+    let server_signal = async move {
+        let _ = closed_rx.await;
+        let deadline = tokio::time::Instant::now() + settle;
+        while unread.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutdown requested: no new connections, draining in-flight requests");
+        let _ = stop_tx.send(true);
+    });
+    let server = axum::serve(listener, router(state.clone()).into_make_service_with_connect_info::<crate::auth::ratelimit::ClientAddr>())
+        .with_graceful_shutdown(server_signal)
+        .into_future();
+    let mut stop = stop_rx;
+    let deadline = async move {
+        let _ = stop.wait_for(|s| *s).await;
+        tokio::time::sleep(drain_timeout).await;
+    };
+    tokio::select! {
+        served = server => served?,
+        _ = deadline => tracing::warn!(timeout_s = drain_timeout.as_secs(), "drain timeout reached; exiting with requests still in flight"),
+    }
+    state.vault().seal_for_shutdown();
+    // A request cut off by the drain timeout may still hold a connection: do not wait for it.
+    if tokio::time::timeout(Duration::from_secs(2), state.db().close()).await.is_err() {
+        tracing::warn!("database pool did not close within 2 s");
+    }
+    tracing::info!("shut down: sealed, database pool closed");
+    Ok(())
+}
+
+/// A TCP listener that, once `stop` is set, takes the connections the kernel has already queued,
+/// closes the socket (later connection attempts are refused), hands the queued ones to the
+/// server and reports on `closed`. Each connection counts in `unread` until it first reads.
+struct DrainingListener {
+    inner: Option<TcpListener>,
+    queued: VecDeque<(Tracked, SocketAddr)>,
+    stop: watch::Receiver<bool>,
+    closed: Option<oneshot::Sender<()>>,
+    unread: Arc<AtomicUsize>,
+}
+
+enum Accepted {
+    Conn(TcpStream, SocketAddr),
+    Failed(std::io::Error),
+    Stop,
+}
+
+impl DrainingListener {
+    fn close(&mut self) {
+        if let Some(listener) = self.inner.take() {
+            match listener.into_std() {
+                Ok(std_listener) => loop {
+                    match std_listener.accept() {
+                        Ok((s, addr)) => {
+                            if let Ok(stream) = s.set_nonblocking(true).and_then(|_| TcpStream::from_std(s)) {
+                                self.queued.push_back((Tracked::new(stream, &self.unread), addr));
+                            }
+                        }
+                        Err(e) if is_connection_error(&e) => continue,
+                        Err(_) => break,
+                    }
+                },
+                Err(e) => tracing::warn!(error = %e, "could not take queued connections"),
+            }
+            // The std listener is dropped here: the socket is closed.
+            tracing::info!(queued = self.queued.len(), "stopped accepting connections");
+        }
+        if let Some(closed) = self.closed.take() {
+            let _ = closed.send(());
+        }
+    }
+}
+
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset)
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, DrainingListener>> for crate::auth::ratelimit::ClientAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, DrainingListener>) -> Self {
+        crate::auth::ratelimit::ClientAddr(*stream.remote_addr())
+    }
+}
+
+impl axum::serve::Listener for DrainingListener {
+    type Io = Tracked;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Tracked, SocketAddr) {
+        loop {
+            if let Some(conn) = self.queued.pop_front() {
+                return conn;
+            }
+            let Some(listener) = &self.inner else {
+                return std::future::pending().await;
+            };
+            let next = tokio::select! {
+                biased;
+                _ = self.stop.wait_for(|s| *s) => Accepted::Stop,
+                r = listener.accept() => match r {
+                    Ok((s, addr)) => Accepted::Conn(s, addr),
+                    Err(e) => Accepted::Failed(e),
+                },
+            };
+            match next {
+                Accepted::Conn(s, addr) => return (Tracked::new(s, &self.unread), addr),
+                Accepted::Stop => self.close(),
+                Accepted::Failed(e) if is_connection_error(&e) => {}
+                Accepted::Failed(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::error!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match &self.inner {
+            Some(l) => l.local_addr(),
+            None => Err(std::io::Error::new(std::io::ErrorKind::NotConnected, "listener closed")),
+        }
+    }
+}
+
+/// An accepted connection that counts in `unread` until its first read completes.
+struct Tracked {
+    io: TcpStream,
+    unread: Option<Arc<AtomicUsize>>,
+}
+
+impl Tracked {
+    fn new(io: TcpStream, unread: &Arc<AtomicUsize>) -> Tracked {
+        unread.fetch_add(1, Ordering::AcqRel);
+        Tracked { io, unread: Some(unread.clone()) }
+    }
+
+    fn mark_read(&mut self) {
+        if let Some(u) = self.unread.take() {
+            u.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.mark_read();
+    }
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if polled.is_ready() {
+            self.mark_read();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -2,6 +2,7 @@
 //! validated at load. `Debug` never shows the database password.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 #[derive(Clone)]
 pub struct Config {
@@ -13,6 +14,24 @@ pub struct Config {
     pub unseal_source: Option<String>,
     /// How often each instance looks for keys to re-wrap after a rotation.
     pub rewrap_interval_ms: u64,
+    /// Leased role tokens: default and maximum lifetime (seconds).
+    pub lease_default_ttl_s: i64,
+    pub lease_max_ttl_s: i64,
+    /// Where `/metrics` is served (`STRONGROOM_METRICS_LISTEN`); `None`: no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How long `serve` waits for in-flight requests after SIGTERM before exiting anyway.
+    pub shutdown_timeout: Duration,
+    /// `STRONGROOM_VAULT_ID`: `serve` refuses a database initialized as another vault.
+    pub vault_id: Option<String>,
+    /// Wrong secrets an address may present per minute before a lock-out of `lockout_s`.
+    pub auth_failures_per_minute: u32,
+    pub lockout_s: u64,
+    /// Calls a second one credential may make (bursts of twice that).
+    pub credential_rps: u32,
+    /// Per-address rate (per second, and burst) of the share-taking endpoints (unseal, init,
+    /// generate-root).
+    pub share_rps: u64,
+    pub share_burst: u32,
 }
 
 impl Default for Config {
@@ -24,6 +43,16 @@ impl Default for Config {
             max_body_bytes: 8 * 1024 * 1024,
             unseal_source: None,
             rewrap_interval_ms: 2000,
+            lease_default_ttl_s: 600,
+            lease_max_ttl_s: 3600,
+            metrics_listen: None,
+            shutdown_timeout: Duration::from_secs(30),
+            vault_id: None,
+            auth_failures_per_minute: 30,
+            lockout_s: 60,
+            credential_rps: 5000,
+            share_rps: 5,
+            share_burst: 20,
         }
     }
 }
@@ -36,6 +65,9 @@ impl std::fmt::Debug for Config {
             .field("db_max_connections", &self.db_max_connections)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("unseal_source", &self.unseal_source)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("vault_id", &self.vault_id)
             .finish()
     }
 }
@@ -61,6 +93,33 @@ impl Config {
 
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
         let mut c = Config::default();
+        let positive = |name: &str| -> anyhow::Result<Option<u64>> {
+            match get(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(Some)
+                    .ok_or_else(|| anyhow::anyhow!("{name} must be a positive integer")),
+            }
+        };
+        if let Some(n) = positive("STRONGROOM_AUTH_FAILURES_PER_MINUTE")? {
+            c.auth_failures_per_minute = n.min(u32::MAX as u64) as u32;
+        }
+        if let Some(n) = positive("STRONGROOM_LOCKOUT_S")? {
+            c.lockout_s = n;
+        }
+        if let Some(n) = positive("STRONGROOM_CREDENTIAL_RPS")? {
+            c.credential_rps = n.min(u32::MAX as u64 / 2) as u32;
+        }
+        if let Some(n) = positive("STRONGROOM_SHARE_RPS")? {
+            c.share_rps = n;
+        }
+        if let Some(n) = positive("STRONGROOM_SHARE_BURST")? {
+            c.share_burst = n.min(u32::MAX as u64) as u32;
+        }
         if let Some(v) = get("STRONGROOM_LISTEN") {
             c.listen = v.parse().map_err(|_| anyhow::anyhow!("STRONGROOM_LISTEN must be host:port"))?;
         }
@@ -80,9 +139,37 @@ impl Config {
                 .ok_or_else(|| anyhow::anyhow!("STRONGROOM_MAX_BODY_BYTES must be an integer >= 1024"))?;
         }
         if let Some(v) = get("STRONGROOM_REWRAP_INTERVAL_MS") {
-            c.rewrap_interval_ms = v.parse().ok().filter(|n| *n >= 10).ok_or_else(|| anyhow::anyhow!("STRONGROOM_REWRAP_INTERVAL_MS must be an integer >= 10"))?;
+            c.rewrap_interval_ms = v
+                .parse()
+                .ok()
+                .filter(|n| *n >= 10)
+                .ok_or_else(|| anyhow::anyhow!("STRONGROOM_REWRAP_INTERVAL_MS must be an integer >= 10"))?;
         }
+        if let Some(v) = get("STRONGROOM_LEASE_MAX_TTL_S") {
+            c.lease_max_ttl_s = v
+                .parse()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| anyhow::anyhow!("STRONGROOM_LEASE_MAX_TTL_S must be a positive integer"))?;
+        }
+        if let Some(v) = get("STRONGROOM_LEASE_DEFAULT_TTL_S") {
+            c.lease_default_ttl_s = v
+                .parse()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| anyhow::anyhow!("STRONGROOM_LEASE_DEFAULT_TTL_S must be a positive integer"))?;
+        }
+        c.lease_default_ttl_s = c.lease_default_ttl_s.min(c.lease_max_ttl_s);
         c.unseal_source = get("STRONGROOM_UNSEAL_SOURCE").filter(|v| !v.trim().is_empty());
+        if let Some(v) = get("STRONGROOM_METRICS_LISTEN").filter(|v| !v.trim().is_empty()) {
+            c.metrics_listen = Some(v.trim().parse().map_err(|_| anyhow::anyhow!("STRONGROOM_METRICS_LISTEN must be host:port"))?);
+        }
+        if let Some(v) = get("STRONGROOM_SHUTDOWN_TIMEOUT_S") {
+            let secs: u64 =
+                v.trim().parse().map_err(|_| anyhow::anyhow!("STRONGROOM_SHUTDOWN_TIMEOUT_S must be a whole number of seconds"))?;
+            c.shutdown_timeout = Duration::from_secs(secs);
+        }
+        c.vault_id = get("STRONGROOM_VAULT_ID").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         Ok(c)
     }
 }
@@ -103,5 +190,23 @@ mod tests {
     fn bad_values_are_refused_at_load() {
         assert!(Config::from_vars(|k| (k == "STRONGROOM_LISTEN").then(|| "nope".to_string())).is_err());
         assert!(Config::from_vars(|k| (k == "STRONGROOM_MAX_BODY_BYTES").then(|| "12".to_string())).is_err());
+        assert!(Config::from_vars(|k| (k == "STRONGROOM_METRICS_LISTEN").then(|| "9102".to_string())).is_err());
+        assert!(Config::from_vars(|k| (k == "STRONGROOM_SHUTDOWN_TIMEOUT_S").then(|| "-1".to_string())).is_err());
+    }
+
+    #[test]
+    fn operations_settings_load() {
+        let c = Config::from_vars(|k| match k {
+            "STRONGROOM_METRICS_LISTEN" => Some("0.0.0.0:9102".into()),
+            "STRONGROOM_SHUTDOWN_TIMEOUT_S" => Some("5".into()),
+            "STRONGROOM_VAULT_ID" => Some(" 7d3c ".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.metrics_listen, Some("0.0.0.0:9102".parse().unwrap()));
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
+        assert_eq!(c.vault_id.as_deref(), Some("7d3c"));
+        let d = Config::from_vars(|_| None).unwrap();
+        assert_eq!((d.metrics_listen, d.shutdown_timeout, d.vault_id), (None, Duration::from_secs(30), None));
     }
 }

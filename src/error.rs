@@ -20,6 +20,8 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     NotImplemented(String),
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("request body is too large")]
     PayloadTooLarge,
     #[error("vault is sealed")]
@@ -51,6 +53,7 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Sealed | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod keys;
 pub mod localpg;
 pub mod store;
+pub mod telemetry;
 pub mod vault;
 
 pub use error::{Error, Result};

@@ -1,7 +1,10 @@
 //! The `strongroom` command: a thin CLI over the library.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -11,6 +14,7 @@ use strongroom::app::{self, AppState};
 use strongroom::config::Config;
 use strongroom::localpg::{self, LocalPg};
 use strongroom::store::Db;
+use strongroom::telemetry;
 
 #[derive(Parser)]
 #[command(name = "strongroom", version, about = "Multi-tenant vault for personal data (Databunker Pro v2 API)")]
@@ -60,12 +64,48 @@ enum AuditCmd {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     strongroom::custody::install_crypto_provider();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STRONGROOM_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    telemetry::init_logging(telemetry::LogFormat::parse(std::env::var("STRONGROOM_LOG_FORMAT").ok().as_deref())?);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(run(cli))
+    let result = rt.block_on(run(cli));
+    // Whatever is still running (a request past the drain timeout) is dropped, not awaited.
+    rt.shutdown_timeout(Duration::from_secs(2));
+    result
+}
+
+/// A shutdown signal (Ctrl-C or SIGTERM) that any number of listeners can wait for.
+fn shutdown_watch() -> impl Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        app::shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    move || {
+        let mut rx = rx.clone();
+        Box::pin(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        })
+    }
+}
+
+async fn bind(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))
+}
+
+/// Serves the API on `listener` (and `/metrics` on its own listener when configured) until a
+/// shutdown signal; then drains, seals and closes the pool (see `app::serve_until_shutdown`).
+async fn serve_all(state: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    let config = state.config().clone();
+    let listen = listener.local_addr()?;
+    let stopped = shutdown_watch();
+    if let Some(addr) = config.metrics_listen {
+        let handle = telemetry::install_metrics()?;
+        let metrics = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for metrics"))?;
+        tracing::info!(metrics = %addr, "serving /metrics");
+        tokio::spawn(telemetry::serve_metrics(metrics, state.clone(), handle, stopped()));
+    }
+    tracing::info!(listen = %listen, sealed = state.vault().status().sealed, "strongroom serving");
+    app::serve_until_shutdown(listener, state, stopped(), config.shutdown_timeout).await?;
+    Ok(())
 }
 
 async fn connect(config: &Config) -> anyhow::Result<Db> {
@@ -83,12 +123,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 config.listen = l;
             }
             let db = connect(&config).await?;
+            app::check_vault_pin(&db, config.vault_id.as_deref()).await?;
             let state = AppState::new(db, config.clone()).await?;
             state.start_auto_unseal();
             state.start_rewrap();
-            let listener = tokio::net::TcpListener::bind(config.listen).await?;
-            tracing::info!(listen = %config.listen, sealed = state.vault().status().sealed, "strongroom serving");
-            app::serve(listener, state, app::shutdown_signal()).await?;
+            serve_all(state, bind(config.listen).await?).await?;
         }
         Cmd::Demo { listen, data_dir } => demo(config, listen, &data_dir).await?,
         Cmd::Init { shares, threshold } => {
@@ -173,7 +212,7 @@ async fn demo_serve(config: Config, listen: SocketAddr, data_dir: &Path) -> anyh
     state.vault().unseal(&shares[0]).await?;
     state.vault().unseal(&shares[1]).await?;
     state.start_rewrap();
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = bind(listen).await?;
     let bar = "=".repeat(78);
     eprintln!("{bar}\n  STRONGROOM DEMO MODE - NOT FOR REAL DATA\n{bar}");
     eprintln!("  API:          http://{}", listener.local_addr()?);
@@ -188,6 +227,6 @@ async fn demo_serve(config: Config, listen: SocketAddr, data_dir: &Path) -> anyh
         listener.local_addr()?
     );
     eprintln!("{bar}");
-    app::serve(listener, state, app::shutdown_signal()).await?;
+    serve_all(state, listener).await?;
     Ok(())
 }

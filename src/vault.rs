@@ -161,6 +161,13 @@ impl Vault {
     /// Takes one key share. A share of another vault or a malformed one is refused without
     /// losing progress; a combination that does not open the master key resets progress.
     pub async fn unseal(&self, share: &str) -> Result<Status> {
+        let was_sealed = self.keyring().is_err();
+        let result = self.unseal_share(share).await;
+        crate::telemetry::unseal_attempt("shares", attempt_result(was_sealed, result.as_ref().map(|s| s.sealed)));
+        result
+    }
+
+    async fn unseal_share(&self, share: &str) -> Result<Status> {
         self.refresh_if_uninitialized().await?;
         if matches!(*self.lock(), State::Uninitialized) {
             return Err(Error::bad("vault is not initialized"));
@@ -208,6 +215,13 @@ impl Vault {
     /// Unseals with the operational wrapping key (auto-unseal). Re-reads the vault identity so a
     /// wrapping key minted by another instance is seen.
     pub async fn unseal_with_wrapping_key(&self, wrapping_key: &Key) -> Result<()> {
+        let was_sealed = self.keyring().is_err();
+        let result = self.unseal_wrapped(wrapping_key).await;
+        crate::telemetry::unseal_attempt("wrapping_key", attempt_result(was_sealed, result.as_ref().map(|_| false)));
+        result
+    }
+
+    async fn unseal_wrapped(&self, wrapping_key: &Key) -> Result<()> {
         let Some(meta) = self.db.vault_meta().await? else {
             return Err(Error::bad("vault is not initialized"));
         };
@@ -270,6 +284,12 @@ impl Vault {
         Ok(wk)
     }
 
+    /// Proves custody with a quorum of shares (for generating a new root token). Returns the
+    /// running keyring.
+    pub fn prove_custody(&self, shares: &[&str]) -> Result<Arc<Keyring>> {
+        Ok(self.verify_shares(shares)?.1)
+    }
+
     /// Share rekey: from a quorum of current shares, a new unseal key split `threshold` of
     /// `count`. Master key and data are untouched; the old shares stop working.
     pub async fn rekey(&self, shares: &[&str], threshold: usize, count: usize) -> Result<Vec<Zeroizing<String>>> {
@@ -311,8 +331,31 @@ impl Vault {
         Ok(())
     }
 
+    /// Seals without asking the database, at shutdown: the keyring is dropped here and its keys
+    /// are wiped as soon as nothing else holds it.
+    pub fn seal_for_shutdown(&self) {
+        let mut st = self.lock();
+        if let State::Unsealed { meta, .. } = &*st {
+            let meta = meta.clone();
+            *st = sealed(meta);
+            tracing::info!("vault sealed for shutdown");
+        }
+    }
+
     pub fn db(&self) -> &Db {
         &self.db
+    }
+}
+
+/// The `result` label of an unseal attempt, from whether the vault was sealed before and, on
+/// success, whether it still is.
+fn attempt_result(was_sealed: bool, outcome: std::result::Result<bool, &Error>) -> &'static str {
+    match outcome {
+        Ok(_) if !was_sealed => "already_unsealed",
+        Ok(true) => "accepted",
+        Ok(false) => "unsealed",
+        Err(Error::BadRequest(_)) => "rejected",
+        Err(_) => "error",
     }
 }
 

@@ -58,6 +58,10 @@ impl Call {
         if let Some(m) = metadata.0 {
             audit.details.insert("request_metadata".into(), m);
         }
+        if claimed.token.is_some() {
+            // An address in lock-out gets no further secrets checked.
+            state.limits().check_blocked(claimed.ip)?;
+        }
         let who = match &claimed.token {
             Some(token) if auth::lease::looks_like_jwt(token) => auth::verify_lease(&mut tx, &ring, &claimed.tenant, token).await?,
             Some(token) => auth::verify(&mut tx, &ring, &claimed.tenant, token).await?,
@@ -68,8 +72,12 @@ impl Call {
             audit.details.insert("message".into(), reason.into());
             crate::audit::append(&mut tx, &keys, endpoint, "anonymous", "denied", audit).await?;
             tx.commit().await?;
+            if claimed.token.is_some() && state.limits().record_failure(claimed.ip) {
+                return Err(Error::TooManyRequests("too many failed attempts from this address; try again later".into()));
+            }
             return Err(Error::Forbidden(if claimed.token.is_some() { "access denied".into() } else { "missing X-Bunker-Token".into() }));
         };
+        state.limits().check_credential(&who.actor())?;
         let policy = state.authorizer().for_tenant(&mut tx).await?;
         let resource = auth::policy::resource_of(endpoint);
         let mut allowed = policy.allows(&who.role, &claimed.tenant, resource, endpoint, &meta).await;

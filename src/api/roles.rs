@@ -206,8 +206,13 @@ async fn policy_get(State(st): State<AppState>, claimed: Claimed, Body(req): Bod
 async fn policy_list(State(st): State<AppState>, claimed: Claimed, Body(req): Body<PolicyReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "PolicyListAllPolicies", req.request_metadata).await?;
     let result = async {
-        let rows: Vec<Value> =
-            call.tx.list_policies().await?.into_iter().map(|p| json!({"policyid": p.id, "policyname": p.name, "policydesc": p.description})).collect();
+        let rows: Vec<Value> = call
+            .tx
+            .list_policies()
+            .await?
+            .into_iter()
+            .map(|p| json!({"policyid": p.id, "policyname": p.name, "policydesc": p.description}))
+            .collect();
         Ok(fields([("total", rows.len().into()), ("rows", Value::Array(rows))]))
     }
     .await;

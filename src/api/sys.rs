@@ -16,10 +16,14 @@ use crate::app::AppState;
 use crate::auth::Claimed;
 use crate::error::{Error, Result};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes(config: &crate::config::Config) -> Router<AppState> {
+    // Endpoints that take key shares are throttled per address.
+    let share_taking = Router::new()
         .route("/v1/sys/init", post(init))
         .route("/v1/sys/unseal", post(unseal))
+        .layer(crate::auth::ratelimit::share_endpoints_layer(config.share_rps, config.share_burst));
+    Router::new()
+        .merge(share_taking)
         .route("/v1/sys/seal-status", get(seal_status))
         .route("/v1/sys/seal", post(seal))
         .route("/v1/sys/health", get(health))
@@ -85,7 +89,7 @@ struct SealReq {
 
 /// Root only; audited in the main tenant before the keys go.
 async fn seal(State(st): State<AppState>, claimed: Claimed, Body(req): Body<SealReq>) -> Result<Json<Value>> {
-    let claimed = Claimed { token: claimed.token, tenant: crate::auth::DEFAULT_TENANT.into() };
+    let claimed = claimed.in_main_tenant();
     let call = Call::open(&st, &claimed, "SystemSeal", req.request_metadata).await?;
     let allowed: Result<Map<String, Value>> = Ok(Map::new());
     let ok = allowed.is_ok();
@@ -132,7 +136,7 @@ struct RekeyReq {
 
 /// Share rekey (root only): a quorum of current shares in, a new set of shares out, once.
 async fn rekey(State(st): State<AppState>, claimed: Claimed, Body(req): Body<RekeyReq>) -> Result<Json<Value>> {
-    let claimed = Claimed { token: claimed.token, tenant: crate::auth::DEFAULT_TENANT.into() };
+    let claimed = claimed.in_main_tenant();
     let mut call = Call::open(&st, &claimed, "SystemRekey", req.request_metadata).await?;
     let (threshold, count) = (req.secret_threshold.unwrap_or(2), req.secret_shares.unwrap_or(3));
     call.note("threshold", threshold);
@@ -160,7 +164,7 @@ struct TenantKeyReq {
 }
 
 async fn tenant_key_call(st: &AppState, claimed: Claimed, endpoint: &'static str, req: TenantKeyReq) -> Result<(Call, i64)> {
-    let claimed = Claimed { token: claimed.token, tenant: crate::auth::DEFAULT_TENANT.into() };
+    let claimed = claimed.in_main_tenant();
     let mut call = Call::open(st, &claimed, endpoint, req.request_metadata).await?;
     let checked = async {
         let id = req.tenantid.filter(|i| *i > 0).ok_or_else(|| Error::bad("tenantid must be a positive integer"))?;
@@ -206,7 +210,7 @@ async fn tenant_key_status(State(st): State<AppState>, claimed: Claimed, Body(re
 
 /// Root only: a new root token replaces the presented one (and any other live root token).
 async fn rotate_root(State(st): State<AppState>, claimed: Claimed, Body(req): Body<SealReq>) -> Result<Json<Value>> {
-    let claimed = Claimed { token: claimed.token, tenant: crate::auth::DEFAULT_TENANT.into() };
+    let claimed = claimed.in_main_tenant();
     let mut call = Call::open(&st, &claimed, "SystemRotateRoot", req.request_metadata).await?;
     let token = Zeroizing::new(uuid::Uuid::new_v4().to_string());
     let result = async {
@@ -223,7 +227,7 @@ async fn rotate_root(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
 /// Root only: revokes the presented root token. A new one can be made with a quorum of key
 /// shares (`/v1/sys/generate-root`).
 async fn revoke_root(State(st): State<AppState>, claimed: Claimed, Body(req): Body<SealReq>) -> Result<Json<Value>> {
-    let claimed = Claimed { token: claimed.token, tenant: crate::auth::DEFAULT_TENANT.into() };
+    let claimed = claimed.in_main_tenant();
     let mut call = Call::open(&st, &claimed, "SystemRevokeRoot", req.request_metadata).await?;
     let result = async {
         let id = call.who.credential_id;

@@ -28,7 +28,9 @@ pub fn parse_ttl(v: &Option<Value>) -> Result<Option<i64>> {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(n)) => n.as_i64(),
         Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
-        Some(Value::String(s)) => s.trim().parse::<i64>().ok().or_else(|| humantime::parse_duration(s.trim()).ok().map(|d| d.as_secs() as i64)),
+        Some(Value::String(s)) => {
+            s.trim().parse::<i64>().ok().or_else(|| humantime::parse_duration(s.trim()).ok().map(|d| d.as_secs() as i64))
+        }
         _ => None,
     };
     match secs {
@@ -112,7 +114,11 @@ async fn renew(State(st): State<AppState>, claimed: Claimed, Body(req): Body<Ren
         // Never past the lease's maximum TTL, however often it is renewed.
         let expires = (now + increment).min(lease.max_expires_at);
         call.tx.extend_lease(&lease.lease_id, expires).await?;
-        Ok(fields([("lease_id", lease.lease_id.into()), ("lease_duration", (expires - now).into()), ("renewable", (expires < lease.max_expires_at).into())]))
+        Ok(fields([
+            ("lease_id", lease.lease_id.into()),
+            ("lease_duration", (expires - now).into()),
+            ("renewable", (expires < lease.max_expires_at).into()),
+        ]))
     }
     .await;
     call.finish(result).await

@@ -84,6 +84,7 @@ pub async fn append(tx: &mut TenantTx, keys: &TenantKeys, event_type: &str, acto
     };
     row.hash = chain_hash(tx.tenant_id(), &row).to_vec();
     tx.append_audit(&row).await?;
+    crate::telemetry::audit_event(tx.tenant_id(), outcome);
     Ok(uuid)
 }
 

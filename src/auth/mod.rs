@@ -4,6 +4,7 @@
 
 pub mod lease;
 pub mod policy;
+pub mod ratelimit;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -22,13 +23,26 @@ pub const DEFAULT_TENANT: &str = "default";
 pub struct Claimed {
     pub token: Option<Zeroizing<String>>,
     pub tenant: String,
+    /// The peer address (0.0.0.0 when unknown), for rate limits.
+    pub ip: std::net::IpAddr,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Claimed {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
-        Ok(claimed(&parts.headers))
+        let mut c = claimed(&parts.headers);
+        if let Some(info) = parts.extensions.get::<axum::extract::ConnectInfo<ratelimit::ClientAddr>>() {
+            c.ip = info.0 .0.ip();
+        }
+        Ok(c)
+    }
+}
+
+impl Claimed {
+    /// The same claim, aimed at the main tenant (system operations live there).
+    pub fn in_main_tenant(self) -> Claimed {
+        Claimed { tenant: DEFAULT_TENANT.into(), ..self }
     }
 }
 
@@ -46,7 +60,7 @@ pub fn claimed(headers: &HeaderMap) -> Claimed {
         .filter(|t| !t.is_empty())
         .or_else(|| headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).and_then(subdomain))
         .unwrap_or_else(|| DEFAULT_TENANT.to_string());
-    Claimed { token, tenant }
+    Claimed { token, tenant, ip: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED) }
 }
 
 /// `acme.vault.example.com` -> `acme`, `acme.localhost:3000` -> `acme`; bare hosts and IP
@@ -97,7 +111,14 @@ pub async fn verify(tx: &mut TenantTx, ring: &Keyring, tenant_name: &str, token:
     if !policy::ROLES.contains(&row.kind.as_str()) {
         return Ok(None);
     }
-    Ok(Some(Principal { tenant_id: tx.tenant_id(), tenant_name: tenant_name.to_string(), credential_id: row.id, role: row.kind, lease_id: None, self_user: None }))
+    Ok(Some(Principal {
+        tenant_id: tx.tenant_id(),
+        tenant_name: tenant_name.to_string(),
+        credential_id: row.id,
+        role: row.kind,
+        lease_id: None,
+        self_user: None,
+    }))
 }
 
 /// Verifies a leased role token: signature and expiry, the tenant it was minted for, then a live

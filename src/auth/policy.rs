@@ -43,7 +43,9 @@ pub fn parse_csv(text: &str) -> anyhow::Result<(Vec<Vec<String>>, Vec<Vec<String
                 p.push(rule)
             }
             Some("g") if fields.len() == 3 => g.push(fields[1..].to_vec()),
-            _ => anyhow::bail!("policy.csv line {}: expected `p, role, tenant, resource, endpoint, allow|deny` or `g, role, parent`", n + 1),
+            _ => {
+                anyhow::bail!("policy.csv line {}: expected `p, role, tenant, resource, endpoint, allow|deny` or `g, role, parent`", n + 1)
+            }
         }
     }
     Ok((p, g))
@@ -65,7 +67,8 @@ pub fn condition_holds(meta: &str, cond: &str) -> bool {
     if cond.is_empty() {
         return true;
     }
-    let (Ok(Value::Object(cond)), meta) = (serde_json::from_str::<Value>(cond), serde_json::from_str::<Value>(meta).unwrap_or(Value::Null)) else {
+    let (Ok(Value::Object(cond)), meta) = (serde_json::from_str::<Value>(cond), serde_json::from_str::<Value>(meta).unwrap_or(Value::Null))
+    else {
         return false;
     };
     cond.iter().all(|(op, tests)| {
@@ -91,7 +94,10 @@ pub fn condition_holds(meta: &str, cond: &str) -> bool {
 fn glob(pattern: &str, s: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == s,
-        Some((head, rest)) => s.starts_with(head) && (0..=s.len() - head.len()).any(|i| s.is_char_boundary(head.len() + i) && glob(rest, &s[head.len() + i..])),
+        Some((head, rest)) => {
+            s.starts_with(head)
+                && (0..=s.len() - head.len()).any(|i| s.is_char_boundary(head.len() + i) && glob(rest, &s[head.len() + i..]))
+        }
     }
 }
 
@@ -108,7 +114,10 @@ fn strings(v: Option<&Value>, field: &str, required: bool) -> Result<Vec<String>
     let out: Vec<String> = match v {
         None | Some(Value::Null) if !required => vec![],
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| Error::bad(format!("policy.{field} must hold strings")))).collect::<Result<_>>()?,
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| x.as_str().map(str::to_string).ok_or_else(|| Error::bad(format!("policy.{field} must hold strings"))))
+            .collect::<Result<_>>()?,
         _ => return Err(Error::bad(format!("policy.{field} must be a string or an array of strings"))),
     };
     if required && (out.is_empty() || out.iter().any(|s| s.trim().is_empty() || s.contains(','))) {
@@ -135,7 +144,9 @@ pub fn parse_policy(doc: &Value) -> Result<ParsedPolicy> {
         Some(c @ Value::Object(ops)) => {
             for (op, tests) in ops {
                 if !matches!(op.as_str(), "StringEquals" | "StringNotEquals" | "StringLike") {
-                    return Err(Error::bad(format!("policy.Condition operator {op} is not supported (StringEquals, StringNotEquals, StringLike)")));
+                    return Err(Error::bad(format!(
+                        "policy.Condition operator {op} is not supported (StringEquals, StringNotEquals, StringLike)"
+                    )));
                 }
                 if !tests.is_object() {
                     return Err(Error::bad("policy.Condition operators map keys to values"));
@@ -145,7 +156,13 @@ pub fn parse_policy(doc: &Value) -> Result<ParsedPolicy> {
         }
         Some(_) => return Err(Error::bad("policy.Condition must be an object")),
     };
-    Ok(ParsedPolicy { allow, actions: strings(o.get("Action"), "Action", true)?, resources: strings(o.get("Resource"), "Resource", true)?, principal_roles, condition })
+    Ok(ParsedPolicy {
+        allow,
+        actions: strings(o.get("Action"), "Action", true)?,
+        resources: strings(o.get("Resource"), "Resource", true)?,
+        principal_roles,
+        condition,
+    })
 }
 
 /// Casbin rules for `role` from one policy. `users.profile.*` also grants `users.profile` (the

@@ -3,6 +3,7 @@
 //! a background pass in every instance then re-wraps the small per-user and per-event keys still
 //! under older versions, in batches, and retires a version once nothing refers to it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,10 +58,16 @@ pub async fn progress(db: &Db, tenant_id: i64) -> Result<Progress> {
 /// One pass for one tenant: re-wraps up to [`BATCH`] user keys and [`BATCH`] event keys, or
 /// retires the old versions when nothing is left. Returns how many rows it re-wrapped.
 pub async fn rewrap_pass(db: &Db, ring: &Keyring, tenant_id: i64) -> Result<usize> {
+    let (users, events) = rewrap_pass_counted(db, ring, tenant_id).await?;
+    Ok(users + events)
+}
+
+/// [`rewrap_pass`], counting user keys and event keys apart (for the progress metrics).
+async fn rewrap_pass_counted(db: &Db, ring: &Keyring, tenant_id: i64) -> Result<(usize, usize)> {
     let mut tx = db.tenant_tx(tenant_id).await?;
     if tx.data_key_versions().await?.len() <= 1 {
         tx.rollback().await?;
-        return Ok(0);
+        return Ok((0, 0));
     }
     let current = tx.key_version();
     let keys = tenant_keys(ring, &mut tx).await?;
@@ -90,11 +97,17 @@ pub async fn rewrap_pass(db: &Db, ring: &Keyring, tenant_id: i64) -> Result<usiz
         }
     }
     tx.commit().await?;
-    Ok(done)
+    Ok((rewrapped.len(), events_done.len()))
 }
 
 /// Runs re-wrap passes over every tenant every `interval` while this instance is unsealed.
+/// The backlog (`strongroom_rewrap_pending`) is measured once when a tenant turns out to have
+/// work, then counted down pass by pass, so progress costs no extra scans.
 pub async fn rewrap_loop(vault: Arc<Vault>, interval: Duration) {
+    let mut pending: HashMap<i64, (i64, i64)> = HashMap::new();
+    let publish = |p: &HashMap<i64, (i64, i64)>| {
+        crate::telemetry::rewrap_pending(p.values().map(|v| v.0).sum(), p.values().map(|v| v.1).sum());
+    };
     loop {
         tokio::time::sleep(interval).await;
         let Ok(ring) = vault.keyring() else { continue };
@@ -105,11 +118,30 @@ pub async fn rewrap_loop(vault: Arc<Vault>, interval: Duration) {
                 continue;
             }
         };
+        pending.retain(|t, _| tenants.contains(t));
         for tenant in tenants {
+            let mut measured = false;
             loop {
-                match rewrap_pass(vault.db(), &ring, tenant).await {
-                    Ok(0) => break,
-                    Ok(n) => tracing::debug!(tenant, rows = n, "re-wrapped keys"),
+                match rewrap_pass_counted(vault.db(), &ring, tenant).await {
+                    Ok((0, 0)) => {
+                        if pending.remove(&tenant).is_some() {
+                            publish(&pending);
+                        }
+                        break;
+                    }
+                    Ok((users, events)) => {
+                        tracing::debug!(tenant, users, events, "re-wrapped keys");
+                        crate::telemetry::rewrap_rows((users + events) as u64);
+                        if !measured {
+                            measured = true;
+                            if let Ok(p) = progress(vault.db(), tenant).await {
+                                pending.insert(tenant, (p.pending_users, p.pending_events));
+                            }
+                        } else if let Some(left) = pending.get_mut(&tenant) {
+                            *left = ((left.0 - users as i64).max(0), (left.1 - events as i64).max(0));
+                        }
+                        publish(&pending);
+                    }
                     Err(e) => {
                         tracing::warn!(tenant, error = %e, "re-wrap pass failed; will retry");
                         break;

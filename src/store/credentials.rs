@@ -25,13 +25,14 @@ impl TenantTx {
     /// Stores a new credential (keyed hash only); returns its id.
     pub async fn insert_credential(&mut self, hash: &[u8], kind: &str) -> Result<i64> {
         let tenant = self.tenant_id();
-        let id = sqlx::query_scalar("INSERT INTO credentials (tenant_id, token_hash, kind, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
-            .bind(tenant)
-            .bind(hash)
-            .bind(kind)
-            .bind(super::now_secs())
-            .fetch_one(self.conn())
-            .await?;
+        let id =
+            sqlx::query_scalar("INSERT INTO credentials (tenant_id, token_hash, kind, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+                .bind(tenant)
+                .bind(hash)
+                .bind(kind)
+                .bind(super::now_secs())
+                .fetch_one(self.conn())
+                .await?;
         Ok(id)
     }
 
@@ -51,7 +52,10 @@ impl TenantTx {
     /// Replaces every live root credential with one new one (rotation, or recovery through
     /// generate-root); returns the new credential id.
     pub async fn replace_root(&mut self, hash: &[u8]) -> Result<i64> {
-        sqlx::query("UPDATE credentials SET revoked_at = $1 WHERE kind = 'root' AND revoked_at IS NULL").bind(super::now_secs()).execute(self.conn()).await?;
+        sqlx::query("UPDATE credentials SET revoked_at = $1 WHERE kind = 'root' AND revoked_at IS NULL")
+            .bind(super::now_secs())
+            .execute(self.conn())
+            .await?;
         self.insert_credential(hash, "root").await
     }
 

@@ -31,18 +31,25 @@ impl TenantTx {
             .await?;
         // The directory is not a tenant table: switch to the owner for this one statement.
         sqlx::query("RESET ROLE").execute(self.conn()).await?;
-        sqlx::query("UPDATE tenants SET key_version = $2, updated_at = $3 WHERE id = $1").bind(tenant).bind(next).bind(now_secs()).execute(self.conn()).await?;
+        sqlx::query("UPDATE tenants SET key_version = $2, updated_at = $3 WHERE id = $1")
+            .bind(tenant)
+            .bind(next)
+            .bind(now_secs())
+            .execute(self.conn())
+            .await?;
         super::enter_tenant(&mut self.tx, tenant).await?;
         self.key_version = next;
         Ok(next)
     }
 
     pub async fn users_to_rewrap(&mut self, current: i32, limit: i64) -> Result<Vec<Pending>> {
-        let rows = sqlx::query("SELECT id, token, key_version, user_key FROM users WHERE key_version < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED")
-            .bind(current)
-            .bind(limit)
-            .fetch_all(self.conn())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, token, key_version, user_key FROM users WHERE key_version < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(current)
+        .bind(limit)
+        .fetch_all(self.conn())
+        .await?;
         Ok(rows.iter().map(|r| Pending { id: r.get(0), row: r.get(1), key_version: r.get(2), wrapped: r.get(3) }).collect())
     }
 
@@ -59,12 +66,14 @@ impl TenantTx {
     pub async fn set_user_keys(&mut self, version: i32, rows: &[(i64, Vec<u8>)]) -> Result<()> {
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
         let keys: Vec<&[u8]> = rows.iter().map(|r| r.1.as_slice()).collect();
-        sqlx::query("UPDATE users u SET key_version = $1, user_key = x.k FROM UNNEST($2::bigint[], $3::bytea[]) AS x(i, k) WHERE u.id = x.i")
-            .bind(version)
-            .bind(&ids)
-            .bind(&keys)
-            .execute(self.conn())
-            .await?;
+        sqlx::query(
+            "UPDATE users u SET key_version = $1, user_key = x.k FROM UNNEST($2::bigint[], $3::bytea[]) AS x(i, k) WHERE u.id = x.i",
+        )
+        .bind(version)
+        .bind(&ids)
+        .bind(&keys)
+        .execute(self.conn())
+        .await?;
         Ok(())
     }
 
@@ -83,8 +92,10 @@ impl TenantTx {
 
     /// `(users, audit events)` still wrapped by a version older than `current`.
     pub async fn rewrap_backlog(&mut self, current: i32) -> Result<(i64, i64)> {
-        let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE key_version < $1").bind(current).fetch_one(self.conn()).await?;
-        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE key_version < $1").bind(current).fetch_one(self.conn()).await?;
+        let users: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM users WHERE key_version < $1").bind(current).fetch_one(self.conn()).await?;
+        let events: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE key_version < $1").bind(current).fetch_one(self.conn()).await?;
         Ok((users, events))
     }
 

@@ -16,7 +16,15 @@ pub struct Lease {
 
 impl TenantTx {
     #[allow(clippy::too_many_arguments)]
-    pub async fn insert_lease(&mut self, lease_id: &str, role: &str, credential_id: Option<i64>, user_token: Option<&str>, expires_at: i64, max_expires_at: i64) -> Result<()> {
+    pub async fn insert_lease(
+        &mut self,
+        lease_id: &str,
+        role: &str,
+        credential_id: Option<i64>,
+        user_token: Option<&str>,
+        expires_at: i64,
+        max_expires_at: i64,
+    ) -> Result<()> {
         let tenant = self.tenant_id();
         sqlx::query(
             "INSERT INTO leases (tenant_id, lease_id, role, credential_id, user_token, issued_at, expires_at, max_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -35,21 +43,24 @@ impl TenantTx {
     }
 
     pub async fn lease(&mut self, lease_id: &str) -> Result<Option<Lease>> {
-        let row = sqlx::query("SELECT lease_id, role, expires_at, max_expires_at, revoked_at IS NOT NULL FROM leases WHERE lease_id = $1 FOR UPDATE")
-            .bind(lease_id)
-            .fetch_optional(self.conn())
-            .await?;
+        let row = sqlx::query(
+            "SELECT lease_id, role, expires_at, max_expires_at, revoked_at IS NOT NULL FROM leases WHERE lease_id = $1 FOR UPDATE",
+        )
+        .bind(lease_id)
+        .fetch_optional(self.conn())
+        .await?;
         Ok(row.map(|r| Lease { lease_id: r.get(0), role: r.get(1), expires_at: r.get(2), max_expires_at: r.get(3), revoked: r.get(4) }))
     }
 
     /// A live lease (not revoked, not expired): `Some(user_token)` (the record a user token is
     /// bound to, if any); `None` when it is not live.
     pub async fn live_lease(&mut self, lease_id: &str) -> Result<Option<Option<String>>> {
-        let row: Option<(Option<String>,)> = sqlx::query_as("SELECT user_token FROM leases WHERE lease_id = $1 AND revoked_at IS NULL AND expires_at > $2")
-            .bind(lease_id)
-            .bind(now_secs())
-            .fetch_optional(self.conn())
-            .await?;
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT user_token FROM leases WHERE lease_id = $1 AND revoked_at IS NULL AND expires_at > $2")
+                .bind(lease_id)
+                .bind(now_secs())
+                .fetch_optional(self.conn())
+                .await?;
         Ok(row.map(|r| r.0))
     }
 

@@ -65,8 +65,11 @@ impl Db {
     /// Opens a transaction scoped to `tenant_id`.
     pub async fn tenant_tx(&self, tenant_id: i64) -> Result<TenantTx, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let (key_version, policy_version): (i32, i32) =
-            sqlx::query_as("SELECT key_version, policy_version FROM tenants WHERE id = $1").bind(tenant_id).fetch_optional(&mut *tx).await?.unwrap_or((1, 0));
+        let (key_version, policy_version): (i32, i32) = sqlx::query_as("SELECT key_version, policy_version FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or((1, 0));
         enter_tenant(&mut tx, tenant_id).await?;
         Ok(TenantTx { tx, tenant_id, key_version, policy_version })
     }
@@ -74,8 +77,10 @@ impl Db {
     /// Opens a transaction scoped to the tenant called `name`; `None` when no such tenant.
     pub async fn tenant_tx_by_name(&self, name: &str) -> Result<Option<TenantTx>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(i64, i32, i32)> =
-            sqlx::query_as("SELECT id, key_version, policy_version FROM tenants WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?;
+        let row: Option<(i64, i32, i32)> = sqlx::query_as("SELECT id, key_version, policy_version FROM tenants WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
         match row {
             Some((id, key_version, policy_version)) => {
                 enter_tenant(&mut tx, id).await?;

@@ -143,7 +143,11 @@ impl TenantTx {
             .execute(self.conn())
             .await?;
         sqlx::query("RESET ROLE").execute(self.conn()).await?;
-        let version: i32 = sqlx::query_scalar("UPDATE tenants SET policy_version = policy_version + 1 WHERE id = $1 RETURNING policy_version").bind(tenant).fetch_one(self.conn()).await?;
+        let version: i32 =
+            sqlx::query_scalar("UPDATE tenants SET policy_version = policy_version + 1 WHERE id = $1 RETURNING policy_version")
+                .bind(tenant)
+                .fetch_one(self.conn())
+                .await?;
         super::enter_tenant(&mut self.tx, tenant).await?;
         self.policy_version = version;
         Ok(version)

@@ -174,7 +174,8 @@ async fn nothing_secret_is_readable_at_rest() {
 
     // 2. The files PostgreSQL wrote for it: this database's heap and indexes, the shared
     //    catalogs, the WAL (every change passes through it) and the server log.
-    let oid: sqlx::postgres::types::Oid = sqlx::query_scalar("SELECT oid FROM pg_database WHERE datname = current_database()").fetch_one(&mut su).await.unwrap();
+    let oid: sqlx::postgres::types::Oid =
+        sqlx::query_scalar("SELECT oid FROM pg_database WHERE datname = current_database()").fetch_one(&mut su).await.unwrap();
     let root = c.pg.cluster_dir();
     let mut files = Vec::new();
     for sub in [format!("base/{}", oid.0), "global".into(), "pg_wal".into()] {

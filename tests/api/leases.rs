@@ -10,7 +10,8 @@ use strongroom::keys::keyring::Keyring;
 use crate::helpers::*;
 
 async fn post(app: &TestApp, token: &str, tenant: &str, path: &str, body: Value) -> Reply {
-    app.raw(reqwest::Method::POST, path, &[("x-bunker-token", token), ("x-bunker-tenant", tenant)], serde_json::to_vec(&body).unwrap()).await
+    app.raw(reqwest::Method::POST, path, &[("x-bunker-token", token), ("x-bunker-tenant", tenant)], serde_json::to_vec(&body).unwrap())
+        .await
 }
 
 /// Instance `a` (with `max_ttl`), a second unsealed instance `b`, tenant "leasing" with a user,
@@ -118,7 +119,7 @@ async fn a_role_xtoken_carries_its_role_for_its_lifetime() {
     let x = r.ok()["xtoken"].as_str().unwrap().to_string();
     assert_eq!(read_with(&a, &x, &user).await, 200);
     a.call("UserCreate", Some(&x), Some("leasing"), json!({"profile": {"login": "nope"}})).await.err(403);
-    a.call("XTokenCreateForRole", Some(&admin), Some("leasing"), json!({"roleid": 3})).await.err(400);
+    a.call("XTokenCreateForRole", Some(&admin), Some("leasing"), json!({"roleid": 3})).await.err(404);
     a.call("XTokenCreateForRole", Some(&admin), Some("leasing"), json!({"rolename": "app-reader", "slidingtime": "1h"})).await.err(400);
     a.call("XTokenCreateForRole", Some(&admin), Some("leasing"), json!({})).await.err(400);
     a.call("XTokenCreateForRole", Some(&admin), Some("leasing"), json!({"rolename": "root"})).await.err(400);

@@ -14,7 +14,8 @@ struct Tenant {
 async fn tenant() -> Tenant {
     let app = TestApp::spawn().await;
     let (_, admin) = app.create_tenant("pol").await;
-    let user = app.create_user(&admin, Some("pol"), json!({"name": "Ada", "email": "ada@example.com", "age": 36, "ssn": "123-45-6789"})).await;
+    let user =
+        app.create_user(&admin, Some("pol"), json!({"name": "Ada", "email": "ada@example.com", "age": 36, "ssn": "123-45-6789"})).await;
     Tenant { app, admin, user }
 }
 
@@ -26,7 +27,9 @@ impl Tenant {
     /// A role with one policy linked; returns an xtoken for it.
     async fn role_with(&self, role: &str, policy: Value) -> String {
         let rid = self.admin("RoleCreate", json!({"rolename": role, "roledesc": "test"})).await.ok()["roleid"].as_i64().unwrap();
-        let pid = self.admin("PolicyCreate", json!({"policyname": format!("{role}-policy"), "policy": policy})).await.ok()["policyid"].as_i64().unwrap();
+        let pid = self.admin("PolicyCreate", json!({"policyname": format!("{role}-policy"), "policy": policy})).await.ok()["policyid"]
+            .as_i64()
+            .unwrap();
         self.admin("RoleLinkPolicy", json!({"roleid": rid, "policyid": pid})).await.ok();
         let x = self.admin("XTokenCreateForRole", json!({"rolename": role})).await;
         x.ok()["xtoken"].as_str().unwrap().to_string()
@@ -94,7 +97,9 @@ async fn policy_changes_take_effect_at_once_on_every_instance() {
     let lookup = json!({"mode": "token", "identity": t.user});
     assert_eq!(b.call("UserGet", Some(&x), Some("pol"), lookup.clone()).await.code, 200);
     let pid = t.admin("PolicyGet", json!({"policyname": "reader-policy"})).await.ok()["policyid"].as_i64().unwrap();
-    t.admin("PolicyUpdate", json!({"policyid": pid, "policy": {"Effect": "Deny", "Action": ["UserGet"], "Resource": ["users.profile.*"]}})).await.ok();
+    t.admin("PolicyUpdate", json!({"policyid": pid, "policy": {"Effect": "Deny", "Action": ["UserGet"], "Resource": ["users.profile.*"]}}))
+        .await
+        .ok();
     assert_eq!(b.call("UserGet", Some(&x), Some("pol"), lookup).await.code, 403);
     assert_eq!(t.get(&x, None).await.code, 403);
 }
@@ -103,13 +108,16 @@ async fn policy_changes_take_effect_at_once_on_every_instance() {
 async fn roles_and_policies_are_managed_with_clear_errors() {
     let t = tenant().await;
     let doc = json!({"Effect": "Allow", "Action": ["UserGet"], "Resource": ["users.profile.name"]});
-    let pid = t.admin("PolicyCreate", json!({"policyname": "p1", "policydesc": "first", "policy": doc})).await.ok()["policyid"].as_i64().unwrap();
+    let pid =
+        t.admin("PolicyCreate", json!({"policyname": "p1", "policydesc": "first", "policy": doc})).await.ok()["policyid"].as_i64().unwrap();
     let got = t.admin("PolicyGet", json!({"policyid": pid})).await;
     assert_eq!((got.ok()["policyname"].as_str(), got.ok()["policydesc"].as_str()), (Some("p1"), Some("first")));
     assert_eq!(got.ok()["policy"], doc);
     assert_eq!(t.admin("PolicyListAllPolicies", json!({})).await.ok()["rows"][0]["policyname"], "p1");
     t.admin("PolicyCreate", json!({"policyname": "p1", "policy": doc})).await.err(409);
-    t.admin("PolicyCreate", json!({"policyname": "p2", "policy": {"Effect": "Sometimes", "Action": ["x"], "Resource": ["y"]}})).await.err(400);
+    t.admin("PolicyCreate", json!({"policyname": "p2", "policy": {"Effect": "Sometimes", "Action": ["x"], "Resource": ["y"]}}))
+        .await
+        .err(400);
     t.admin("PolicyCreate", json!({"policyname": "p3"})).await.err(400);
     t.admin("PolicyUpdate", json!({"policyid": 999, "policydesc": "x"})).await.err(404);
     t.admin("PolicyGet", json!({"policyname": "nope"})).await.err(404);

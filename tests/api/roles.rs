@@ -6,13 +6,14 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 async fn mint(app: &TestApp, admin: &str, tenant: &str, role: &str) -> (i64, String) {
-    let r = app.raw(
-        reqwest::Method::POST,
-        "/v1/credentials/create",
-        &[("x-bunker-token", admin), ("x-bunker-tenant", tenant)],
-        serde_json::to_vec(&json!({"role": role})).unwrap(),
-    )
-    .await;
+    let r = app
+        .raw(
+            reqwest::Method::POST,
+            "/v1/credentials/create",
+            &[("x-bunker-token", admin), ("x-bunker-tenant", tenant)],
+            serde_json::to_vec(&json!({"role": role})).unwrap(),
+        )
+        .await;
     let b = r.ok();
     (b["credentialid"].as_i64().unwrap(), b["token"].as_str().unwrap().to_string())
 }
@@ -36,10 +37,18 @@ async fn each_built_in_role_is_allowed_and_denied_as_the_policy_says() {
     let (_, admin) = app.create_tenant("matrix").await;
     // (role, allowed endpoints, denied endpoints). UserDelete runs last so the record survives.
     let matrix: &[(&str, &[&str], &[&str])] = &[
-        ("tenant-admin", &["UserCreate", "UserGet", "UserUpdate", "UserListVersions", "AuditListUserEvents", "TenantGet"], &["TenantCreate", "TenantListTenants"]),
+        (
+            "tenant-admin",
+            &["UserCreate", "UserGet", "UserUpdate", "UserListVersions", "AuditListUserEvents", "TenantGet"],
+            &["TenantCreate", "TenantListTenants"],
+        ),
         ("dpo", &["UserGet", "UserListVersions", "AuditListUserEvents"], &["UserCreate", "UserUpdate", "UserPatch", "TenantGet"]),
         ("auditor", &["AuditListUserEvents"], &["UserGet", "UserCreate", "UserListVersions", "UserDelete"]),
-        ("app-writer", &["UserCreate", "UserCreateBulk", "UserGet", "UserUpdate", "UserPatch"], &["UserDelete", "AuditListUserEvents", "TenantGet"]),
+        (
+            "app-writer",
+            &["UserCreate", "UserCreateBulk", "UserGet", "UserUpdate", "UserPatch"],
+            &["UserDelete", "AuditListUserEvents", "TenantGet"],
+        ),
         ("app-reader", &["UserGet", "UserListVersions"], &["UserCreate", "UserUpdate", "UserDelete", "AuditListUserEvents"]),
         ("vault-plugin", &[], &["UserGet", "UserCreate", "AuditListUserEvents", "TenantGet"]),
     ];
@@ -69,7 +78,10 @@ async fn a_denied_call_is_audited_as_denied() {
     let auditor = mint(&app, &admin, "denials", "auditor").await.1;
     app.call("UserCreate", Some(&auditor), Some("denials"), json!({"profile": {"login": "x"}})).await.err(403);
     let mut tx = app.db.tenant_tx(tid).await.unwrap();
-    let outcome: String = sqlx::query_scalar("SELECT outcome FROM audit_events WHERE event_type = 'UserCreate' ORDER BY seq DESC LIMIT 1").fetch_one(tx.conn()).await.unwrap();
+    let outcome: String = sqlx::query_scalar("SELECT outcome FROM audit_events WHERE event_type = 'UserCreate' ORDER BY seq DESC LIMIT 1")
+        .fetch_one(tx.conn())
+        .await
+        .unwrap();
     assert_eq!(outcome, "denied");
 }
 
@@ -79,7 +91,15 @@ async fn credentials_are_minted_for_built_in_roles_only_and_can_be_revoked() {
     let (_, admin) = app.create_tenant("creds").await;
     let post = |token: String, path: &'static str, body: Value| {
         let app = &app;
-        async move { app.raw(reqwest::Method::POST, path, &[("x-bunker-token", &token), ("x-bunker-tenant", "creds")], serde_json::to_vec(&body).unwrap()).await }
+        async move {
+            app.raw(
+                reqwest::Method::POST,
+                path,
+                &[("x-bunker-token", &token), ("x-bunker-tenant", "creds")],
+                serde_json::to_vec(&body).unwrap(),
+            )
+            .await
+        }
     };
     post(admin.clone(), "/v1/credentials/create", json!({"role": "root"})).await.err(400);
     post(admin.clone(), "/v1/credentials/create", json!({"role": "user-self"})).await.err(400);
@@ -96,7 +116,12 @@ async fn credentials_are_minted_for_built_in_roles_only_and_can_be_revoked() {
     let (_, other) = app.create_tenant("creds2").await;
     let (id2, _) = mint(&app, &admin, "creds", "auditor").await;
     let r = app
-        .raw(reqwest::Method::POST, "/v1/credentials/revoke", &[("x-bunker-token", &other), ("x-bunker-tenant", "creds2")], serde_json::to_vec(&json!({"credentialid": id2})).unwrap())
+        .raw(
+            reqwest::Method::POST,
+            "/v1/credentials/revoke",
+            &[("x-bunker-token", &other), ("x-bunker-tenant", "creds2")],
+            serde_json::to_vec(&json!({"credentialid": id2})).unwrap(),
+        )
         .await;
     r.err(404);
 }

@@ -13,7 +13,11 @@ use crate::helpers::*;
 
 async fn key_versions_in_use(app: &TestApp, tenant: i64) -> Vec<i32> {
     let mut su = PgConnection::connect(&app.db_url).await.unwrap();
-    sqlx::query_scalar("SELECT DISTINCT key_version FROM users WHERE tenant_id = $1 ORDER BY 1").bind(tenant).fetch_all(&mut su).await.unwrap()
+    sqlx::query_scalar("SELECT DISTINCT key_version FROM users WHERE tenant_id = $1 ORDER BY 1")
+        .bind(tenant)
+        .fetch_all(&mut su)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -28,7 +32,11 @@ async fn a_rotation_switches_new_writes_at_once_and_the_rewrap_retires_the_old_k
     app.call("UserGet", Some(&x), Some("rotor"), json!({"mode": "email", "identity": "nobody@example.com"})).await.err(404);
     let mut su = PgConnection::connect(&app.db_url).await.unwrap();
     let tenant_wrapped: String =
-        sqlx::query_scalar("SELECT uuid FROM audit_events WHERE tenant_id = $1 AND user_token IS NULL ORDER BY seq DESC LIMIT 1").bind(tid).fetch_one(&mut su).await.unwrap();
+        sqlx::query_scalar("SELECT uuid FROM audit_events WHERE tenant_id = $1 AND user_token IS NULL ORDER BY seq DESC LIMIT 1")
+            .bind(tid)
+            .fetch_one(&mut su)
+            .await
+            .unwrap();
     let r = app.post_sys("rotate-tenant-key", json!({"tenantid": tid})).await;
     assert_eq!(r.ok()["version"], 2);
     let fresh = app.create_user(&x, Some("rotor"), json!({"email": "after@example.com"})).await;
@@ -55,7 +63,8 @@ async fn a_rotation_switches_new_writes_at_once_and_the_rewrap_retires_the_old_k
         assert!(got.ok()["profile"]["email"].as_str().unwrap().ends_with("@example.com"), "user {i}");
     }
     // Audit details written under version 1 still open, and the chain is intact.
-    let rows = app.call("AuditListUserEvents", Some(&x), Some("rotor"), json!({"mode": "token", "identity": tokens[0], "limit": 100})).await;
+    let rows =
+        app.call("AuditListUserEvents", Some(&x), Some("rotor"), json!({"mode": "token", "identity": tokens[0], "limit": 100})).await;
     let oldest = rows.ok()["rows"].as_array().unwrap().last().unwrap()["auditeventuuid"].as_str().unwrap().to_string();
     let ev = app.call("AuditGetEvent", Some(&x), Some("rotor"), json!({"auditeventuuid": oldest})).await;
     assert_eq!(ev.ok()["eventtype"], "UserCreate");
@@ -70,7 +79,14 @@ async fn a_rotation_switches_new_writes_at_once_and_the_rewrap_retires_the_old_k
 async fn rotation_needs_root_and_an_existing_tenant() {
     let app = TestApp::spawn().await;
     let (tid, x) = app.create_tenant("guarded").await;
-    let denied = app.raw(reqwest::Method::POST, "/v1/sys/rotate-tenant-key", &[("x-bunker-token", &x)], serde_json::to_vec(&json!({"tenantid": tid})).unwrap()).await;
+    let denied = app
+        .raw(
+            reqwest::Method::POST,
+            "/v1/sys/rotate-tenant-key",
+            &[("x-bunker-token", &x)],
+            serde_json::to_vec(&json!({"tenantid": tid})).unwrap(),
+        )
+        .await;
     denied.err(403);
     app.post_sys("rotate-tenant-key", json!({"tenantid": 999})).await.err(404);
     app.post_sys("rotate-tenant-key", json!({"tenantid": "x"})).await.err(400);
@@ -89,7 +105,8 @@ async fn another_instance_writes_with_the_new_version_right_after_a_rotation() {
     a.post_sys("rotate-tenant-key", json!({"tenantid": tid})).await.ok();
     b.create_user(&x, Some("fleet"), json!({"login": "after"})).await;
     let mut su = PgConnection::connect(&a.db_url).await.unwrap();
-    let v: Vec<i32> = sqlx::query_scalar("SELECT key_version FROM users WHERE tenant_id = $1 ORDER BY id").bind(tid).fetch_all(&mut su).await.unwrap();
+    let v: Vec<i32> =
+        sqlx::query_scalar("SELECT key_version FROM users WHERE tenant_id = $1 ORDER BY id").bind(tid).fetch_all(&mut su).await.unwrap();
     assert_eq!(v, [1, 2]);
 }
 
@@ -110,12 +127,20 @@ async fn a_rotation_completes_under_load_with_zero_failed_requests() {
             let mut mine = Vec::new();
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) && i < 5000 {
-                let created = app.call("UserCreate", Some(&x), Some("busy"), json!({"profile": {"email": format!("c{c}-{i}@example.com")}})).await;
+                let created =
+                    app.call("UserCreate", Some(&x), Some("busy"), json!({"profile": {"email": format!("c{c}-{i}@example.com")}})).await;
                 let ok = created.code == 200;
                 if ok {
                     mine.push(created.body["token"].as_str().unwrap().to_string());
                 }
-                let read = app.call("UserGet", Some(&x), Some("busy"), json!({"mode": "email", "identity": format!("pre{}@example.com", (i * 7 + c) % 1200)})).await;
+                let read = app
+                    .call(
+                        "UserGet",
+                        Some(&x),
+                        Some("busy"),
+                        json!({"mode": "email", "identity": format!("pre{}@example.com", (i * 7 + c) % 1200)}),
+                    )
+                    .await;
                 if !ok || read.code != 200 {
                     failures.fetch_add(1, Ordering::Relaxed);
                 }

@@ -108,7 +108,10 @@ esac
     };
     let first = tokio::task::spawn_blocking(run(a.shares[0].clone())).await.unwrap();
     assert!(first.0, "{first:?}");
-    assert!(first.1.contains("pod/strongroom-0: sealed, progress 1/2") && first.1.contains("pod/strongroom-1: sealed, progress 1/2"), "{first:?}");
+    assert!(
+        first.1.contains("pod/strongroom-0: sealed, progress 1/2") && first.1.contains("pod/strongroom-1: sealed, progress 1/2"),
+        "{first:?}"
+    );
     let second = tokio::task::spawn_blocking(run(a.shares[1].clone())).await.unwrap();
     assert_eq!(second.1.matches(": unsealed").count(), 2, "{second:?}");
     let calls = std::fs::read_to_string(&log).unwrap();
