@@ -53,11 +53,7 @@ async fn create(State(st): State<AppState>, claimed: Claimed, Body(req): Body<Cr
         Ok(fields([("credentialid", id.into()), ("role", role.into())]))
     }
     .await;
-    let Json(mut body) = call.finish(result).await?;
-    if let Some(t) = token {
-        body["token"] = Value::String(t.to_string());
-    }
-    Ok(Json(body))
+    call.finish_revealing(result, "token", token.map(|t| t.to_string())).await
 }
 
 async fn revoke(State(st): State<AppState>, claimed: Claimed, Body(req): Body<RevokeReq>) -> Result<Json<Value>> {

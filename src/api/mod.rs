@@ -2,10 +2,13 @@
 //! the store/keys, and [`Call::finish`] writes the audit event in the same transaction as the
 //! change before committing. A failed call is audited in a transaction of its own.
 
+pub mod appdata;
 pub mod audit;
 pub mod body;
+pub mod consent;
 pub mod credentials;
 pub mod roles;
+pub mod sessions;
 pub mod sys;
 pub mod system;
 pub mod tenants;
@@ -161,6 +164,18 @@ impl Call {
     }
 }
 
+impl Call {
+    /// As [`Call::finish`], then adds `secret` (a token or key shown once) under `field` of the
+    /// response; the secret never enters the audit event.
+    pub async fn finish_revealing(self, result: Result<Map<String, Value>>, field: &str, secret: Option<String>) -> Result<Json<Value>> {
+        let Json(mut body) = self.finish(result).await?;
+        if let Some(s) = secret {
+            body[field] = Value::String(s);
+        }
+        Ok(Json(body))
+    }
+}
+
 /// Builds a response object from `(key, value)` pairs.
 pub fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
@@ -183,6 +198,9 @@ pub fn v2_routes(state: AppState) -> Router<AppState> {
         .merge(system::routes())
         .merge(credentials::routes())
         .merge(roles::routes())
+        .merge(appdata::routes())
+        .merge(sessions::routes())
+        .merge(consent::routes())
         .merge(vault_plugin::routes())
         .merge(xtokens::routes())
         .route("/v2/{name}", post(unknown_endpoint))

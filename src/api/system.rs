@@ -46,9 +46,5 @@ async fn generate_wrapping_key(State(st): State<AppState>, claimed: Claimed, Bod
         Ok(fields([("stored", st.unseal_source().is_some().into())]))
     }
     .await;
-    let Json(mut body) = call.finish(result).await?;
-    if let Some(wk) = wrapping {
-        body["wrappingkey"] = Value::String(wk.to_string());
-    }
-    Ok(Json(body))
+    call.finish_revealing(result, "wrappingkey", wrapping.map(|wk| wk.to_string())).await
 }

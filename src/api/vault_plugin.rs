@@ -94,11 +94,7 @@ async fn creds(State(st): State<AppState>, claimed: Claimed, Body(req): Body<Cre
         Ok(fields([("lease_id", lease_id.into()), ("lease_duration", duration.into()), ("renewable", true.into())]))
     }
     .await;
-    let Json(mut body) = call.finish(result).await?;
-    if let Some(t) = token {
-        body["token"] = Value::String(t);
-    }
-    Ok(Json(body))
+    call.finish_revealing(result, "token", token).await
 }
 
 async fn renew(State(st): State<AppState>, claimed: Claimed, Body(req): Body<RenewReq>) -> Result<Json<Value>> {

@@ -76,11 +76,7 @@ async fn for_role(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
         Ok(fields([("lease_id", lease_id.into()), ("ttl", duration.into())]))
     }
     .await;
-    let Json(mut body) = call.finish(result).await?;
-    if let Some(t) = token {
-        body["xtoken"] = Value::String(t);
-    }
-    Ok(Json(body))
+    call.finish_revealing(result, "xtoken", token).await
 }
 
 async fn for_user(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UserReq>) -> Result<Json<Value>> {
@@ -94,9 +90,5 @@ async fn for_user(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
         Ok(fields([("lease_id", lease_id.into()), ("ttl", duration.into())]))
     }
     .await;
-    let Json(mut body) = call.finish(result).await?;
-    if let Some(t) = token {
-        body["xtoken"] = Value::String(t);
-    }
-    Ok(Json(body))
+    call.finish_revealing(result, "xtoken", token).await
 }

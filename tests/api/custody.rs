@@ -2,7 +2,7 @@
 //! (the stand-in in `vault_standin`), wrapping-key generation and rotation, share rekey. The
 //! auto-unsealing servers run as real `strongroom serve` processes configured by environment.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,23 +10,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 use crate::vault_standin::StandIn;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A `strongroom serve` process; killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn serve_process(db_url: &str, env: &[(&str, String)]) -> Server {
     let port = free_port();
@@ -81,12 +64,6 @@ async fn generate(app: &TestApp, k1: usize, k2: usize) -> String {
     r.ok()["wrappingkey"].as_str().unwrap().to_string()
 }
 
-fn temp_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("strongroom-custody-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
@@ -116,7 +93,7 @@ async fn generating_a_wrapping_key_needs_root_and_a_quorum_of_this_vaults_shares
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_source_unseals_at_boot_and_rotation_rewrites_it() {
     let (app, token) = vault_with_a_user().await;
-    let dir = temp_dir();
+    let dir = temp_dir("custody");
     let key_file = dir.join("wrapping.key");
     write(&key_file, &generate(&app, 0, 2).await);
     let env = [("STRONGROOM_UNSEAL_SOURCE", format!("file:{}", key_file.display()))];
@@ -153,7 +130,7 @@ async fn a_file_source_unseals_at_boot_and_rotation_rewrites_it() {
 async fn a_missing_source_leaves_the_instance_sealed_with_a_reason_and_shares_still_work() {
     let (app, token) = vault_with_a_user().await;
     generate(&app, 0, 1).await;
-    let dir = temp_dir();
+    let dir = temp_dir("custody");
     let env = [("STRONGROOM_UNSEAL_SOURCE", format!("file:{}", dir.join("absent.key").display()))];
     let server = serve_process(&app.db_url, &env).await;
     let st = wait_status(&server, "a failure reason", |s| s["reason"].as_str().is_some_and(|r| r.contains("holds no wrapping key"))).await;
@@ -315,7 +292,7 @@ async fn vault_kv_unseals_with_a_token_or_kubernetes_auth_and_takes_rotations() 
     drop(server);
 
     // Kubernetes auth: the service-account JWT is exchanged for a token at login.
-    let dir = temp_dir();
+    let dir = temp_dir("custody");
     let jwt_path = dir.join("token");
     write(&jwt_path, "eyJ.service-account.jwt");
     standin.0.lock().unwrap().k8s_roles.insert("strongroom".into(), "eyJ.service-account.jwt".into());

@@ -67,6 +67,31 @@ pub async fn fresh_database() -> String {
     c.pg.url(&name)
 }
 
+/// A free port on 127.0.0.1 (for servers started as processes).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A fresh directory under the temp dir, named after `tag`.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("strongroom-{tag}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A `strongroom serve` process; killed on drop unless it already exited.
+pub struct Server {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// An HTTP client (installs the process-wide TLS crypto provider reqwest needs first).
 pub fn http_client() -> reqwest::Client {
     strongroom::custody::install_crypto_provider();
