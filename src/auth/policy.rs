@@ -27,8 +27,11 @@ pub const CUSTOM_PREFIX: &str = "role:";
 /// The resource a read endpoint asks for when a role may see only some profile fields.
 pub const PARTIAL_PROFILE: &str = "users.profile#partial";
 
+/// Rows of casbin rules, each a list of fields.
+pub type Rows = Vec<Vec<String>>;
+
 /// `(policies, groupings)` of a policy CSV: `p, …` and `g, …` lines, comments skipped.
-pub fn parse_csv(text: &str) -> anyhow::Result<(Vec<Vec<String>>, Vec<Vec<String>>)> {
+pub fn parse_csv(text: &str) -> anyhow::Result<(Rows, Rows)> {
     let (mut p, mut g) = (Vec::new(), Vec::new());
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -261,6 +264,9 @@ pub fn resource_of(endpoint: &str) -> &'static str {
         e if e.starts_with("Vault") => "vault",
         e if e.starts_with("Credential") || e.starts_with("XToken") => "credentials",
         e if e.starts_with("Role") || e.starts_with("Policy") => "policies",
+        e if e.starts_with("Appdata") => "users.appdata",
+        e if e.starts_with("Session") => "sessions",
+        e if e.starts_with("LegalBasis") || e.starts_with("Agreement") || e.starts_with("ProcessingActivity") => "consent",
         _ => "system",
     }
 }

@@ -3,12 +3,15 @@
 //! `strongroom.tenant_id` scopes every row-level-security policy to one tenant. Nothing here
 //! formats values into SQL text: every value is a bind parameter.
 
+pub mod appdata;
 pub mod audit;
+pub mod consent;
 pub mod credentials;
 pub mod keys;
 pub mod leases;
 pub mod meta;
 pub mod roles;
+pub mod sessions;
 pub mod tenants;
 pub mod users;
 
@@ -22,7 +25,11 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use crate::error::Result;
 
 /// Embedded migrations, in order. Never edit a landed file; add the next one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "foundation", include_str!("../../migrations/0001_foundation.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "foundation", include_str!("../../migrations/0001_foundation.sql")),
+    (2, "appdata and sessions", include_str!("../../migrations/0002_appdata_sessions.sql")),
+    (3, "consent", include_str!("../../migrations/0003_consent.sql")),
+];
 
 pub fn migrator() -> Migrator {
     let migrations = MIGRATIONS

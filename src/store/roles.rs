@@ -29,14 +29,14 @@ const POLICY_TAKEN: &[(&str, &str)] = &[("policies_name_key", "policy name alrea
 impl TenantTx {
     pub async fn insert_role(&mut self, name: &str, description: &str) -> Result<i64> {
         let tenant = self.tenant_id();
-        Ok(sqlx::query_scalar("INSERT INTO roles (tenant_id, name, description, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+        sqlx::query_scalar("INSERT INTO roles (tenant_id, name, description, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
             .bind(tenant)
             .bind(name)
             .bind(description)
             .bind(now_secs())
             .fetch_one(self.conn())
             .await
-            .map_err(|e| on_constraint(e, ROLE_TAKEN))?)
+            .map_err(|e| on_constraint(e, ROLE_TAKEN))
     }
 
     pub async fn update_role(&mut self, id: i64, name: Option<&str>, description: Option<&str>) -> Result<bool> {
@@ -64,7 +64,7 @@ impl TenantTx {
     pub async fn insert_policy(&mut self, name: &str, description: &str, document: &str) -> Result<i64> {
         let tenant = self.tenant_id();
         let now = now_secs();
-        Ok(sqlx::query_scalar("INSERT INTO policies (tenant_id, name, description, document, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id")
+        sqlx::query_scalar("INSERT INTO policies (tenant_id, name, description, document, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id")
             .bind(tenant)
             .bind(name)
             .bind(description)
@@ -72,7 +72,7 @@ impl TenantTx {
             .bind(now)
             .fetch_one(self.conn())
             .await
-            .map_err(|e| on_constraint(e, POLICY_TAKEN))?)
+            .map_err(|e| on_constraint(e, POLICY_TAKEN))
     }
 
     pub async fn update_policy(&mut self, id: i64, name: Option<&str>, description: Option<&str>, document: Option<&str>) -> Result<bool> {

@@ -1,6 +1,8 @@
 //! Integration tests against a real PostgreSQL (one binary, so it links once).
 
+mod appdata;
 mod audit;
+mod consent;
 mod custody;
 mod demo;
 mod helpers;
@@ -13,6 +15,7 @@ mod ratelimit;
 mod roles;
 mod rotation;
 mod seal;
+mod sessions;
 mod tenants;
 mod unseal_script;
 mod users;
