@@ -49,8 +49,6 @@ pub fn routes() -> Router<AppState> {
 const AGREEMENTS: &str = "agreements";
 /// Longest free-text field (descriptions, scripts, reference codes).
 const MAX_TEXT: usize = 4096;
-/// Latest accepted unix time (end of year 9999).
-const MAX_UNIX: i64 = 253_402_300_799;
 
 // ---------------------------------------------------------------- request bodies
 
@@ -251,42 +249,12 @@ fn agreement_status(value: Option<&String>) -> Result<String> {
     }
 }
 
-/// A time field: unix seconds (number or digit string), or a duration relative to `now` such as
-/// `90s`, `10m`, `12h`, `30d`, `2w`, `1y`. Absent, null, empty or 0 is `None`.
+/// A time field (see `api::when`); 0 means none, as Databunker clients send it.
 fn time_field(field: &str, value: Option<&Value>, now: i64) -> Result<Option<i64>> {
-    let bad = || Error::bad(format!("{field} must be unix seconds or a duration like 30d, 12h or 1y"));
-    let s = match value {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Number(n)) => n.as_i64().ok_or_else(bad)?.to_string(),
-        Some(Value::String(s)) => s.trim().to_ascii_lowercase(),
-        Some(_) => return Err(bad()),
-    };
-    if s.is_empty() {
+    if matches!(value, Some(v) if v == &Value::from(0) || v.as_str().is_some_and(|s| s.trim() == "0")) {
         return Ok(None);
     }
-    let at = if s.bytes().all(|b| b.is_ascii_digit()) {
-        s.parse::<i64>().map_err(|_| bad())?
-    } else {
-        let (digits, unit) = s.split_at(s.len() - 1);
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        let n: i64 = digits.parse().map_err(|_| bad())?;
-        let unit = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3_600,
-            "d" => 86_400,
-            "w" => 7 * 86_400,
-            "y" => 365 * 86_400,
-            _ => return Err(bad()),
-        };
-        n.checked_mul(unit).and_then(|d| d.checked_add(now)).ok_or_else(bad)?
-    };
-    if at > MAX_UNIX {
-        return Err(bad());
-    }
-    Ok((at != 0).then_some(at))
+    Ok(super::when::parse_when(field, &value.cloned())?.map(|w| w.resolve(now)))
 }
 
 // ---------------------------------------------------------------- shaping

@@ -14,6 +14,7 @@ pub mod system;
 pub mod tenants;
 pub mod users;
 pub mod vault_plugin;
+pub mod when;
 pub mod xtokens;
 
 use std::sync::Arc;

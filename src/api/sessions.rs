@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::when::{parse_when, When};
 use super::body::{Body, Metadata};
 use super::users::{find_user, user_key};
 use super::{fields, Call};
@@ -29,10 +30,6 @@ pub fn routes() -> Router<AppState> {
 }
 
 const TABLE: &str = "sessions";
-/// A bare number this large is a unix time rather than a number of seconds.
-const UNIX_TIME_FROM: i64 = 1_000_000_000;
-/// Longest duration accepted (100 years).
-const MAX_SECS: i64 = 100 * 366 * 86_400;
 
 #[derive(Deserialize)]
 struct UpsertReq {
@@ -63,41 +60,6 @@ struct UserReq {
     identity: String,
     #[serde(default)]
     request_metadata: Metadata,
-}
-
-/// A time setting: a duration from now, or a point in time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum When {
-    In(i64),
-    At(i64),
-}
-
-/// Parses "30m", "1h", "1d", "2w", "45s", "3600" (seconds) or a unix time; null or "" is unset.
-fn parse_when(field: &str, v: &Option<Value>) -> Result<Option<When>> {
-    let bad = || Error::bad(format!("{field} must be a duration such as 30m, 1h, 1d, a number of seconds, or a unix time"));
-    let text = match v {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
-        Some(Value::String(s)) => s.trim().to_ascii_lowercase(),
-        Some(Value::Number(n)) => n.as_i64().ok_or_else(bad)?.to_string(),
-        Some(_) => return Err(bad()),
-    };
-    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => text.split_at(i),
-        None => (text.as_str(), ""),
-    };
-    let n: i64 = digits.parse().map_err(|_| bad())?;
-    let scale = match unit {
-        "" if n >= UNIX_TIME_FROM => return Ok(Some(When::At(n))),
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return Err(bad()),
-    };
-    let secs = n.checked_mul(scale).filter(|s| *s > 0 && *s <= MAX_SECS).ok_or_else(bad)?;
-    Ok(Some(When::In(secs)))
 }
 
 /// The expiry settings a request asks for, or `None` when it names neither.
@@ -264,26 +226,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn when(v: Value) -> Result<Option<When>> {
-        parse_when("slidingtime", &Some(v))
-    }
-
-    #[test]
-    fn durations_and_times_parse() {
-        assert_eq!(when(json!("30m")).unwrap(), Some(When::In(1_800)));
-        assert_eq!(when(json!("1h")).unwrap(), Some(When::In(3_600)));
-        assert_eq!(when(json!("1D")).unwrap(), Some(When::In(86_400)));
-        assert_eq!(when(json!("2w")).unwrap(), Some(When::In(1_209_600)));
-        assert_eq!(when(json!("3600")).unwrap(), Some(When::In(3_600)));
-        assert_eq!(when(json!(45)).unwrap(), Some(When::In(45)));
-        assert_eq!(when(json!("2000000000")).unwrap(), Some(When::At(2_000_000_000)));
-        assert_eq!(when(json!("")).unwrap(), None);
-        assert_eq!(when(Value::Null).unwrap(), None);
-        for bad in [json!("1y"), json!("h"), json!("-5m"), json!("0"), json!(1.5), json!(true), json!("9999999999999999d")] {
-            assert!(when(bad.clone()).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn expiry_is_the_earlier_of_sliding_and_final() {

@@ -24,18 +24,10 @@ pub const LEASABLE: &[&str] = &["dpo", "auditor", "app-writer", "app-reader"];
 
 /// A TTL as Vault sends it: seconds (number or string) or a duration string ("10m", "1h").
 pub fn parse_ttl(v: &Option<Value>) -> Result<Option<i64>> {
-    let secs = match v {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Number(n)) => n.as_i64(),
-        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
-        Some(Value::String(s)) => {
-            s.trim().parse::<i64>().ok().or_else(|| humantime::parse_duration(s.trim()).ok().map(|d| d.as_secs() as i64))
-        }
-        _ => None,
-    };
-    match secs {
-        Some(s) if s > 0 => Ok(Some(s)),
-        _ => Err(Error::bad("ttl must be a positive number of seconds or a duration like 10m")),
+    match super::when::parse_when("ttl", v)? {
+        None => Ok(None),
+        Some(super::when::When::In(secs)) => Ok(Some(secs)),
+        Some(super::when::When::At(_)) => Err(Error::bad("ttl must be a duration, not a point in time")),
     }
 }
 

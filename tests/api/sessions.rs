@@ -109,7 +109,7 @@ async fn session_errors_are_answered_in_the_api_shape() {
         app.root("SessionUpsert", upsert(&s, Some(&user), data, json!({}))).await.err(400);
     }
     for extra in
-        [json!({"slidingtime": "1y"}), json!({"finaltime": "soon"}), json!({"finaltime": "1500000000"}), json!({"slidingtime": "0"})]
+        [json!({"slidingtime": "1x"}), json!({"finaltime": "soon"}), json!({"finaltime": "1500000000"}), json!({"slidingtime": "0"})]
     {
         app.root("SessionUpsert", upsert(&s, Some(&user), json!({"k": 1}), extra)).await.err(400);
     }
