@@ -465,3 +465,49 @@ def test_tenant_list_with_root(root, tenant):
     assert found.get("tenantname") == tenant["name"], found
     assert found.get("tenantorg") == TENANT_ORG, found
 
+
+
+# --------------------------------------------------------------------------
+# privacy families: app data, sessions, consent (one pass each through the client)
+# --------------------------------------------------------------------------
+
+
+def test_app_data_round_trip(api, run_id):
+    token = create_user(api, {"login": f"app-{run_id}", "email": f"app-{run_id}@example.com"})
+    ok(call("AppdataCreate", method(api, "create_app_data"), "token", token, "shop", {"plan": "gold", "visits": 3}))
+    got = ok(call("AppdataGet", method(api, "get_app_data"), "token", token, "shop"))
+    assert got.get("appdata") == {"plan": "gold", "visits": 3}, got
+    ok(call("AppdataUpdate", method(api, "update_app_data"), "token", token, "shop", {"plan": "platinum"}))
+    got = ok(call("AppdataGet", method(api, "get_app_data"), "token", token, "shop"))
+    assert got["appdata"] == {"plan": "platinum", "visits": 3}, got
+    names = ok(call("AppdataListUserAppNames", method(api, "list_app_data_names"), "token", token))
+    assert names.get("apps") == ["shop"], names
+    err(call("AppdataGet(missing)", method(api, "get_app_data"), "token", token, "nope"), 404)
+
+
+def test_session_round_trip(api, run_id):
+    import uuid
+
+    token = create_user(api, {"login": f"ses-{run_id}"})
+    sid = str(uuid.uuid4())
+    ok(call("SessionUpsert", method(api, "upsert_session"), sid, {"cart": [1, 2]}, {"mode": "token", "identity": token}))
+    got = ok(call("SessionGet", method(api, "get_session"), sid))
+    assert got.get("sessiondata") == {"cart": [1, 2]}, got
+    rows = ok(call("SessionListUserSessions", method(api, "list_user_sessions"), "token", token))
+    assert [r.get("sessionuuid") for r in rows.get("rows", [])] == [sid], rows
+    ok(call("SessionDelete", method(api, "delete_session"), sid))
+    err(call("SessionGet(deleted)", method(api, "get_session"), sid), 404)
+
+
+def test_consent_round_trip(api, run_id):
+    brief = f"news-{run_id}"
+    ok(call("LegalBasisCreate", method(api, "create_legal_basis"), {"brief": brief, "status": "active", "shortdesc": "Newsletter"}))
+    token = create_user(api, {"login": f"con-{run_id}"})
+    ok(call("AgreementAccept", method(api, "accept_agreement"), "token", token, brief, {"agreementmethod": "web-form"}))
+    got = ok(call("AgreementGet", method(api, "get_user_agreement"), "token", token, brief))
+    assert got.get("agreement", {}).get("status") == "active", got
+    ok(call("AgreementCancel", method(api, "cancel_agreement"), "token", token, brief))
+    got = ok(call("AgreementGet", method(api, "get_user_agreement"), "token", token, brief))
+    assert got["agreement"]["status"] != "active", got
+    listed = ok(call("LegalBasisListAgreements", method(api, "list_agreements")))
+    assert brief in [r.get("brief") for r in listed.get("rows", [])], listed
