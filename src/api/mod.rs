@@ -5,6 +5,7 @@
 pub mod appdata;
 pub mod audit;
 pub mod body;
+pub mod bulk;
 pub mod consent;
 pub mod credentials;
 pub mod roles;
@@ -202,6 +203,7 @@ pub fn v2_routes(state: AppState) -> Router<AppState> {
         .merge(appdata::routes())
         .merge(sessions::routes())
         .merge(consent::routes())
+        .merge(bulk::routes())
         .merge(vault_plugin::routes())
         .merge(xtokens::routes())
         .route("/v2/{name}", post(unknown_endpoint))

@@ -5,6 +5,7 @@
 
 pub mod appdata;
 pub mod audit;
+pub mod bulk;
 pub mod consent;
 pub mod credentials;
 pub mod keys;
@@ -29,6 +30,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../../migrations/0001_foundation.sql")),
     (2, "appdata and sessions", include_str!("../../migrations/0002_appdata_sessions.sql")),
     (3, "consent", include_str!("../../migrations/0003_consent.sql")),
+    (4, "bulk unlock", include_str!("../../migrations/0004_bulk_unlock.sql")),
 ];
 
 pub fn migrator() -> Migrator {

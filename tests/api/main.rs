@@ -2,6 +2,7 @@
 
 mod appdata;
 mod audit;
+mod bulk;
 mod consent;
 mod custody;
 mod demo;

@@ -1,0 +1,28 @@
+//! BulkListUnlock: a fresh, tenant-bound unlock uuid, checked by `Call::require_unlock`.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn an_unlock_uuid_is_issued_to_admins_and_dpos_only_and_is_tenant_bound() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("bulky").await;
+    let r = app.call("BulkListUnlock", Some(&admin), Some("bulky"), json!({})).await;
+    let u = r.ok()["unlockuuid"].as_str().unwrap().to_string();
+    assert_eq!(r.ok()["ttl"], 60);
+    assert!(uuid::Uuid::parse_str(&u).is_ok());
+    let reader = app.call("XTokenCreateForRole", Some(&admin), Some("bulky"), json!({"rolename": "app-reader"})).await;
+    let reader = reader.ok()["xtoken"].as_str().unwrap().to_string();
+    app.call("BulkListUnlock", Some(&reader), Some("bulky"), json!({})).await.err(403);
+    let dpo = app.call("XTokenCreateForRole", Some(&admin), Some("bulky"), json!({"rolename": "dpo"})).await;
+    let dpo = dpo.ok()["xtoken"].as_str().unwrap().to_string();
+    app.call("BulkListUnlock", Some(&dpo), Some("bulky"), json!({})).await.ok();
+    // Stored only as a keyed hash, and bound to its tenant.
+    let mut su = <sqlx::PgConnection as sqlx::Connection>::connect(&app.db_url).await.unwrap();
+    let hashes: Vec<Vec<u8>> = sqlx::query_scalar("SELECT uuid_hash FROM bulk_unlocks").fetch_all(&mut su).await.unwrap();
+    assert!(hashes.iter().all(|h| h.len() == 32 && memchr::memmem::find(h, u.as_bytes()).is_none()));
+    let mut tx = app.db.tenant_tx(1).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM bulk_unlocks").fetch_one(tx.conn()).await.unwrap();
+    assert_eq!(n, 0, "the default tenant sees none of bulky's unlocks");
+}
