@@ -58,7 +58,8 @@ pub struct Raw {
 
 impl Raw {
     pub async fn setup(url: &str, clients: u32) -> anyhow::Result<Raw> {
-        let pool = PgPoolOptions::new().max_connections(clients).acquire_timeout(Duration::from_secs(30)).connect(url).await?;
+        let pool =
+            PgPoolOptions::new().max_connections(clients).acquire_timeout(Duration::from_secs(30)).connect_with(super::quiet(url)?).await?;
         pool.execute(SCHEMA).await?;
         Ok(Raw { pool, data_key: Key::random(), index_key: Key::random() })
     }

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::env::CpuSample;
 use super::load::{round, summarize, PhaseResult};
+use super::Run;
 
 /// What is reported for one workload (vault or baseline). For bulk workloads an operation is a
 /// record (`records_per_request` of them per request; latencies are per request).
@@ -99,7 +100,7 @@ pub fn machine(postgres_version: &str) -> Value {
         "postgres_version": postgres_version,
         "loadavg_at_start": read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" "),
         "strongroom_version": env!("CARGO_PKG_VERSION"),
-        "git_commit": command_line("git", &["rev-parse", "--short", "HEAD"]),
+        "git_commit": command_line("git", &["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short", "HEAD"]),
     })
 }
 
@@ -131,4 +132,58 @@ pub fn table(workloads: &[(String, Figures)], baselines: &[(String, Figures)]) -
         );
     }
     s
+}
+
+/// The whole result document: machine, workloads, baselines, ratios, scale curve, targets.
+pub fn document(run: &Run, machine: Value, mode: &str, shape: Value, started: std::time::Instant) -> Value {
+    let ratio = |a: &str, b: &str| match (run.get(a), run.get(b)) {
+        (Some(x), Some(y)) if y.ops_per_s > 0.0 => Some(x.ops_per_s / y.ops_per_s),
+        _ => None,
+    };
+    let (r_get, r_email, r_bulk, r_create) = (
+        ratio("user_get_token", "raw_select_token"),
+        ratio("user_get_email", "raw_select_email_hash"),
+        ratio("user_create_bulk", "raw_insert_bulk"),
+        ratio("user_create", "raw_insert"),
+    );
+    let get_p50 = run.get("user_get_token").map(|f| f.p50_ms);
+    let bulk_rate = run.get("user_create_bulk").map(|f| f.ops_per_s);
+    let targets = json!({
+        "user_get_ratio": target(">= 0.5 of raw_select_token", r_get, |v| v >= 0.5),
+        "user_get_p50_ms": target("< 2 ms", get_p50, |v| v < 2.0),
+        "user_create_bulk_ratio": target(">= 0.6 of raw_insert_bulk", r_bulk, |v| v >= 0.6),
+        "user_create_bulk_records_per_s": target("> 2000 records/s (120-field profiles)", bulk_rate, |v| v > 2000.0),
+        "user_create_ratio": target(">= 0.4 of raw_insert", r_create, |v| v >= 0.4),
+    });
+    let map = |v: &[(String, Figures)]| -> BTreeMap<String, Value> {
+        v.iter().map(|(n, f)| (n.clone(), serde_json::to_value(f).unwrap_or_default())).collect()
+    };
+    let r3 = |x: Option<f64>| x.map(|v| round(v, 3));
+    let p50s: Vec<f64> = run.scale.iter().filter_map(|p| p["p50_ms"].as_f64()).collect();
+    json!({
+        "machine": machine,
+        "mode": mode,
+        "created_at": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        "elapsed_s": round(started.elapsed().as_secs_f64(), 1),
+        "preload_users": run.plan.preload,
+        "baseline_shape": shape,
+        "profiles": {"small_fields": 4, "large_fields": 120, "bulk_request_bytes": run.bulk_request_bytes},
+        "workloads": map(&run.workloads),
+        "baselines": map(&run.baselines),
+        "ratios": {"user_get": r3(r_get), "user_create_bulk": r3(r_bulk), "user_create": r3(r_create), "user_get_email": r3(r_email)},
+        "scale": {"workload": "user_get_token", "clients": 16, "points": run.scale,
+                  "p50_last_over_first": (p50s.len() > 1).then(|| round(p50s[p50s.len() - 1] / p50s[0], 2))},
+        "targets": targets,
+    })
+}
+
+/// Ratios, scale curve, targets and machine, one line each.
+pub fn print_summary(doc: &Value) {
+    println!("ratios (vault/raw ops/s): {}", doc["ratios"]);
+    println!("scale (user_get_token p50 by users): {}", doc["scale"]["points"]);
+    for (k, t) in doc["targets"].as_object().into_iter().flatten() {
+        let verdict = if t["met"] == true { "MET" } else { "MISSED" };
+        println!("target {k:<32} {:<40} value {:<10} {verdict}", t["target"].as_str().unwrap_or(""), t["value"]);
+    }
+    println!("machine: {}", doc["machine"]);
 }
