@@ -149,30 +149,32 @@ async fn appdata_get(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
 
 async fn appdata_update(State(st): State<AppState>, claimed: Claimed, Body(req): Body<WriteReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "AppdataUpdate", req.request_metadata).await?;
-    let result = async {
-        let appname = check_appname(&req.appname)?;
-        check_object(&req.appdata)?;
-        let (user, key) = find_user(&mut call, &req.mode, &req.identity).await?;
-        call.note("appname", appname);
-        let app = find_app(&mut call, user.id, appname, true).await?;
-        let current = open(&call.keys, &key, &user.token, appname, app.version, &app.data)?;
-        // RFC 7396 merge, as for profiles: sent fields replace, null removes, others stay.
-        let mut next = current.clone();
-        json_patch::merge(&mut next, &req.appdata);
-        if next == current {
-            call.note("version", app.version);
-            return Ok(Map::new());
-        }
-        if next.as_object().is_none_or(|o| o.is_empty()) {
-            return Err(Error::bad("appdata would become empty; use AppdataDelete"));
-        }
-        let (blob, digest) = seal(&call.keys, &key, &user.token, appname, app.version + 1, &next)?;
-        let version = call.tx.replace_appdata(&app, &blob, &digest).await?;
-        call.note("version", version);
-        Ok(Map::new())
-    }
-    .await;
+    let result = update_core(&mut call, &req.mode, &req.identity, &req.appname, &req.appdata).await;
     call.finish(result).await
+}
+
+/// The body of AppdataUpdate (also applied by an approved AppdataUpdateRequest).
+pub(crate) async fn update_core(call: &mut Call, mode: &str, identity: &str, appname: &str, appdata: &Value) -> Result<Map<String, Value>> {
+    let appname = check_appname(appname)?;
+    check_object(appdata)?;
+    let (user, key) = find_user(call, mode, identity).await?;
+    call.note("appname", appname);
+    let app = find_app(call, user.id, appname, true).await?;
+    let current = open(&call.keys, &key, &user.token, appname, app.version, &app.data)?;
+    // RFC 7396 merge, as for profiles: sent fields replace, null removes, others stay.
+    let mut next = current.clone();
+    json_patch::merge(&mut next, appdata);
+    if next == current {
+        call.note("version", app.version);
+        return Ok(Map::new());
+    }
+    if next.as_object().is_none_or(|o| o.is_empty()) {
+        return Err(Error::bad("appdata would become empty; use AppdataDelete"));
+    }
+    let (blob, digest) = seal(&call.keys, &key, &user.token, appname, app.version + 1, &next)?;
+    let version = call.tx.replace_appdata(&app, &blob, &digest).await?;
+    call.note("version", version);
+    Ok(Map::new())
 }
 
 async fn appdata_delete(State(st): State<AppState>, claimed: Claimed, Body(req): Body<AppReq>) -> Result<Json<Value>> {

@@ -516,24 +516,26 @@ async fn agreement_list_user(State(st): State<AppState>, claimed: Claimed, Body(
 
 async fn agreement_cancel(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UserBriefReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "AgreementCancel", req.request_metadata).await?;
-    let result = async {
-        let brief = slug("brief", &req.brief)?;
-        call.note("brief", brief.as_str());
-        let (user, _) = find_user(&mut call, &req.mode, &req.identity).await?;
-        let basis = basis_or_404(&mut call, &brief, Lock::Share).await?;
-        if call.tx.agreement(user.id, basis.id).await?.is_none() {
-            return Err(Error::not_found("agreement"));
-        }
-        if basis.fields.requiredflag {
-            return Err(Error::bad(required_message(&basis)));
-        }
-        if !call.tx.withdraw_agreement(user.id, basis.id, now_secs()).await? {
-            return Err(Error::not_found("agreement"));
-        }
-        Ok(Map::new())
-    }
-    .await;
+    let result = agreement_cancel_core(&mut call, &req.mode, &req.identity, &req.brief).await;
     call.finish(result).await
+}
+
+/// The body of AgreementCancel (also applied by an approved AgreementCancelRequest).
+pub(crate) async fn agreement_cancel_core(call: &mut Call, mode: &str, identity: &str, brief: &str) -> Result<Map<String, Value>> {
+    let brief = slug("brief", brief)?;
+    call.note("brief", brief.as_str());
+    let (user, _) = find_user(call, mode, identity).await?;
+    let basis = basis_or_404(call, &brief, Lock::Share).await?;
+    if call.tx.agreement(user.id, basis.id).await?.is_none() {
+        return Err(Error::not_found("agreement"));
+    }
+    if basis.fields.requiredflag {
+        return Err(Error::bad(required_message(&basis)));
+    }
+    if !call.tx.withdraw_agreement(user.id, basis.id, now_secs()).await? {
+        return Err(Error::not_found("agreement"));
+    }
+    Ok(Map::new())
 }
 
 async fn agreement_revoke_all(State(st): State<AppState>, claimed: Claimed, Body(req): Body<BriefReq>) -> Result<Json<Value>> {

@@ -8,11 +8,15 @@ pub mod body;
 pub mod bulk;
 pub mod consent;
 pub mod credentials;
+pub mod groups;
+pub mod requests;
 pub mod roles;
 pub mod sessions;
+pub mod shared;
 pub mod sys;
 pub mod system;
 pub mod tenants;
+pub mod tokens;
 pub mod users;
 pub mod vault_plugin;
 pub mod when;
@@ -204,6 +208,10 @@ pub fn v2_routes(state: AppState) -> Router<AppState> {
         .merge(sessions::routes())
         .merge(consent::routes())
         .merge(bulk::routes())
+        .merge(tokens::routes())
+        .merge(requests::routes())
+        .merge(groups::routes())
+        .merge(shared::routes())
         .merge(vault_plugin::routes())
         .merge(xtokens::routes())
         .route("/v2/{name}", post(unknown_endpoint))

@@ -9,9 +9,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::when::{parse_when, When};
 use super::body::{Body, Metadata};
 use super::users::{find_user, user_key};
+use super::when::{parse_when, When};
 use super::{fields, Call};
 use crate::app::AppState;
 use crate::auth::Claimed;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::body::{int_or_string, Body, Metadata};
+use super::groups::Membership;
 use super::{fields, Call};
 use crate::app::AppState;
 use crate::auth::Claimed;
@@ -60,7 +61,8 @@ impl Mode {
     }
 }
 
-/// Options of the contract that later versions serve; refused clearly rather than ignored.
+/// Group membership options (served) and retention options (later versions serve these;
+/// refused clearly rather than ignored).
 #[derive(Deserialize, Default)]
 struct Later {
     #[serde(default)]
@@ -80,14 +82,31 @@ struct Later {
 impl Later {
     fn refuse(&self) -> Result<()> {
         let set = |v: &Option<Value>| matches!(v, Some(x) if !x.is_null() && x != "");
-        if set(&self.groupname) || set(&self.groupid) || set(&self.rolename) || set(&self.roleid) {
-            return Err(Error::bad("groups and roles on users are not available in this version"));
-        }
         if set(&self.slidingtime) || set(&self.finaltime) {
             return Err(Error::bad("retention (slidingtime/finaltime) is not available in this version"));
         }
         Ok(())
     }
+
+    /// The group (and optional tenant role) to put the new user in.
+    fn membership(&self) -> Result<Option<Membership>> {
+        super::groups::requested(&self.groupid, &self.groupname, &self.roleid, &self.rolename)
+    }
+}
+
+/// Looks up a membership once per distinct request (404 for an unknown group or role).
+async fn resolve_membership(
+    call: &mut Call,
+    cache: &mut Vec<(Membership, (i64, Option<i64>))>,
+    m: &Membership,
+) -> Result<(i64, Option<i64>)> {
+    if let Some((_, ids)) = cache.iter().find(|(k, _)| k == m) {
+        return Ok(*ids);
+    }
+    let (group, role) = super::groups::resolve(&mut call.tx, m).await?;
+    let ids = (group.id, role.map(|r| r.id));
+    cache.push((m.clone(), ids));
+    Ok(ids)
 }
 
 #[derive(Deserialize)]
@@ -223,8 +242,16 @@ async fn user_create(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
     let mut call = Call::open(&st, &claimed, "UserCreate", req.request_metadata).await?;
     let result = async {
         req.later.refuse()?;
+        let membership = match req.later.membership()? {
+            Some(m) => Some(resolve_membership(&mut call, &mut Vec::new(), &m).await?),
+            None => None,
+        };
         let (user, key) = new_user(&call.keys, &req.profile)?;
-        call.tx.insert_users(std::slice::from_ref(&user)).await?;
+        let ids = call.tx.insert_users(std::slice::from_ref(&user)).await?;
+        if let Some((group_id, role_id)) = membership {
+            call.tx.add_group_members(&[(group_id, ids[0], role_id)]).await?;
+            call.note("groupid", group_id);
+        }
         call.note_user(&user.token, Arc::new(key));
         Ok(fields([("token", user.token.into())]))
     }
@@ -240,15 +267,28 @@ async fn user_create_bulk(State(st): State<AppState>, claimed: Claimed, Body(req
             return Err(Error::bad(format!("records must hold 1 to {MAX_BULK} entries")));
         }
         let mut users = Vec::with_capacity(req.records.len());
+        // A record's own group overrides the request's.
+        let shared = req.later.membership()?;
+        let mut cache = Vec::new();
+        let mut memberships = Vec::with_capacity(req.records.len());
         for (i, r) in req.records.iter().enumerate() {
             r.later.refuse()?;
+            memberships.push(match r.later.membership()?.or_else(|| shared.clone()) {
+                Some(m) => Some(resolve_membership(&mut call, &mut cache, &m).await?),
+                None => None,
+            });
             let (user, _key) = new_user(&call.keys, &r.profile).map_err(|e| match e {
                 Error::BadRequest(m) => Error::bad(format!("records[{i}]: {m}")),
                 other => other,
             })?;
             users.push(user);
         }
-        call.tx.insert_users(&users).await?;
+        let ids = call.tx.insert_users(&users).await?;
+        let members: Vec<(i64, i64, Option<i64>)> =
+            ids.iter().zip(&memberships).filter_map(|(user_id, m)| m.map(|(g, r)| (g, *user_id, r))).collect();
+        if !members.is_empty() {
+            call.tx.add_group_members(&members).await?;
+        }
         call.note("count", users.len());
         let created: Vec<Value> = users.iter().zip(&req.records).map(|(u, r)| json!({"token": u.token, "profile": r.profile})).collect();
         Ok(fields([("created", Value::Array(created))]))
@@ -275,6 +315,7 @@ async fn user_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
         call.note("version", version);
         let mut profile = profile;
         call.mask_profile(&mut profile).await;
+        let grouproles = super::groups::grouproles(&mut call.tx, user.id).await?;
         Ok(fields([
             ("token", user.token.into()),
             ("profile", profile),
@@ -282,7 +323,7 @@ async fn user_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
             ("finaltime", 0.into()),
             ("slidingtime", 0.into()),
             ("expirationtime", 0.into()),
-            ("grouproles", Value::Array(vec![])),
+            ("grouproles", grouproles),
         ]))
     }
     .await;
@@ -315,47 +356,53 @@ async fn change_profile(
 
 async fn user_update(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UpdateReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "UserUpdate", req.request_metadata).await?;
-    let result = async {
-        if !matches!(&req.profile, Value::Object(o) if !o.is_empty()) {
-            return Err(Error::bad("profile must be a non-empty JSON object"));
-        }
-        // RFC 7396 merge, as Databunker does: sent fields replace, null removes, others stay.
-        change_profile(&mut call, &req.mode, &req.identity, |p| {
-            json_patch::merge(p, &req.profile);
-            Ok(())
-        })
-        .await
-    }
-    .await;
+    let result = update_core(&mut call, &req.mode, &req.identity, &req.profile).await;
     call.finish(result).await
+}
+
+/// The body of UserUpdate (also applied by an approved UserUpdateRequest).
+pub(crate) async fn update_core(call: &mut Call, mode: &str, identity: &str, profile: &Value) -> Result<Map<String, Value>> {
+    if !matches!(profile, Value::Object(o) if !o.is_empty()) {
+        return Err(Error::bad("profile must be a non-empty JSON object"));
+    }
+    // RFC 7396 merge, as Databunker does: sent fields replace, null removes, others stay.
+    change_profile(call, mode, identity, |p| {
+        json_patch::merge(p, profile);
+        Ok(())
+    })
+    .await
 }
 
 async fn user_patch(State(st): State<AppState>, claimed: Claimed, Body(req): Body<PatchReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "UserPatch", req.request_metadata).await?;
-    let result = async {
-        if req.patch.0.is_empty() {
-            return Err(Error::bad("patch must hold at least one operation"));
-        }
-        change_profile(&mut call, &req.mode, &req.identity, |p| {
-            json_patch::patch(p, &req.patch.0).map_err(|e| Error::bad(format!("patch operation {} failed: {}", e.operation, e.kind)))
-        })
-        .await
-    }
-    .await;
+    let result = patch_core(&mut call, &req.mode, &req.identity, &req.patch).await;
     call.finish(result).await
+}
+
+/// The body of UserPatch (also applied by an approved UserPatchRequest).
+pub(crate) async fn patch_core(call: &mut Call, mode: &str, identity: &str, patch: &json_patch::Patch) -> Result<Map<String, Value>> {
+    if patch.0.is_empty() {
+        return Err(Error::bad("patch must hold at least one operation"));
+    }
+    change_profile(call, mode, identity, |p| {
+        json_patch::patch(p, &patch.0).map_err(|e| Error::bad(format!("patch operation {} failed: {}", e.operation, e.kind)))
+    })
+    .await
 }
 
 async fn user_delete(State(st): State<AppState>, claimed: Claimed, Body(req): Body<LookupReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "UserDelete", req.request_metadata).await?;
-    let result = async {
-        let (user, _) = find_user(&mut call, &req.mode, &req.identity).await?;
-        if !call.tx.delete_user(user.id).await? {
-            return Err(Error::not_found("user record"));
-        }
-        Ok(Map::new())
-    }
-    .await;
+    let result = delete_core(&mut call, &req.mode, &req.identity).await;
     call.finish(result).await
+}
+
+/// The body of UserDelete (also applied by an approved UserDeleteRequest).
+pub(crate) async fn delete_core(call: &mut Call, mode: &str, identity: &str) -> Result<Map<String, Value>> {
+    let (user, _) = find_user(call, mode, identity).await?;
+    if !call.tx.delete_user(user.id).await? {
+        return Err(Error::not_found("user record"));
+    }
+    Ok(Map::new())
 }
 
 async fn user_list_versions(State(st): State<AppState>, claimed: Claimed, Body(req): Body<LookupReq>) -> Result<Json<Value>> {

@@ -262,7 +262,9 @@ pub fn resource_of(endpoint: &str) -> &'static str {
         e if e.starts_with("Audit") => "audit",
         e if e.starts_with("Bulk") || e == "UserSearch" => "users.bulk",
         e if e.starts_with("UserRequest") => "requests",
-        "UserUpdateRequest" | "UserPatchRequest" | "UserDeleteRequest" | "AppdataUpdateRequest" | "AgreementCancelRequest" => "requests.file",
+        "UserUpdateRequest" | "UserPatchRequest" | "UserDeleteRequest" | "AppdataUpdateRequest" | "AgreementCancelRequest" => {
+            "requests.file"
+        }
         e if e.starts_with("User") => "users.profile",
         e if e.starts_with("Vault") => "vault",
         e if e.starts_with("Credential") || e.starts_with("XToken") => "credentials",

@@ -13,6 +13,10 @@ use crate::keys::keyring::{Keyring, TenantKeys};
 use crate::store::{Db, TenantTx};
 use crate::vault::Vault;
 
+/// Associated-data table names of token blobs (see `api::tokens`).
+const TOKEN_RECORD: &str = "tokens";
+const TOKEN_BASE: &str = "tokens-base";
+
 /// Rows re-wrapped per table in one pass (one transaction).
 pub const BATCH: i64 = 500;
 
@@ -62,7 +66,7 @@ pub async fn rewrap_pass(db: &Db, ring: &Keyring, tenant_id: i64) -> Result<usiz
     Ok(users + events)
 }
 
-/// [`rewrap_pass`], counting user keys and event keys apart (for the progress metrics).
+/// [`rewrap_pass`], counting user keys apart from event keys and tokens (progress metrics).
 async fn rewrap_pass_counted(db: &Db, ring: &Keyring, tenant_id: i64) -> Result<(usize, usize)> {
     let mut tx = db.tenant_tx(tenant_id).await?;
     if tx.data_key_versions().await?.len() <= 1 {
@@ -89,7 +93,18 @@ async fn rewrap_pass_counted(db: &Db, ring: &Keyring, tenant_id: i64) -> Result<
     if !events_done.is_empty() {
         tx.set_event_keys(current, &events_done).await?;
     }
-    let done = rewrapped.len() + events_done.len();
+    // Tokens keep their record and value under the data key itself: re-encrypt those.
+    let tokens = tx.tokens_to_rewrap(current, BATCH).await?;
+    let mut tokens_done = Vec::with_capacity(tokens.len());
+    for (uuid, version, record, base) in &tokens {
+        let record = keys.decrypt(TOKEN_RECORD, uuid, *version, record)?;
+        let base = keys.decrypt(TOKEN_BASE, uuid, *version, base)?;
+        tokens_done.push((uuid.clone(), keys.encrypt(TOKEN_RECORD, uuid, &record).1, keys.encrypt(TOKEN_BASE, uuid, &base).1));
+    }
+    if !tokens_done.is_empty() {
+        tx.set_token_blobs(current, &tokens_done).await?;
+    }
+    let done = rewrapped.len() + events_done.len() + tokens_done.len();
     if done == 0 {
         let retired = tx.retire_data_keys(current).await?;
         if retired > 0 {
@@ -97,7 +112,7 @@ async fn rewrap_pass_counted(db: &Db, ring: &Keyring, tenant_id: i64) -> Result<
         }
     }
     tx.commit().await?;
-    Ok((rewrapped.len(), events_done.len()))
+    Ok((rewrapped.len(), events_done.len() + tokens_done.len()))
 }
 
 /// Runs re-wrap passes over every tenant every `interval` while this instance is unsealed.

@@ -90,12 +90,47 @@ impl TenantTx {
         Ok(())
     }
 
-    /// `(users, audit events)` still wrapped by a version older than `current`.
+    /// Tokens whose record and token value are still encrypted under an older data key:
+    /// `(uuid, key_version, record, tokenbase)`.
+    pub async fn tokens_to_rewrap(&mut self, current: i32, limit: i64) -> Result<Vec<(String, i32, Vec<u8>, Vec<u8>)>> {
+        let rows = sqlx::query(
+            "SELECT uuid, key_version, record, tokenbase FROM tokens WHERE key_version < $1 ORDER BY uuid LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(current)
+        .bind(limit)
+        .fetch_all(self.conn())
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
+    }
+
+    /// Stores re-encrypted tokens `(uuid, record, tokenbase)` under `version`.
+    pub async fn set_token_blobs(&mut self, version: i32, rows: &[(String, Vec<u8>, Vec<u8>)]) -> Result<()> {
+        let uuids: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        let records: Vec<&[u8]> = rows.iter().map(|r| r.1.as_slice()).collect();
+        let bases: Vec<&[u8]> = rows.iter().map(|r| r.2.as_slice()).collect();
+        sqlx::query(
+            "UPDATE tokens t SET key_version = $1, record = x.r, tokenbase = x.b FROM UNNEST($2::text[], $3::bytea[], $4::bytea[]) AS x(u, r, b) WHERE t.uuid = x.u",
+        )
+        .bind(version)
+        .bind(&uuids)
+        .bind(&records)
+        .bind(&bases)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// `(users, audit events and tokens)` still under a data-key version older than `current`.
     pub async fn rewrap_backlog(&mut self, current: i32) -> Result<(i64, i64)> {
         let users: i64 =
             sqlx::query_scalar("SELECT count(*) FROM users WHERE key_version < $1").bind(current).fetch_one(self.conn()).await?;
-        let events: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE key_version < $1").bind(current).fetch_one(self.conn()).await?;
+        // Audit events and tokens together: both are re-encrypted in the same passes.
+        let events: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM audit_events WHERE key_version < $1) + (SELECT count(*) FROM tokens WHERE key_version < $1)",
+        )
+        .bind(current)
+        .fetch_one(self.conn())
+        .await?;
         Ok((users, events))
     }
 

@@ -8,12 +8,16 @@ pub mod audit;
 pub mod bulk;
 pub mod consent;
 pub mod credentials;
+pub mod groups;
 pub mod keys;
 pub mod leases;
 pub mod meta;
+pub mod requests;
 pub mod roles;
 pub mod sessions;
+pub mod shared;
 pub mod tenants;
+pub mod tokens;
 pub mod users;
 
 use std::borrow::Cow;
@@ -31,6 +35,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "appdata and sessions", include_str!("../../migrations/0002_appdata_sessions.sql")),
     (3, "consent", include_str!("../../migrations/0003_consent.sql")),
     (4, "bulk unlock", include_str!("../../migrations/0004_bulk_unlock.sql")),
+    (5, "tokens", include_str!("../../migrations/0005_tokens.sql")),
+    (6, "user requests", include_str!("../../migrations/0006_requests.sql")),
+    (7, "groups and shared records", include_str!("../../migrations/0007_groups_shared.sql")),
 ];
 
 pub fn migrator() -> Migrator {

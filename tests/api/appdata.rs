@@ -141,8 +141,8 @@ async fn appdata_errors_are_answered_in_the_api_shape() {
     app.root("AppdataUpdate", at(&user, "shop", json!({"appdata": {"k": null}}))).await.err(400);
     assert_eq!(app.root("AppdataGet", at(&user, "shop", json!({}))).await.ok()["appdata"], json!({"k": 1}));
 
-    // The DPO-request variant is a later family.
-    app.root("AppdataUpdateRequest", at(&user, "shop", json!({"appdata": {"k": 2}}))).await.err(501);
+    // The DPO-request variant files a request instead (tests/api/requests.rs); a missing app is 404.
+    app.root("AppdataUpdateRequest", at(&user, "nope", json!({"appdata": {"k": 2}}))).await.err(404);
     // No credential: 403.
     app.call("AppdataGet", None, None, at(&user, "shop", json!({}))).await.err(403);
 }

@@ -258,8 +258,8 @@ async fn agreement_errors_are_400_and_404() {
     a.call("AgreementCancel", json!({"mode": "token", "identity": u, "brief": "newsletter"})).await.err(404);
     a.call("AgreementRevokeAll", json!({"brief": "unknown"})).await.err(404);
     a.call("AgreementRevokeAll", json!({})).await.err(400);
-    // The DPO-request variant is not served by this version.
-    a.call("AgreementCancelRequest", json!({"mode": "token", "identity": u, "brief": "newsletter"})).await.err(501);
+    // The DPO-request variant (tests/api/requests.rs) checks like the direct call: no agreement, 404.
+    a.call("AgreementCancelRequest", json!({"mode": "token", "identity": u, "brief": "newsletter"})).await.err(404);
 }
 
 #[tokio::test]

@@ -178,3 +178,20 @@ async fn a_rotation_completes_under_load_with_zero_failed_requests() {
     }
     assert_eq!(key_versions_in_use(&app, tid).await, [2]);
 }
+
+#[tokio::test]
+async fn tokens_are_re_encrypted_by_the_rewrap_and_stay_readable() {
+    let app = TestApp::spawn().await;
+    let (tid, x) = app.create_tenant("tokrot").await;
+    let card = app.call("TokenCreate", Some(&x), Some("tokrot"), json!({"tokentype": "creditcard", "record": "4111 1111 1111 1111"})).await;
+    let tokenbase = card.ok()["tokenbase"].as_str().unwrap().to_string();
+    app.post_sys("rotate-tenant-key", json!({"tenantid": tid})).await.ok();
+    let status = app.post_sys("tenant-key-status", json!({"tenantid": tid})).await;
+    assert_eq!(status.ok()["pending_events"], 2, "the token and its TokenCreate event (wrapped by the data key) wait");
+    let ring = app.state.vault().keyring().unwrap();
+    while rotation::rewrap_pass(&app.db, &ring, tid).await.unwrap() > 0 {}
+    let status = app.post_sys("tenant-key-status", json!({"tenantid": tid})).await;
+    assert_eq!(status.ok()["versions"], json!([2]), "version 1 retired once the token moved");
+    let got = app.call("TokenGet", Some(&x), Some("tokrot"), json!({"token": tokenbase})).await;
+    assert_eq!(got.ok()["record"], "4111111111111111");
+}

@@ -1014,7 +1014,7 @@ async fn retention_times_on_user_create_are_400_but_null_is_accepted() {
 }
 
 #[tokio::test]
-async fn groups_on_user_create_are_400() {
+async fn an_unknown_group_on_user_create_is_404_and_stores_nothing() {
     // Arrange
     let app = TestApp::spawn().await;
 
@@ -1022,7 +1022,7 @@ async fn groups_on_user_create_are_400() {
     let r = app.root("UserCreate", json!({"profile": {"login": "g1"}, "groupname": "admins"})).await;
 
     // Assert
-    r.err(400);
+    r.err(404);
     get(&app, "login", "g1").await.err(404);
 }
 

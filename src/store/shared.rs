@@ -1,0 +1,75 @@
+//! Shared records: an encrypted snapshot of some of a user's fields, readable by uuid until it
+//! expires. An expired record is never returned, whether or not it has been deleted yet.
+
+use sqlx::Row;
+
+use super::users::UserRow;
+use super::{now_secs, TenantTx};
+use crate::error::Result;
+
+/// A live shared record and the user it belongs to.
+pub struct SharedRow {
+    pub uuid: String,
+    pub partner: String,
+    pub data: Vec<u8>,
+    pub expires_at: i64,
+    pub user: UserRow,
+}
+
+impl TenantTx {
+    pub async fn insert_shared_record(&mut self, uuid: &str, user_id: i64, partner: &str, data: &[u8], expires_at: i64) -> Result<()> {
+        let tenant = self.tenant_id();
+        sqlx::query(
+            "INSERT INTO shared_records (tenant_id, uuid, user_id, partner, data, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(tenant)
+        .bind(uuid)
+        .bind(user_id)
+        .bind(partner)
+        .bind(data)
+        .bind(expires_at)
+        .bind(now_secs())
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// The shared record `uuid` if it has not expired.
+    pub async fn shared_record(&mut self, uuid: &str) -> Result<Option<SharedRow>> {
+        let row = sqlx::query(
+            "SELECT s.uuid, s.partner, s.data, s.expires_at, u.id, u.token, u.version, u.key_version, u.user_key, u.profile,
+                    u.digest, u.created_at, u.updated_at
+             FROM shared_records s JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id
+             WHERE s.uuid = $1 AND s.expires_at > $2",
+        )
+        .bind(uuid)
+        .bind(now_secs())
+        .fetch_optional(self.conn())
+        .await?;
+        Ok(row.map(|r| SharedRow {
+            uuid: r.get(0),
+            partner: r.get(1),
+            data: r.get(2),
+            expires_at: r.get(3),
+            user: UserRow {
+                id: r.get(4),
+                token: r.get(5),
+                version: r.get(6),
+                key_version: r.get(7),
+                user_key: r.get(8),
+                profile: r.get(9),
+                digest: r.get(10),
+                created_at: r.get(11),
+                updated_at: r.get(12),
+            },
+        }))
+    }
+
+    /// Deletes the tenant's expired shared records.
+    pub async fn delete_expired_shared_records(&mut self) -> Result<u64> {
+        let n =
+            sqlx::query("DELETE FROM shared_records WHERE expires_at <= $1").bind(now_secs()).execute(self.conn()).await?.rows_affected();
+        Ok(n)
+    }
+}
