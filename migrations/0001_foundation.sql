@@ -179,9 +179,13 @@ CREATE INDEX user_index_user ON user_index (tenant_id, user_id);
 -- event_key holds that key wrapped by the tenant data key (key_version) or, for an event about a
 -- user, by that user's key (key_version NULL), so forgetting the user erases the details. The
 -- chain covers details but not the wrapping, so keys can be re-wrapped without breaking it.
+-- Each tenant has several chains ("lanes", see audit_heads) so that concurrent calls of one
+-- tenant do not queue behind a single lock; id orders events across lanes.
 CREATE TABLE audit_events (
-    tenant_id   bigint  NOT NULL REFERENCES tenants (id),
-    seq         bigint  NOT NULL,
+    tenant_id   bigint   NOT NULL REFERENCES tenants (id),
+    id          bigserial,
+    lane        smallint NOT NULL,
+    seq         bigint   NOT NULL,
     uuid        text    NOT NULL,
     event_type  text    NOT NULL,
     user_token  text,
@@ -193,20 +197,25 @@ CREATE TABLE audit_events (
     details     bytea   NOT NULL,
     prev_hash   bytea   NOT NULL,
     hash        bytea   NOT NULL,
-    PRIMARY KEY (tenant_id, seq),
+    PRIMARY KEY (tenant_id, lane, seq),
     CONSTRAINT audit_events_uuid_key UNIQUE (tenant_id, uuid),
     FOREIGN KEY (tenant_id, key_version) REFERENCES tenant_keys (tenant_id, version)
 );
-CREATE INDEX audit_events_user ON audit_events (tenant_id, user_token, seq);
+CREATE INDEX audit_events_user ON audit_events (tenant_id, user_token, id);
+CREATE INDEX audit_events_order ON audit_events (tenant_id, id);
 
--- The head of each tenant's chain; its row lock serializes appends per tenant.
+-- The head of each of a tenant's chains; an append locks one free head (SKIP LOCKED), so up to
+-- as many appends as there are lanes run at once, and each chain stays linear.
 CREATE TABLE audit_heads (
-    tenant_id bigint PRIMARY KEY REFERENCES tenants (id),
-    seq       bigint NOT NULL,
-    hash      bytea  NOT NULL
+    tenant_id bigint   NOT NULL REFERENCES tenants (id),
+    lane      smallint NOT NULL,
+    seq       bigint   NOT NULL,
+    hash      bytea    NOT NULL,
+    PRIMARY KEY (tenant_id, lane)
 );
 
-INSERT INTO audit_heads (tenant_id, seq, hash) VALUES (1, 0, '\x0000000000000000000000000000000000000000000000000000000000000000');
+INSERT INTO audit_heads (tenant_id, lane, seq, hash)
+SELECT 1, lane, 0, '\x0000000000000000000000000000000000000000000000000000000000000000' FROM generate_series(0, 7) AS lane;
 
 DO $$
 DECLARE t text;
@@ -224,7 +233,7 @@ BEGIN
 END
 $$;
 
-GRANT USAGE ON SEQUENCE credentials_id_seq, users_id_seq, roles_id_seq, policies_id_seq TO strongroom_tenant;
+GRANT USAGE ON SEQUENCE credentials_id_seq, users_id_seq, roles_id_seq, policies_id_seq, audit_events_id_seq TO strongroom_tenant;
 -- Tenant traffic resolves its tenant by name; it may read the directory, never change it.
 GRANT SELECT (id, name, key_version, policy_version) ON tenants TO strongroom_tenant;
 -- Cross-tenant System* operations read users only.

@@ -17,6 +17,8 @@ use crate::store::audit::AuditRow;
 use crate::store::{now_secs, Db, TenantTx};
 
 pub const GENESIS: [u8; 32] = [0u8; 32];
+/// Chains per tenant: concurrent calls of one tenant append to different lanes.
+pub const LANES: i32 = 8;
 const TABLE: &str = "audit_events";
 const KEY_TABLE: &str = "audit-key";
 
@@ -39,6 +41,7 @@ pub fn chain_hash(tenant_id: i64, e: &AuditRow) -> [u8; 32] {
     };
     put(b"strongroom-audit-v1");
     put(&tenant_id.to_be_bytes());
+    put(&e.lane.to_be_bytes());
     put(&e.seq.to_be_bytes());
     put(e.uuid.as_bytes());
     put(e.event_type.as_bytes());
@@ -67,8 +70,10 @@ pub async fn append(tx: &mut TenantTx, keys: &TenantKeys, event_type: &str, acto
             (Some(v), w)
         }
     };
-    let (seq, prev_hash) = tx.lock_audit_head().await?;
+    let (lane, seq, prev_hash) = tx.lock_audit_head().await?;
     let mut row = AuditRow {
+        id: 0,
+        lane,
         seq: seq + 1,
         uuid: uuid.clone(),
         event_type: event_type.to_string(),
@@ -111,6 +116,7 @@ pub fn timestamp(row: &AuditRow) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broken {
     pub tenant_id: i64,
+    pub lane: i16,
     pub seq: i64,
     pub uuid: Option<String>,
     pub reason: String,
@@ -118,7 +124,7 @@ pub struct Broken {
 
 impl std::fmt::Display for Broken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "tenant {} event #{}", self.tenant_id, self.seq)?;
+        write!(f, "tenant {} lane {} event #{}", self.tenant_id, self.lane, self.seq)?;
         if let Some(u) = &self.uuid {
             write!(f, " ({u})")?;
         }
@@ -133,27 +139,39 @@ pub struct VerifyReport {
     pub broken: Vec<Broken>,
 }
 
-/// Walks every tenant's chain from the start. Needs no keys: the chain covers ciphertext.
+/// Walks every chain of every tenant from the start. Needs no keys: the chain covers ciphertext.
 pub async fn verify(db: &Db) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     for tenant_id in db.tenant_ids().await? {
         report.tenants += 1;
         let mut tx = db.tenant_tx(tenant_id).await?;
-        let (count, broken) = verify_tenant(&mut tx).await?;
+        let heads = tx.audit_heads().await?;
+        if heads.is_empty() {
+            report.broken.push(Broken { tenant_id, lane: 0, seq: 0, uuid: None, reason: "chain heads missing".into() });
+        }
+        for (lane, head_seq, head_hash) in heads {
+            let (count, broken) = verify_lane(&mut tx, lane, head_seq, &head_hash).await?;
+            report.events += count;
+            report.broken.extend(broken);
+        }
+        // An event in a lane that has no head was slipped in.
+        let orphans = tx.audit_orphans().await?;
+        if orphans > 0 {
+            report.broken.push(Broken { tenant_id, lane: -1, seq: 0, uuid: None, reason: format!("{orphans} events outside every chain (inserted)") });
+        }
         tx.rollback().await?;
-        report.events += count;
-        report.broken.extend(broken);
     }
     Ok(report)
 }
 
-async fn verify_tenant(tx: &mut TenantTx) -> Result<(u64, Option<Broken>)> {
+/// Walks one lane: consecutive sequence numbers, each linking to the previous hash, each hash
+/// matching its content, and the last one matching the stored head.
+async fn verify_lane(tx: &mut TenantTx, lane: i16, head_seq: i64, head_hash: &[u8]) -> Result<(u64, Option<Broken>)> {
     let tenant_id = tx.tenant_id();
-    let bad =
-        |seq: i64, uuid: Option<&str>, reason: &str| Broken { tenant_id, seq, uuid: uuid.map(str::to_string), reason: reason.to_string() };
+    let bad = |seq: i64, uuid: Option<&str>, reason: &str| Broken { tenant_id, lane, seq, uuid: uuid.map(str::to_string), reason: reason.to_string() };
     let (mut last_seq, mut last_hash, mut count) = (0i64, GENESIS.to_vec(), 0u64);
     loop {
-        let page = tx.audit_page(last_seq, 1000).await?;
+        let page = tx.audit_page(lane, last_seq, 1000).await?;
         if page.is_empty() {
             break;
         }
@@ -172,13 +190,11 @@ async fn verify_tenant(tx: &mut TenantTx) -> Result<(u64, Option<Broken>)> {
             last_hash = e.hash;
         }
     }
-    match tx.audit_head().await? {
-        Some((seq, hash)) if seq == last_seq && hash == last_hash => Ok((count, None)),
-        Some((seq, _)) if seq > last_seq => {
-            Ok((count, Some(bad(last_seq + 1, None, &format!("events #{}..#{} missing at the end of the chain", last_seq + 1, seq)))))
-        }
-        Some(_) => Ok((count, Some(bad(last_seq, None, "chain head does not match the last event")))),
-        None if last_seq == 0 => Ok((count, None)),
-        None => Ok((count, Some(bad(0, None, "chain head missing")))),
+    if head_seq == last_seq && head_hash == last_hash.as_slice() {
+        Ok((count, None))
+    } else if head_seq > last_seq {
+        Ok((count, Some(bad(last_seq + 1, None, &format!("events #{}..#{} missing at the end of the chain", last_seq + 1, head_seq)))))
+    } else {
+        Ok((count, Some(bad(last_seq, None, "chain head does not match the last event"))))
     }
 }

@@ -9,6 +9,9 @@ use crate::error::Result;
 /// One stored audit event, as hashed into the chain.
 #[derive(Debug, Clone)]
 pub struct AuditRow {
+    /// Orders events across lanes (assigned by the database; not part of the chain).
+    pub id: i64,
+    pub lane: i16,
     pub seq: i64,
     pub uuid: String,
     pub event_type: String,
@@ -24,35 +27,53 @@ pub struct AuditRow {
     pub hash: Vec<u8>,
 }
 
-const COLUMNS: &str = "seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, event_key, details, prev_hash, hash";
+const COLUMNS: &str = "id, lane, seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, event_key, details, prev_hash, hash";
 
 fn from_row(r: &sqlx::postgres::PgRow) -> AuditRow {
     AuditRow {
-        seq: r.get(0),
-        uuid: r.get(1),
-        event_type: r.get(2),
-        user_token: r.get(3),
-        actor: r.get(4),
-        outcome: r.get(5),
-        created_at: r.get(6),
-        key_version: r.get(7),
-        event_key: r.get(8),
-        details: r.get(9),
-        prev_hash: r.get(10),
-        hash: r.get(11),
+        id: r.get(0),
+        lane: r.get(1),
+        seq: r.get(2),
+        uuid: r.get(3),
+        event_type: r.get(4),
+        user_token: r.get(5),
+        actor: r.get(6),
+        outcome: r.get(7),
+        created_at: r.get(8),
+        key_version: r.get(9),
+        event_key: r.get(10),
+        details: r.get(11),
+        prev_hash: r.get(12),
+        hash: r.get(13),
     }
 }
 
 impl TenantTx {
-    /// Locks and returns the chain head `(seq, hash)`.
-    pub async fn lock_audit_head(&mut self) -> Result<(i64, Vec<u8>)> {
-        let row = sqlx::query("SELECT seq, hash FROM audit_heads FOR UPDATE").fetch_one(self.conn()).await?;
-        Ok((row.get(0), row.get(1)))
+    /// Locks a chain head `(lane, seq, hash)`: the lowest lane no other transaction holds, or,
+    /// when all are busy, waits for one picked at random.
+    pub async fn lock_audit_head(&mut self) -> Result<(i16, i64, Vec<u8>)> {
+        let free = sqlx::query("SELECT lane, seq, hash FROM audit_heads ORDER BY lane LIMIT 1 FOR UPDATE SKIP LOCKED").fetch_optional(self.conn()).await?;
+        let row = match free {
+            Some(r) => r,
+            None => {
+                let lane = (rand::random::<u16>() % crate::audit::LANES as u16) as i16;
+                sqlx::query("SELECT lane, seq, hash FROM audit_heads WHERE lane = $1 FOR UPDATE").bind(lane).fetch_one(self.conn()).await?
+            }
+        };
+        Ok((row.get(0), row.get(1), row.get(2)))
     }
 
-    pub async fn audit_head(&mut self) -> Result<Option<(i64, Vec<u8>)>> {
-        let row = sqlx::query("SELECT seq, hash FROM audit_heads").fetch_optional(self.conn()).await?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
+    /// Events in a lane that has no head (cannot happen through the vault).
+    pub async fn audit_orphans(&mut self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM audit_events e WHERE NOT EXISTS (SELECT 1 FROM audit_heads h WHERE h.lane = e.lane)")
+            .fetch_one(self.conn())
+            .await?)
+    }
+
+    /// Every chain head `(lane, seq, hash)` of this tenant.
+    pub async fn audit_heads(&mut self) -> Result<Vec<(i16, i64, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT lane, seq, hash FROM audit_heads ORDER BY lane").fetch_all(self.conn()).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
     }
 
     /// Inserts the event and moves the head to it, in one statement.
@@ -60,9 +81,9 @@ impl TenantTx {
         let tenant = self.tenant_id();
         sqlx::query(
             "WITH ins AS (
-                INSERT INTO audit_events (tenant_id, seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, event_key, details, prev_hash, hash)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13))
-             UPDATE audit_heads SET seq = $2, hash = $13 WHERE tenant_id = $1",
+                INSERT INTO audit_events (tenant_id, lane, seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, event_key, details, prev_hash, hash)
+                VALUES ($1, $14, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13))
+             UPDATE audit_heads SET seq = $2, hash = $13 WHERE tenant_id = $1 AND lane = $14",
         )
         .bind(tenant)
         .bind(e.seq)
@@ -77,21 +98,22 @@ impl TenantTx {
         .bind(&e.details)
         .bind(&e.prev_hash)
         .bind(&e.hash)
+        .bind(e.lane)
         .execute(self.conn())
         .await?;
         Ok(())
     }
 
-    /// Events after `after_seq` in chain order, at most `limit`.
-    pub async fn audit_page(&mut self, after_seq: i64, limit: i64) -> Result<Vec<AuditRow>> {
-        let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2");
-        let rows = sqlx::query(&sql).bind(after_seq).bind(limit).fetch_all(self.conn()).await?;
+    /// Events of `lane` after `after_seq` in chain order, at most `limit`.
+    pub async fn audit_page(&mut self, lane: i16, after_seq: i64, limit: i64) -> Result<Vec<AuditRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE lane = $1 AND seq > $2 ORDER BY seq LIMIT $3");
+        let rows = sqlx::query(&sql).bind(lane).bind(after_seq).bind(limit).fetch_all(self.conn()).await?;
         Ok(rows.iter().map(from_row).collect())
     }
 
     /// A user's events, newest first, and their total count.
     pub async fn audit_for_user(&mut self, token: &str, offset: i64, limit: i64) -> Result<(i64, Vec<AuditRow>)> {
-        let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE user_token = $1 ORDER BY seq DESC OFFSET $2 LIMIT $3");
+        let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE user_token = $1 ORDER BY id DESC OFFSET $2 LIMIT $3");
         let rows = sqlx::query(&sql).bind(token).bind(offset).bind(limit).fetch_all(self.conn()).await?;
         let total: i64 =
             sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE user_token = $1").bind(token).fetch_one(self.conn()).await?;

@@ -54,7 +54,7 @@ impl TenantTx {
     }
 
     pub async fn events_to_rewrap(&mut self, current: i32, limit: i64) -> Result<Vec<Pending>> {
-        let rows = sqlx::query("SELECT seq, uuid, key_version, event_key FROM audit_events WHERE key_version < $1 ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED")
+        let rows = sqlx::query("SELECT id, uuid, key_version, event_key FROM audit_events WHERE key_version < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED")
             .bind(current)
             .bind(limit)
             .fetch_all(self.conn())
@@ -77,11 +77,11 @@ impl TenantTx {
         Ok(())
     }
 
-    /// Stores re-wrapped audit event keys `(seq, wrapped)` under `version`.
+    /// Stores re-wrapped audit event keys `(id, wrapped)` under `version`.
     pub async fn set_event_keys(&mut self, version: i32, rows: &[(i64, Vec<u8>)]) -> Result<()> {
         let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
         let keys: Vec<&[u8]> = rows.iter().map(|r| r.1.as_slice()).collect();
-        sqlx::query("UPDATE audit_events e SET key_version = $1, event_key = x.k FROM UNNEST($2::bigint[], $3::bytea[]) AS x(s, k) WHERE e.seq = x.s")
+        sqlx::query("UPDATE audit_events e SET key_version = $1, event_key = x.k FROM UNNEST($2::bigint[], $3::bytea[]) AS x(s, k) WHERE e.id = x.s")
             .bind(version)
             .bind(&seqs)
             .bind(&keys)

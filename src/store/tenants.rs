@@ -30,9 +30,12 @@ pub(super) async fn insert_tenant_secrets(
         .bind(now)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (tenant_id) DO NOTHING")
+    sqlx::query(
+        "INSERT INTO audit_heads (tenant_id, lane, seq, hash) SELECT $1, lane, 0, $2 FROM generate_series(0, $3 - 1) AS lane ON CONFLICT (tenant_id, lane) DO NOTHING",
+    )
         .bind(tenant_id)
         .bind(&crate::audit::GENESIS[..])
+        .bind(crate::audit::LANES)
         .execute(&mut *conn)
         .await?;
     sqlx::query("INSERT INTO credentials (tenant_id, token_hash, kind, created_at) VALUES ($1, $2, $3, $4)")

@@ -97,7 +97,7 @@ async fn busy_app() -> (TestApp, PgConnection) {
 #[tokio::test]
 async fn verify_finds_an_edited_event() {
     let (app, mut su) = busy_app().await;
-    sqlx::query("UPDATE audit_events SET event_type = 'UserDelete' WHERE tenant_id = 1 AND seq = 2").execute(&mut su).await.unwrap();
+    sqlx::query("UPDATE audit_events SET event_type = 'UserDelete' WHERE tenant_id = 1 AND lane = 0 AND seq = 2").execute(&mut su).await.unwrap();
     let report = verify(&app).await;
     assert_eq!(report.broken.len(), 1);
     assert_eq!(report.broken[0].seq, 2);
@@ -107,13 +107,13 @@ async fn verify_finds_an_edited_event() {
 #[tokio::test]
 async fn verify_finds_a_deleted_event_in_the_middle_and_at_the_end() {
     let (app, mut su) = busy_app().await;
-    sqlx::query("DELETE FROM audit_events WHERE tenant_id = 1 AND seq = 2").execute(&mut su).await.unwrap();
+    sqlx::query("DELETE FROM audit_events WHERE tenant_id = 1 AND lane = 0 AND seq = 2").execute(&mut su).await.unwrap();
     let report = verify(&app).await;
     assert_eq!(report.broken[0].seq, 2);
     assert!(report.broken[0].reason.contains("missing"));
 
     let (app, mut su) = busy_app().await;
-    sqlx::query("DELETE FROM audit_events WHERE tenant_id = 1 AND seq = (SELECT max(seq) FROM audit_events WHERE tenant_id = 1)")
+    sqlx::query("DELETE FROM audit_events WHERE tenant_id = 1 AND lane = 0 AND seq = (SELECT max(seq) FROM audit_events WHERE tenant_id = 1 AND lane = 0)")
         .execute(&mut su)
         .await
         .unwrap();
@@ -126,11 +126,11 @@ async fn verify_finds_a_deleted_event_in_the_middle_and_at_the_end() {
 async fn verify_finds_an_inserted_event() {
     let (app, mut su) = busy_app().await;
     // Shift events 2.. up by one and slip a forged copy of event 1 in as #2.
-    sqlx::query("UPDATE audit_events SET seq = seq + 1000 WHERE tenant_id = 1 AND seq >= 2").execute(&mut su).await.unwrap();
-    sqlx::query("UPDATE audit_events SET seq = seq - 999 WHERE tenant_id = 1 AND seq >= 1002").execute(&mut su).await.unwrap();
+    sqlx::query("UPDATE audit_events SET seq = seq + 1000 WHERE tenant_id = 1 AND lane = 0 AND seq >= 2").execute(&mut su).await.unwrap();
+    sqlx::query("UPDATE audit_events SET seq = seq - 999 WHERE tenant_id = 1 AND lane = 0 AND seq >= 1002").execute(&mut su).await.unwrap();
     sqlx::query(
-        "INSERT INTO audit_events (tenant_id, seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, event_key, details, prev_hash, hash)
-         SELECT tenant_id, 2, 'forged', event_type, user_token, actor, outcome, created_at, key_version, event_key, details, hash, hash FROM audit_events WHERE tenant_id = 1 AND seq = 1",
+        "INSERT INTO audit_events (tenant_id, lane, seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, event_key, details, prev_hash, hash)
+         SELECT tenant_id, lane, 2, 'forged', event_type, user_token, actor, outcome, created_at, key_version, event_key, details, hash, hash FROM audit_events WHERE tenant_id = 1 AND lane = 0 AND seq = 1",
     )
     .execute(&mut su)
     .await
@@ -155,8 +155,8 @@ async fn the_audit_verify_command_exits_non_zero_and_names_the_bad_event() {
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(String::from_utf8_lossy(&ok.stdout).contains("intact"));
     let uuid: String =
-        sqlx::query_scalar("SELECT uuid FROM audit_events WHERE tenant_id = 1 AND seq = 3").fetch_one(&mut su).await.unwrap();
-    sqlx::query("UPDATE audit_events SET outcome = 'error:404' WHERE tenant_id = 1 AND seq = 3").execute(&mut su).await.unwrap();
+        sqlx::query_scalar("SELECT uuid FROM audit_events WHERE tenant_id = 1 AND lane = 0 AND seq = 3").fetch_one(&mut su).await.unwrap();
+    sqlx::query("UPDATE audit_events SET outcome = 'error:404' WHERE tenant_id = 1 AND lane = 0 AND seq = 3").execute(&mut su).await.unwrap();
     let bad = run();
     assert_eq!(bad.status.code(), Some(1));
     let out = String::from_utf8_lossy(&bad.stdout);
@@ -185,4 +185,33 @@ async fn forgetting_a_user_erases_the_details_of_its_events_but_keeps_them_count
     assert_eq!(n, 4, "create, get, list, delete: still countable");
     let report = strongroom::audit::verify(&app.db).await.unwrap();
     assert!(report.broken.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_spread_over_lanes_and_every_lane_is_verified() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let token = app.root_token.clone();
+            app.create_user(&token, None, json!({"login": format!("lane-{i}")})).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut su = PgConnection::connect(&app.db_url).await.unwrap();
+    let lanes: Vec<i16> = sqlx::query_scalar("SELECT DISTINCT lane FROM audit_events WHERE tenant_id = 1 ORDER BY 1").fetch_all(&mut su).await.unwrap();
+    assert!(lanes.len() >= 2, "24 concurrent calls all went to lanes {lanes:?}");
+    let report = verify(&app).await;
+    assert!(report.broken.is_empty(), "{:?}", report.broken);
+    assert!(report.events >= 24);
+    // Edit an event in a lane other than 0: found, and named with its lane.
+    let lane = *lanes.last().unwrap();
+    sqlx::query("UPDATE audit_events SET actor = 'mallory' WHERE tenant_id = 1 AND lane = $1 AND seq = 1").bind(lane).execute(&mut su).await.unwrap();
+    let report = verify(&app).await;
+    assert_eq!(report.broken.len(), 1, "{:?}", report.broken);
+    assert_eq!((report.broken[0].lane, report.broken[0].seq), (lane, 1));
+    assert!(report.broken[0].to_string().contains(&format!("lane {lane} event #1")));
 }
