@@ -511,3 +511,39 @@ def test_consent_round_trip(api, run_id):
     assert got["agreement"]["status"] != "active", got
     listed = ok(call("LegalBasisListAgreements", method(api, "list_agreements")))
     assert brief in [r.get("brief") for r in listed.get("rows", [])], listed
+
+
+def test_tokens_round_trip(api):
+    created = ok(call("TokenCreate", method(api, "create_token"), "creditcard", "4111111111111111", {"unique": True}))
+    base = created.get("tokenbase")
+    assert isinstance(base, str) and len(base) == 16 and base.isdigit() and base != "4111111111111111", created
+    got = ok(call("TokenGet", method(api, "get_token"), base))
+    assert got.get("record") == "4111111111111111", got
+    again = ok(call("TokenCreate(unique)", method(api, "create_token"), "creditcard", "4111111111111111", {"unique": True}))
+    assert again.get("tokenbase") == base, again
+    unlock = ok(call("BulkListUnlock", method(api, "bulk_list_unlock")))
+    listed = ok(call("BulkListTokens", method(api, "bulk_list_tokens"), unlock["unlockuuid"], [base]))
+    assert [r.get("tokenbase") for r in listed.get("rows", [])] == [base], listed
+    ok(call("TokenDelete", method(api, "delete_token"), base))
+    err(call("TokenGet(deleted)", method(api, "get_token"), base), 404)
+
+
+def test_groups_and_shared_records(api, run_id):
+    group = f"team-{run_id}"
+    gid = ok(call("GroupCreate", method(api, "create_group"), {"groupname": group, "groupdesc": "Team"})).get("groupid")
+    assert isinstance(gid, int), gid
+    token = create_user(api, {"login": f"grp-{run_id}", "name": "Grace", "email": f"grp-{run_id}@example.com"})
+    ok(call("GroupAddUser", method(api, "add_user_to_group"), "token", token, gid))
+    rows = ok(call("GroupListUserGroups", method(api, "list_user_groups"), "token", token)).get("rows", [])
+    assert [r.get("groupname") for r in rows] == [group], rows
+    shared = ok(call("SharedRecordCreate", method(api, "create_shared_record"), "token", token, {"fields": "name", "partner": "acme"}))
+    data = ok(call("SharedRecordGet", method(api, "get_shared_record"), shared["recorduuid"])).get("data")
+    assert data == {"name": "Grace"}, data
+
+
+def test_user_request_approved_by_the_admin(api, run_id):
+    token = create_user(api, {"login": f"req-{run_id}", "name": "Before"})
+    filed = ok(call("UserUpdateRequest", method(api, "request_user_update"), "token", token, {"name": "After"}))
+    assert get_profile(api, "token", token)["profile"]["name"] == "Before"
+    ok(call("UserRequestApprove", method(api, "approve_user_request"), filed["requestuuid"], {"reason": "verified"}))
+    assert get_profile(api, "token", token)["profile"]["name"] == "After"
