@@ -69,6 +69,13 @@ impl AppState {
         tokio::spawn(crate::custody::rotation::rewrap_loop(self.inner.vault.clone(), interval));
     }
 
+    /// Starts the background retention sweeper (deletes expired users, sessions, tokens, shared
+    /// records, bulk unlocks and old leases; safe with several instances).
+    pub fn start_sweeper(&self) {
+        let interval = std::time::Duration::from_millis(self.inner.config.sweep_interval_ms);
+        tokio::spawn(crate::privacy::sweeper::sweep_loop(self.inner.vault.clone(), interval));
+    }
+
     /// The casbin enforcer every call asks.
     pub fn authorizer(&self) -> &crate::auth::policy::Authorizer {
         &self.inner.authorizer

@@ -14,6 +14,8 @@ pub struct Config {
     pub unseal_source: Option<String>,
     /// How often each instance looks for keys to re-wrap after a rotation.
     pub rewrap_interval_ms: u64,
+    /// How often each instance deletes expired rows (`STRONGROOM_SWEEP_INTERVAL_MS`).
+    pub sweep_interval_ms: u64,
     /// Leased role tokens: default and maximum lifetime (seconds).
     pub lease_default_ttl_s: i64,
     pub lease_max_ttl_s: i64,
@@ -43,6 +45,7 @@ impl Default for Config {
             max_body_bytes: 8 * 1024 * 1024,
             unseal_source: None,
             rewrap_interval_ms: 2000,
+            sweep_interval_ms: 5000,
             lease_default_ttl_s: 600,
             lease_max_ttl_s: 3600,
             metrics_listen: None,
@@ -145,6 +148,14 @@ impl Config {
                 .filter(|n| *n >= 10)
                 .ok_or_else(|| anyhow::anyhow!("STRONGROOM_REWRAP_INTERVAL_MS must be an integer >= 10"))?;
         }
+        if let Some(v) = get("STRONGROOM_SWEEP_INTERVAL_MS") {
+            c.sweep_interval_ms = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| *n >= 10)
+                .ok_or_else(|| anyhow::anyhow!("STRONGROOM_SWEEP_INTERVAL_MS must be an integer >= 10"))?;
+        }
         if let Some(v) = get("STRONGROOM_LEASE_MAX_TTL_S") {
             c.lease_max_ttl_s = v
                 .parse()
@@ -192,6 +203,9 @@ mod tests {
         assert!(Config::from_vars(|k| (k == "STRONGROOM_MAX_BODY_BYTES").then(|| "12".to_string())).is_err());
         assert!(Config::from_vars(|k| (k == "STRONGROOM_METRICS_LISTEN").then(|| "9102".to_string())).is_err());
         assert!(Config::from_vars(|k| (k == "STRONGROOM_SHUTDOWN_TIMEOUT_S").then(|| "-1".to_string())).is_err());
+        assert!(Config::from_vars(|k| (k == "STRONGROOM_SWEEP_INTERVAL_MS").then(|| "5".to_string())).is_err());
+        let c = Config::from_vars(|k| (k == "STRONGROOM_SWEEP_INTERVAL_MS").then(|| "250".to_string())).unwrap();
+        assert_eq!((c.sweep_interval_ms, Config::default().sweep_interval_ms), (250, 5000));
     }
 
     #[test]

@@ -127,6 +127,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = AppState::new(db, config.clone()).await?;
             state.start_auto_unseal();
             state.start_rewrap();
+            state.start_sweeper();
             serve_all(state, bind(config.listen).await?).await?;
         }
         Cmd::Demo { listen, data_dir } => demo(config, listen, &data_dir).await?,
@@ -212,6 +213,7 @@ async fn demo_serve(config: Config, listen: SocketAddr, data_dir: &Path) -> anyh
     state.vault().unseal(&shares[0]).await?;
     state.vault().unseal(&shares[1]).await?;
     state.start_rewrap();
+    state.start_sweeper();
     let listener = bind(listen).await?;
     let bar = "=".repeat(78);
     eprintln!("{bar}\n  STRONGROOM DEMO MODE - NOT FOR REAL DATA\n{bar}");

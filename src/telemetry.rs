@@ -31,6 +31,7 @@ pub const UNSEAL_ATTEMPTS: &str = "strongroom_unseal_attempts_total";
 pub const AUDIT_EVENTS: &str = "strongroom_audit_events_total";
 pub const REWRAP_PENDING: &str = "strongroom_rewrap_pending";
 pub const REWRAP_ROWS: &str = "strongroom_rewrap_rows_total";
+pub const SWEEPER_DELETED: &str = "strongroom_sweeper_deleted_total";
 pub const DB_POOL: &str = "strongroom_db_pool_connections";
 pub const DB_POOL_MAX: &str = "strongroom_db_pool_max_connections";
 pub const BUILD_INFO: &str = "strongroom_build_info";
@@ -185,6 +186,14 @@ pub fn rewrap_pending(users: i64, events: i64) {
     gauge!(REWRAP_PENDING, "kind" => "events").set(events.max(0) as f64);
 }
 
+/// Rows the retention sweeper deleted, by kind (users, sessions, tokens, shared_records,
+/// unlocks, leases).
+pub fn sweeper_deleted(kind: &'static str, n: u64) {
+    if n > 0 {
+        counter!(SWEEPER_DELETED, "kind" => kind).increment(n);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The Prometheus recorder and its listener
 
@@ -203,6 +212,7 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     describe_counter!(AUDIT_EVENTS, "Audit events written, by outcome (ok, denied, error:<status>)");
     describe_gauge!(REWRAP_PENDING, "Keys still wrapped by an older tenant data-key version, by kind (users, events)");
     describe_counter!(REWRAP_ROWS, "Keys re-wrapped under the current tenant data key");
+    describe_counter!(SWEEPER_DELETED, "Expired rows deleted by the retention sweeper, by kind");
     describe_gauge!(DB_POOL, "Database pool connections by state (idle, in_use), sampled at scrape");
     describe_gauge!(DB_POOL_MAX, "Database pool size limit (STRONGROOM_DB_MAX_CONNECTIONS)");
     describe_gauge!(BUILD_INFO, "Always 1; the version label says which build runs");
@@ -216,6 +226,9 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
         counter!(AUDIT_EVENTS, "outcome" => outcome).absolute(0);
     }
     counter!(REWRAP_ROWS).absolute(0);
+    for kind in ["users", "sessions", "tokens", "shared_records", "unlocks", "leases"] {
+        counter!(SWEEPER_DELETED, "kind" => kind).absolute(0);
+    }
     rewrap_pending(0, 0);
     let handle = HANDLE.get_or_init(|| handle).clone();
     // Histograms are drained into their buckets on upkeep; keep memory bounded between scrapes.

@@ -287,7 +287,7 @@ fn seal_personal(keys: &TenantKeys, user_key: &Key, token: &str, basis_id: i64, 
 }
 
 /// The agreement as clients see it; "expired" is computed from finaltime at `now`.
-fn agreement_json(keys: &TenantKeys, user_key: &Key, token: &str, a: &AgreementRow, now: i64) -> Result<Value> {
+pub(super) fn agreement_json(keys: &TenantKeys, user_key: &Key, token: &str, a: &AgreementRow, now: i64) -> Result<Value> {
     let plain = keys.open_with(user_key, AGREEMENTS, &agreement_row_id(token, a.basis_id), &a.personal)?;
     let personal: Value = serde_json::from_slice(&plain)?;
     let in_force = a.status == "active" || a.status == "pending";

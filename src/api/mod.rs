@@ -6,8 +6,10 @@ pub mod appdata;
 pub mod audit;
 pub mod body;
 pub mod bulk;
+pub mod bulk_lists;
 pub mod consent;
 pub mod credentials;
+pub mod files;
 pub mod groups;
 pub mod requests;
 pub mod roles;
@@ -15,6 +17,7 @@ pub mod sessions;
 pub mod shared;
 pub mod sys;
 pub mod system;
+pub mod system_ops;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
@@ -202,10 +205,13 @@ pub fn v2_routes(state: AppState) -> Router<AppState> {
         .merge(tenants::routes())
         .merge(audit::routes())
         .merge(system::routes())
+        .merge(system_ops::routes())
+        .merge(bulk_lists::routes())
         .merge(credentials::routes())
         .merge(roles::routes())
         .merge(appdata::routes())
         .merge(sessions::routes())
+        .merge(files::routes())
         .merge(consent::routes())
         .merge(bulk::routes())
         .merge(tokens::routes())

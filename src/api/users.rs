@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::body::{int_or_string, Body, Metadata};
 use super::groups::Membership;
+use super::when::{parse_when, When};
 use super::{fields, Call};
 use crate::app::AppState;
 use crate::auth::Claimed;
@@ -17,7 +18,8 @@ use crate::error::{Error, Result};
 use crate::keys::blind::IndexMode;
 use crate::keys::envelope::Key;
 use crate::keys::keyring::TenantKeys;
-use crate::store::users::{NewUser, UserRow};
+use crate::store::now_secs;
+use crate::store::users::{NewUser, Retention, UserRow};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -61,8 +63,7 @@ impl Mode {
     }
 }
 
-/// Group membership options (served) and retention options (later versions serve these;
-/// refused clearly rather than ignored).
+/// Group membership and retention options of a new user.
 #[derive(Deserialize, Default)]
 struct Later {
     #[serde(default)]
@@ -80,12 +81,31 @@ struct Later {
 }
 
 impl Later {
-    fn refuse(&self) -> Result<()> {
-        let set = |v: &Option<Value>| matches!(v, Some(x) if !x.is_null() && x != "");
-        if set(&self.slidingtime) || set(&self.finaltime) {
-            return Err(Error::bad("retention (slidingtime/finaltime) is not available in this version"));
-        }
-        Ok(())
+    /// The retention asked for at `now`, each setting falling back to `outer`'s (a bulk
+    /// request's own). `slidingtime` must be a duration; `finaltime` must lie in the future.
+    fn retention(&self, outer: Option<&Later>, now: i64) -> Result<Retention> {
+        let pick = |own: &Option<Value>, outer_v: Option<&Option<Value>>| -> Option<Value> {
+            match own {
+                Some(v) if !v.is_null() && v != "" => Some(v.clone()),
+                _ => outer_v.cloned().flatten(),
+            }
+        };
+        let sliding = match parse_when("slidingtime", &pick(&self.slidingtime, outer.map(|o| &o.slidingtime)))? {
+            None => None,
+            Some(When::In(secs)) => Some(secs),
+            Some(When::At(_)) => return Err(Error::bad("slidingtime must be a duration such as 30m, 1h, 30d, or a number of seconds")),
+        };
+        let final_at = match parse_when("finaltime", &pick(&self.finaltime, outer.map(|o| &o.finaltime)))? {
+            None => None,
+            Some(w) => {
+                let at = w.resolve(now);
+                if at <= now {
+                    return Err(Error::bad("finaltime must lie in the future"));
+                }
+                Some(at)
+            }
+        };
+        Ok(Retention::new(sliding, final_at, now))
     }
 
     /// The group (and optional tenant role) to put the new user in.
@@ -211,42 +231,59 @@ pub async fn find_user(call: &mut Call, mode: &str, identity: &str) -> Result<(U
         return Err(Error::bad("identity must not be empty"));
     }
     call.note("mode", mode.as_str());
-    call.note("identity", identity);
+    // Until the user is found, the audit event knows the identity only as its blind index: a
+    // lookup that misses (for example after the user was forgotten) must not leave the email or
+    // phone decryptable with the tenant's keys. Once found, the identity goes in under the user's
+    // key, and dies with the user.
     let found = match mode {
         Mode::Token => call.tx.user_by_token(identity.trim()).await?,
         Mode::Index(m) => {
             let hash = call.keys.index(m, identity).ok_or_else(|| Error::bad(format!("identity is not a valid {}", m.as_str())))?;
+            call.note("identity_index", hex::encode(hash));
             call.tx.user_by_index(m, &hash).await?
         }
     };
-    let user = found.ok_or_else(|| Error::not_found("user record"))?;
+    let Some(mut user) = found else {
+        if mode == Mode::Token {
+            call.note("identity", identity.trim());
+        }
+        return Err(Error::not_found("user record"));
+    };
     // A user login token reaches its own record only; any other is simply not found.
     if call.who.self_user.as_deref().is_some_and(|own| own != user.token) {
         return Err(Error::not_found("user record"));
+    }
+    call.note("identity", identity);
+    // Any read of a user with a sliding expiry extends it (never past its final time).
+    if let Some(sliding) = user.retention.sliding_secs {
+        let now = now_secs();
+        call.tx.touch_user(user.id, now).await?;
+        let extended = user.retention.final_at.map_or(now + sliding, |f| f.min(now + sliding));
+        user.retention.expires_at = user.retention.expires_at.map(|e| e.max(extended));
     }
     let key = user_key(&call.keys, &user)?;
     call.note_user(&user.token, key.clone());
     Ok((user, key))
 }
 
-fn new_user(keys: &TenantKeys, profile: &Value) -> Result<(NewUser, Key)> {
+fn new_user(keys: &TenantKeys, profile: &Value, retention: Retention) -> Result<(NewUser, Key)> {
     let indexes = profile_indexes(keys, profile)?;
     let token = uuid::Uuid::new_v4().to_string();
     let key = Key::random();
     let (key_version, wrapped) = keys.wrap_user_key(&token, &key);
     let (blob, digest) = seal_profile(keys, &key, &token, 1, profile)?;
-    Ok((NewUser { token, key_version, user_key: wrapped, profile: blob, digest, indexes }, key))
+    Ok((NewUser { token, key_version, user_key: wrapped, profile: blob, digest, indexes, retention }, key))
 }
 
 async fn user_create(State(st): State<AppState>, claimed: Claimed, Body(req): Body<CreateReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "UserCreate", req.request_metadata).await?;
     let result = async {
-        req.later.refuse()?;
+        let retention = req.later.retention(None, now_secs())?;
         let membership = match req.later.membership()? {
             Some(m) => Some(resolve_membership(&mut call, &mut Vec::new(), &m).await?),
             None => None,
         };
-        let (user, key) = new_user(&call.keys, &req.profile)?;
+        let (user, key) = new_user(&call.keys, &req.profile, retention)?;
         let ids = call.tx.insert_users(std::slice::from_ref(&user)).await?;
         if let Some((group_id, role_id)) = membership {
             call.tx.add_group_members(&[(group_id, ids[0], role_id)]).await?;
@@ -262,7 +299,8 @@ async fn user_create(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
 async fn user_create_bulk(State(st): State<AppState>, claimed: Claimed, Body(req): Body<BulkReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "UserCreateBulk", req.request_metadata).await?;
     let result = async {
-        req.later.refuse()?;
+        let now = now_secs();
+        req.later.retention(None, now)?;
         if req.records.is_empty() || req.records.len() > MAX_BULK {
             return Err(Error::bad(format!("records must hold 1 to {MAX_BULK} entries")));
         }
@@ -272,12 +310,15 @@ async fn user_create_bulk(State(st): State<AppState>, claimed: Claimed, Body(req
         let mut cache = Vec::new();
         let mut memberships = Vec::with_capacity(req.records.len());
         for (i, r) in req.records.iter().enumerate() {
-            r.later.refuse()?;
+            let retention = r.later.retention(Some(&req.later), now).map_err(|e| match e {
+                Error::BadRequest(m) => Error::bad(format!("records[{i}]: {m}")),
+                other => other,
+            })?;
             memberships.push(match r.later.membership()?.or_else(|| shared.clone()) {
                 Some(m) => Some(resolve_membership(&mut call, &mut cache, &m).await?),
                 None => None,
             });
-            let (user, _key) = new_user(&call.keys, &r.profile).map_err(|e| match e {
+            let (user, _key) = new_user(&call.keys, &r.profile, retention).map_err(|e| match e {
                 Error::BadRequest(m) => Error::bad(format!("records[{i}]: {m}")),
                 other => other,
             })?;
@@ -316,13 +357,15 @@ async fn user_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
         let mut profile = profile;
         call.mask_profile(&mut profile).await;
         let grouproles = super::groups::grouproles(&mut call.tx, user.id).await?;
+        // As extended by find_user for a sliding expiry.
+        let retention = user.retention;
         Ok(fields([
             ("token", user.token.into()),
             ("profile", profile),
             ("version", version.into()),
-            ("finaltime", 0.into()),
-            ("slidingtime", 0.into()),
-            ("expirationtime", 0.into()),
+            ("finaltime", retention.final_at.unwrap_or(0).into()),
+            ("slidingtime", retention.sliding_secs.unwrap_or(0).into()),
+            ("expirationtime", retention.expires_at.unwrap_or(0).into()),
             ("grouproles", grouproles),
         ]))
     }

@@ -157,7 +157,13 @@ pub async fn verify(db: &Db) -> Result<VerifyReport> {
         // An event in a lane that has no head was slipped in.
         let orphans = tx.audit_orphans().await?;
         if orphans > 0 {
-            report.broken.push(Broken { tenant_id, lane: -1, seq: 0, uuid: None, reason: format!("{orphans} events outside every chain (inserted)") });
+            report.broken.push(Broken {
+                tenant_id,
+                lane: -1,
+                seq: 0,
+                uuid: None,
+                reason: format!("{orphans} events outside every chain (inserted)"),
+            });
         }
         tx.rollback().await?;
     }
@@ -168,7 +174,13 @@ pub async fn verify(db: &Db) -> Result<VerifyReport> {
 /// matching its content, and the last one matching the stored head.
 async fn verify_lane(tx: &mut TenantTx, lane: i16, head_seq: i64, head_hash: &[u8]) -> Result<(u64, Option<Broken>)> {
     let tenant_id = tx.tenant_id();
-    let bad = |seq: i64, uuid: Option<&str>, reason: &str| Broken { tenant_id, lane, seq, uuid: uuid.map(str::to_string), reason: reason.to_string() };
+    let bad = |seq: i64, uuid: Option<&str>, reason: &str| Broken {
+        tenant_id,
+        lane,
+        seq,
+        uuid: uuid.map(str::to_string),
+        reason: reason.to_string(),
+    };
     let (mut last_seq, mut last_hash, mut count) = (0i64, GENESIS.to_vec(), 0u64);
     loop {
         let page = tx.audit_page(lane, last_seq, 1000).await?;

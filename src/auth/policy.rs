@@ -270,6 +270,7 @@ pub fn resource_of(endpoint: &str) -> &'static str {
         e if e.starts_with("Credential") || e.starts_with("XToken") => "credentials",
         e if e.starts_with("Role") || e.starts_with("Policy") => "policies",
         e if e.starts_with("Appdata") => "users.appdata",
+        e if e.starts_with("File") => "users.files",
         e if e.starts_with("Token") => "tokens",
         e if e.starts_with("Group") => "groups",
         e if e.starts_with("SharedRecord") => "shared",

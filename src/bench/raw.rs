@@ -26,6 +26,9 @@ CREATE TABLE raw_users (
     digest      text    NOT NULL,
     created_at  bigint  NOT NULL,
     updated_at  bigint  NOT NULL,
+    sliding_secs bigint,
+    final_at    bigint,
+    expires_at  bigint,
     PRIMARY KEY (tenant_id, id),
     CONSTRAINT raw_users_token_key UNIQUE (tenant_id, token)
 );
@@ -169,7 +172,7 @@ pub async fn insert_many(pool: &PgPool, rows: &[RawRow]) -> anyhow::Result<()> {
     Ok(())
 }
 
-const COLUMNS: &str = "u.id, u.token, u.version, u.key_version, u.user_key, u.profile, u.digest, u.created_at, u.updated_at";
+const COLUMNS: &str = "u.id, u.token, u.version, u.key_version, u.user_key, u.profile, u.digest, u.created_at, u.updated_at, u.sliding_secs, u.final_at, u.expires_at";
 
 /// Indexed point select of the whole row by token.
 pub async fn select_by_token(pool: &PgPool, token: &str) -> anyhow::Result<()> {

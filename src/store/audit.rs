@@ -27,7 +27,8 @@ pub struct AuditRow {
     pub hash: Vec<u8>,
 }
 
-const COLUMNS: &str = "id, lane, seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, event_key, details, prev_hash, hash";
+const COLUMNS: &str =
+    "id, lane, seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, event_key, details, prev_hash, hash";
 
 fn from_row(r: &sqlx::postgres::PgRow) -> AuditRow {
     AuditRow {
@@ -52,7 +53,9 @@ impl TenantTx {
     /// Locks a chain head `(lane, seq, hash)`: the lowest lane no other transaction holds, or,
     /// when all are busy, waits for one picked at random.
     pub async fn lock_audit_head(&mut self) -> Result<(i16, i64, Vec<u8>)> {
-        let free = sqlx::query("SELECT lane, seq, hash FROM audit_heads ORDER BY lane LIMIT 1 FOR UPDATE SKIP LOCKED").fetch_optional(self.conn()).await?;
+        let free = sqlx::query("SELECT lane, seq, hash FROM audit_heads ORDER BY lane LIMIT 1 FOR UPDATE SKIP LOCKED")
+            .fetch_optional(self.conn())
+            .await?;
         let row = match free {
             Some(r) => r,
             None => {

@@ -27,4 +27,19 @@ impl TenantTx {
             .await?;
         Ok(live.is_some())
     }
+
+    /// Deletes up to `limit` bulk unlocks expired at `now` that no other transaction holds
+    /// (concurrent sweepers skip each other's rows); returns how many.
+    pub async fn sweep_unlocks(&mut self, now: i64, limit: i64) -> Result<u64> {
+        let n = sqlx::query(
+            "DELETE FROM bulk_unlocks WHERE uuid_hash = ANY(ARRAY(
+                 SELECT uuid_hash FROM bulk_unlocks WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED))",
+        )
+        .bind(now)
+        .bind(limit)
+        .execute(self.conn())
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
 }

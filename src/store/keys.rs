@@ -54,11 +54,13 @@ impl TenantTx {
     }
 
     pub async fn events_to_rewrap(&mut self, current: i32, limit: i64) -> Result<Vec<Pending>> {
-        let rows = sqlx::query("SELECT id, uuid, key_version, event_key FROM audit_events WHERE key_version < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED")
-            .bind(current)
-            .bind(limit)
-            .fetch_all(self.conn())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, uuid, key_version, event_key FROM audit_events WHERE key_version < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(current)
+        .bind(limit)
+        .fetch_all(self.conn())
+        .await?;
         Ok(rows.iter().map(|r| Pending { id: r.get(0), row: r.get(1), key_version: r.get(2), wrapped: r.get(3) }).collect())
     }
 

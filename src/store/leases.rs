@@ -78,4 +78,20 @@ impl TenantTx {
             .rows_affected();
         Ok(n == 1)
     }
+
+    /// Deletes up to `limit` leases that expired at or before `before` (the sweeper passes a
+    /// day back: a lease row outlives its token by a day) and that no other transaction holds
+    /// (concurrent sweepers skip each other's rows); returns how many.
+    pub async fn sweep_leases(&mut self, before: i64, limit: i64) -> Result<u64> {
+        let n = sqlx::query(
+            "DELETE FROM leases WHERE lease_id = ANY(ARRAY(
+                 SELECT lease_id FROM leases WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED))",
+        )
+        .bind(before)
+        .bind(limit)
+        .execute(self.conn())
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
 }

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod bulk;
 pub mod consent;
 pub mod credentials;
+pub mod files;
 pub mod groups;
 pub mod keys;
 pub mod leases;
@@ -16,6 +17,7 @@ pub mod requests;
 pub mod roles;
 pub mod sessions;
 pub mod shared;
+pub mod system;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
@@ -38,6 +40,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "tokens", include_str!("../../migrations/0005_tokens.sql")),
     (6, "user requests", include_str!("../../migrations/0006_requests.sql")),
     (7, "groups and shared records", include_str!("../../migrations/0007_groups_shared.sql")),
+    (8, "user retention", include_str!("../../migrations/0008_retention.sql")),
+    (9, "files", include_str!("../../migrations/0009_files.sql")),
 ];
 
 pub fn migrator() -> Migrator {

@@ -36,27 +36,11 @@ impl Expiry {
 const LIVE: &str = "(s.expires_at IS NULL OR s.expires_at > $2)";
 
 fn from_row(r: &sqlx::postgres::PgRow) -> SessionRow {
-    SessionRow {
-        uuid: r.get(0),
-        data: r.get(1),
-        sliding_secs: r.get(2),
-        final_at: r.get(3),
-        user: UserRow {
-            id: r.get(4),
-            token: r.get(5),
-            version: r.get(6),
-            key_version: r.get(7),
-            user_key: r.get(8),
-            profile: r.get(9),
-            digest: r.get(10),
-            created_at: r.get(11),
-            updated_at: r.get(12),
-        },
-    }
+    SessionRow { uuid: r.get(0), data: r.get(1), sliding_secs: r.get(2), final_at: r.get(3), user: super::users::user_at(r, 4) }
 }
 
 const COLUMNS: &str = "s.uuid, s.data, s.sliding_secs, s.final_at, u.id, u.token, u.version, u.key_version, u.user_key, u.profile, \
-                       u.digest, u.created_at, u.updated_at";
+                       u.digest, u.created_at, u.updated_at, u.sliding_secs, u.final_at, u.expires_at";
 
 impl TenantTx {
     /// Deletes the tenant's expired sessions.
@@ -146,5 +130,20 @@ impl TenantTx {
         let sql = format!("SELECT s.uuid, s.data FROM sessions s WHERE s.user_id = $1 AND {LIVE} ORDER BY s.created_at, s.uuid");
         let rows = sqlx::query(&sql).bind(user_id).bind(now_secs()).fetch_all(self.conn()).await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Deletes up to `limit` sessions expired at `now` that no other transaction holds
+    /// (concurrent sweepers skip each other's rows); returns how many.
+    pub async fn sweep_sessions(&mut self, now: i64, limit: i64) -> Result<u64> {
+        let n = sqlx::query(
+            "DELETE FROM sessions WHERE uuid = ANY(ARRAY(
+                 SELECT uuid FROM sessions WHERE expires_at IS NOT NULL AND expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED))",
+        )
+        .bind(now)
+        .bind(limit)
+        .execute(self.conn())
+        .await?
+        .rows_affected();
+        Ok(n)
     }
 }

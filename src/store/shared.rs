@@ -39,7 +39,7 @@ impl TenantTx {
     pub async fn shared_record(&mut self, uuid: &str) -> Result<Option<SharedRow>> {
         let row = sqlx::query(
             "SELECT s.uuid, s.partner, s.data, s.expires_at, u.id, u.token, u.version, u.key_version, u.user_key, u.profile,
-                    u.digest, u.created_at, u.updated_at
+                    u.digest, u.created_at, u.updated_at, u.sliding_secs, u.final_at, u.expires_at
              FROM shared_records s JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id
              WHERE s.uuid = $1 AND s.expires_at > $2",
         )
@@ -52,17 +52,7 @@ impl TenantTx {
             partner: r.get(1),
             data: r.get(2),
             expires_at: r.get(3),
-            user: UserRow {
-                id: r.get(4),
-                token: r.get(5),
-                version: r.get(6),
-                key_version: r.get(7),
-                user_key: r.get(8),
-                profile: r.get(9),
-                digest: r.get(10),
-                created_at: r.get(11),
-                updated_at: r.get(12),
-            },
+            user: super::users::user_at(&r, 4),
         }))
     }
 
@@ -70,6 +60,21 @@ impl TenantTx {
     pub async fn delete_expired_shared_records(&mut self) -> Result<u64> {
         let n =
             sqlx::query("DELETE FROM shared_records WHERE expires_at <= $1").bind(now_secs()).execute(self.conn()).await?.rows_affected();
+        Ok(n)
+    }
+
+    /// Deletes up to `limit` shared records expired at `now` that no other transaction holds
+    /// (concurrent sweepers skip each other's rows); returns how many.
+    pub async fn sweep_shared_records(&mut self, now: i64, limit: i64) -> Result<u64> {
+        let n = sqlx::query(
+            "DELETE FROM shared_records WHERE uuid = ANY(ARRAY(
+                 SELECT uuid FROM shared_records WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED))",
+        )
+        .bind(now)
+        .bind(limit)
+        .execute(self.conn())
+        .await?
+        .rows_affected();
         Ok(n)
     }
 }

@@ -18,6 +18,7 @@ pub struct UserRow {
     pub digest: String,
     pub created_at: i64,
     pub updated_at: i64,
+    pub retention: Retention,
 }
 
 /// A new record ready for storage: already encrypted and indexed by the caller.
@@ -28,7 +29,34 @@ pub struct NewUser {
     pub profile: Vec<u8>,
     pub digest: String,
     pub indexes: Vec<(IndexMode, [u8; 32])>,
+    /// Retention (all `None`: kept until deleted).
+    pub retention: Retention,
 }
+
+/// A user's retention settings: a sliding expiry of `sliding_secs` (extended on every read,
+/// never past `final_at`), a final time, and the resulting `expires_at`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub sliding_secs: Option<i64>,
+    pub final_at: Option<i64>,
+    pub expires_at: Option<i64>,
+}
+
+impl Retention {
+    /// The settings with `expires_at` computed at `now`: the earlier of `now + sliding` and
+    /// the final time.
+    pub fn new(sliding_secs: Option<i64>, final_at: Option<i64>, now: i64) -> Retention {
+        let slid = sliding_secs.map(|s| now.saturating_add(s));
+        let expires_at = match (slid, final_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Retention { sliding_secs, final_at, expires_at }
+    }
+}
+
+/// A user counts as absent from its `expires_at` on, whether or not the sweeper has run.
+const LIVE: &str = "(expires_at IS NULL OR expires_at > $2)";
 
 pub struct VersionRow {
     pub version: i32,
@@ -37,20 +65,32 @@ pub struct VersionRow {
     pub optime: i64,
 }
 
-const USER_COLUMNS: &str = "id, token, version, key_version, user_key, profile, digest, created_at, updated_at";
+const USER_COLUMNS: &str =
+    "id, token, version, key_version, user_key, profile, digest, created_at, updated_at, sliding_secs, final_at, expires_at";
+
+/// The `users` columns a [`UserRow`] is read from, qualified with a table alias (`u.id, …`),
+/// for queries that join users; read them back with [`user_at`].
+pub const USER_COLUMNS_U: &str =
+    "u.id, u.token, u.version, u.key_version, u.user_key, u.profile, u.digest, u.created_at, u.updated_at, u.sliding_secs, u.final_at, u.expires_at";
+
+/// A [`UserRow`] from the columns of [`USER_COLUMNS_U`] starting at `at`.
+pub fn user_at(r: &sqlx::postgres::PgRow, at: usize) -> UserRow {
+    UserRow {
+        id: r.get(at),
+        token: r.get(at + 1),
+        version: r.get(at + 2),
+        key_version: r.get(at + 3),
+        user_key: r.get(at + 4),
+        profile: r.get(at + 5),
+        digest: r.get(at + 6),
+        created_at: r.get(at + 7),
+        updated_at: r.get(at + 8),
+        retention: Retention { sliding_secs: r.get(at + 9), final_at: r.get(at + 10), expires_at: r.get(at + 11) },
+    }
+}
 
 fn user_from_row(r: &sqlx::postgres::PgRow) -> UserRow {
-    UserRow {
-        id: r.get(0),
-        token: r.get(1),
-        version: r.get(2),
-        key_version: r.get(3),
-        user_key: r.get(4),
-        profile: r.get(5),
-        digest: r.get(6),
-        created_at: r.get(7),
-        updated_at: r.get(8),
-    }
+    user_at(r, 0)
 }
 
 impl TenantTx {
@@ -62,11 +102,16 @@ impl TenantTx {
         let user_keys: Vec<&[u8]> = users.iter().map(|u| u.user_key.as_slice()).collect();
         let profiles: Vec<&[u8]> = users.iter().map(|u| u.profile.as_slice()).collect();
         let digests: Vec<&str> = users.iter().map(|u| u.digest.as_str()).collect();
+        let sliding: Vec<Option<i64>> = users.iter().map(|u| u.retention.sliding_secs).collect();
+        let finals: Vec<Option<i64>> = users.iter().map(|u| u.retention.final_at).collect();
+        let expiries: Vec<Option<i64>> = users.iter().map(|u| u.retention.expires_at).collect();
         let tenant = self.tenant_id();
         let ids: Vec<i64> = sqlx::query_scalar(
-            "INSERT INTO users (tenant_id, token, version, key_version, user_key, profile, digest, created_at, updated_at)
-             SELECT $1, t, 1, k, uk, p, d, $7, $7
-             FROM UNNEST($2::text[], $3::int[], $4::bytea[], $5::bytea[], $6::text[]) WITH ORDINALITY AS x(t, k, uk, p, d, n)
+            "INSERT INTO users (tenant_id, token, version, key_version, user_key, profile, digest, created_at, updated_at,
+                                sliding_secs, final_at, expires_at)
+             SELECT $1, t, 1, k, uk, p, d, $7, $7, sl, fa, ea
+             FROM UNNEST($2::text[], $3::int[], $4::bytea[], $5::bytea[], $6::text[], $8::bigint[], $9::bigint[], $10::bigint[])
+                  WITH ORDINALITY AS x(t, k, uk, p, d, sl, fa, ea, n)
              ORDER BY n RETURNING id",
         )
         .bind(tenant)
@@ -76,6 +121,9 @@ impl TenantTx {
         .bind(&profiles)
         .bind(&digests)
         .bind(now)
+        .bind(&sliding)
+        .bind(&finals)
+        .bind(&expiries)
         .fetch_all(self.conn())
         .await?;
         let (mut modes, mut hashes, mut owners) = (Vec::new(), Vec::new(), Vec::new());
@@ -119,17 +167,18 @@ impl TenantTx {
     }
 
     pub async fn user_by_token(&mut self, token: &str) -> Result<Option<UserRow>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE token = $1");
-        let row = sqlx::query(&sql).bind(token).fetch_optional(self.conn()).await?;
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE token = $1 AND {LIVE}");
+        let row = sqlx::query(&sql).bind(token).bind(now_secs()).fetch_optional(self.conn()).await?;
         Ok(row.as_ref().map(user_from_row))
     }
 
     pub async fn user_by_index(&mut self, mode: IndexMode, hash: &[u8]) -> Result<Option<UserRow>> {
         let sql = format!(
-            "SELECT {} FROM users u JOIN user_index i ON i.tenant_id = u.tenant_id AND i.user_id = u.id WHERE i.mode = $1 AND i.hash = $2",
-            USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
+            "SELECT {} FROM users u JOIN user_index i ON i.tenant_id = u.tenant_id AND i.user_id = u.id WHERE i.mode = $1 AND i.hash = $3
+               AND (u.expires_at IS NULL OR u.expires_at > $2)",
+            USER_COLUMNS_U
         );
-        let row = sqlx::query(&sql).bind(mode.as_str()).bind(hash).fetch_optional(self.conn()).await?;
+        let row = sqlx::query(&sql).bind(mode.as_str()).bind(now_secs()).bind(hash).fetch_optional(self.conn()).await?;
         Ok(row.as_ref().map(user_from_row))
     }
 
@@ -194,5 +243,51 @@ impl TenantTx {
     pub async fn delete_user(&mut self, user_id: i64) -> Result<bool> {
         let n = sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(self.conn()).await?.rows_affected();
         Ok(n == 1)
+    }
+
+    /// Extends a live user's sliding expiry to `now + sliding_secs`, never past its final
+    /// time (no-op for a user without sliding time, or whose expiry would not move).
+    pub async fn touch_user(&mut self, user_id: i64, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE users SET expires_at = LEAST($2 + sliding_secs, final_at)
+             WHERE id = $1 AND sliding_secs IS NOT NULL AND expires_at > $2 AND expires_at < LEAST($2 + sliding_secs, final_at)",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes up to `limit` users expired at `now` that no other transaction holds (several
+    /// sweepers never wait on or double-delete each other's rows); returns their tokens. A
+    /// user's versions, indexes and everything else hanging off it go with it (ON DELETE
+    /// CASCADE).
+    pub async fn sweep_users(&mut self, now: i64, limit: i64) -> Result<Vec<String>> {
+        let tokens = sqlx::query_scalar(
+            "DELETE FROM users WHERE id = ANY(ARRAY(
+                 SELECT id FROM users WHERE expires_at IS NOT NULL AND expires_at <= $1
+                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))
+             RETURNING token",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.conn())
+        .await?;
+        Ok(tokens)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Retention;
+
+    #[test]
+    fn expiry_is_the_earlier_of_sliding_and_final() {
+        assert_eq!(Retention::new(None, None, 100).expires_at, None);
+        assert_eq!(Retention::new(Some(10), None, 100).expires_at, Some(110));
+        assert_eq!(Retention::new(None, Some(150), 100).expires_at, Some(150));
+        assert_eq!(Retention::new(Some(10), Some(105), 100).expires_at, Some(105));
+        assert_eq!(Retention::new(Some(10), Some(500), 100).expires_at, Some(110));
     }
 }

@@ -97,7 +97,10 @@ async fn busy_app() -> (TestApp, PgConnection) {
 #[tokio::test]
 async fn verify_finds_an_edited_event() {
     let (app, mut su) = busy_app().await;
-    sqlx::query("UPDATE audit_events SET event_type = 'UserDelete' WHERE tenant_id = 1 AND lane = 0 AND seq = 2").execute(&mut su).await.unwrap();
+    sqlx::query("UPDATE audit_events SET event_type = 'UserDelete' WHERE tenant_id = 1 AND lane = 0 AND seq = 2")
+        .execute(&mut su)
+        .await
+        .unwrap();
     let report = verify(&app).await;
     assert_eq!(report.broken.len(), 1);
     assert_eq!(report.broken[0].seq, 2);
@@ -156,7 +159,10 @@ async fn the_audit_verify_command_exits_non_zero_and_names_the_bad_event() {
     assert!(String::from_utf8_lossy(&ok.stdout).contains("intact"));
     let uuid: String =
         sqlx::query_scalar("SELECT uuid FROM audit_events WHERE tenant_id = 1 AND lane = 0 AND seq = 3").fetch_one(&mut su).await.unwrap();
-    sqlx::query("UPDATE audit_events SET outcome = 'error:404' WHERE tenant_id = 1 AND lane = 0 AND seq = 3").execute(&mut su).await.unwrap();
+    sqlx::query("UPDATE audit_events SET outcome = 'error:404' WHERE tenant_id = 1 AND lane = 0 AND seq = 3")
+        .execute(&mut su)
+        .await
+        .unwrap();
     let bad = run();
     assert_eq!(bad.status.code(), Some(1));
     let out = String::from_utf8_lossy(&bad.stdout);
@@ -202,14 +208,19 @@ async fn concurrent_calls_spread_over_lanes_and_every_lane_is_verified() {
         t.await.unwrap();
     }
     let mut su = PgConnection::connect(&app.db_url).await.unwrap();
-    let lanes: Vec<i16> = sqlx::query_scalar("SELECT DISTINCT lane FROM audit_events WHERE tenant_id = 1 ORDER BY 1").fetch_all(&mut su).await.unwrap();
+    let lanes: Vec<i16> =
+        sqlx::query_scalar("SELECT DISTINCT lane FROM audit_events WHERE tenant_id = 1 ORDER BY 1").fetch_all(&mut su).await.unwrap();
     assert!(lanes.len() >= 2, "24 concurrent calls all went to lanes {lanes:?}");
     let report = verify(&app).await;
     assert!(report.broken.is_empty(), "{:?}", report.broken);
     assert!(report.events >= 24);
     // Edit an event in a lane other than 0: found, and named with its lane.
     let lane = *lanes.last().unwrap();
-    sqlx::query("UPDATE audit_events SET actor = 'mallory' WHERE tenant_id = 1 AND lane = $1 AND seq = 1").bind(lane).execute(&mut su).await.unwrap();
+    sqlx::query("UPDATE audit_events SET actor = 'mallory' WHERE tenant_id = 1 AND lane = $1 AND seq = 1")
+        .bind(lane)
+        .execute(&mut su)
+        .await
+        .unwrap();
     let report = verify(&app).await;
     assert_eq!(report.broken.len(), 1, "{:?}", report.broken);
     assert_eq!((report.broken[0].lane, report.broken[0].seq), (lane, 1));

@@ -204,12 +204,12 @@ async fn user_create_puts_the_user_in_a_group_or_stores_nothing() {
     let got = t.call("UserGet", json!({"mode": "token", "identity": u2})).await;
     assert_eq!(got.ok()["grouproles"], json!([{"groupid": ops, "groupname": "ops", "roleid": clerk, "rolename": "clerk"}]));
 
-    // Unknown group or role: 404 and no user; a role alone: 400; retention still 400.
+    // Unknown group or role: 404 and no user; a role alone: 400; bad retention: 400.
     assert_eq!(t.call("UserCreate", json!({"profile": {"login": "u3"}, "groupname": "ghosts"})).await.err(404), "group not found");
     t.call("UserCreate", json!({"profile": {"login": "u4"}, "groupid": 999_999})).await.err(404);
     t.call("UserCreate", json!({"profile": {"login": "u5"}, "groupname": "staff", "rolename": "ghost"})).await.err(404);
     t.call("UserCreate", json!({"profile": {"login": "u6"}, "rolename": "clerk"})).await.err(400);
-    t.call("UserCreate", json!({"profile": {"login": "u7"}, "groupname": "staff", "finaltime": "1y"})).await.err(400);
+    t.call("UserCreate", json!({"profile": {"login": "u7"}, "groupname": "staff", "finaltime": "bogus"})).await.err(400);
     for login in ["u3", "u4", "u5", "u6", "u7"] {
         t.call("UserGet", json!({"mode": "login", "identity": login})).await.err(404);
     }

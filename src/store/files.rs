@@ -1,0 +1,137 @@
+//! Files: encrypted content per user, with its encrypted name and type, a keyed content digest
+//! for duplicate detection, and an optional expiry (expired files are never returned).
+
+use sqlx::Row;
+
+use super::sessions::Expiry;
+use super::{now_secs, TenantTx};
+use crate::error::Result;
+
+/// One stored file (ciphertexts as stored).
+pub struct FileRow {
+    pub uuid: String,
+    pub meta: Vec<u8>,
+    pub data: Vec<u8>,
+    pub digest: String,
+    pub size: i64,
+    pub sliding_secs: Option<i64>,
+    pub final_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A new file, sealed by the caller.
+pub struct NewFile<'a> {
+    pub uuid: &'a str,
+    pub meta: &'a [u8],
+    pub name_hash: &'a str,
+    pub data: &'a [u8],
+    pub digest: &'a str,
+    pub size: i64,
+    pub expiry: Expiry,
+}
+
+const LIVE: &str = "(expires_at IS NULL OR expires_at > $2)";
+const COLUMNS: &str = "uuid, meta, data, digest, size, sliding_secs, final_at, created_at";
+
+fn from_row(r: &sqlx::postgres::PgRow) -> FileRow {
+    FileRow {
+        uuid: r.get(0),
+        meta: r.get(1),
+        data: r.get(2),
+        digest: r.get(3),
+        size: r.get(4),
+        sliding_secs: r.get(5),
+        final_at: r.get(6),
+        created_at: r.get(7),
+    }
+}
+
+impl TenantTx {
+    /// Stores a file; `Err(existing uuid)` when the user already has a live file with the same
+    /// content digest (an expired one is dropped first).
+    pub async fn insert_file(&mut self, user_id: i64, f: &NewFile<'_>) -> Result<std::result::Result<(), String>> {
+        let tenant = self.tenant_id();
+        let now = now_secs();
+        sqlx::query("DELETE FROM files WHERE user_id = $1 AND digest = $2 AND expires_at IS NOT NULL AND expires_at <= $3")
+            .bind(user_id)
+            .bind(f.digest)
+            .bind(now)
+            .execute(self.conn())
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO files (tenant_id, uuid, user_id, meta, name_hash, data, digest, size, sliding_secs, final_at, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (tenant_id, user_id, digest) DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(f.uuid)
+        .bind(user_id)
+        .bind(f.meta)
+        .bind(f.name_hash)
+        .bind(f.data)
+        .bind(f.digest)
+        .bind(f.size)
+        .bind(f.expiry.sliding_secs)
+        .bind(f.expiry.final_at)
+        .bind(f.expiry.expires_at(now))
+        .bind(now)
+        .execute(self.conn())
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(Ok(()));
+        }
+        let existing: String = sqlx::query_scalar("SELECT uuid FROM files WHERE user_id = $1 AND digest = $2")
+            .bind(user_id)
+            .bind(f.digest)
+            .fetch_one(self.conn())
+            .await?;
+        Ok(Err(existing))
+    }
+
+    /// A live file of the user by uuid.
+    pub async fn file_by_uuid(&mut self, user_id: i64, uuid: &str) -> Result<Option<FileRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM files WHERE user_id = $1 AND {LIVE} AND uuid = $3");
+        let row = sqlx::query(&sql).bind(user_id).bind(now_secs()).bind(uuid).fetch_optional(self.conn()).await?;
+        Ok(row.as_ref().map(from_row))
+    }
+
+    /// The newest live file of the user with this (hashed) name.
+    pub async fn file_by_name(&mut self, user_id: i64, name_hash: &str) -> Result<Option<FileRow>> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM files WHERE user_id = $1 AND {LIVE} AND name_hash = $3 ORDER BY created_at DESC, uuid LIMIT 1");
+        let row = sqlx::query(&sql).bind(user_id).bind(now_secs()).bind(name_hash).fetch_optional(self.conn()).await?;
+        Ok(row.as_ref().map(from_row))
+    }
+
+    /// Every live file of the user, oldest first (content included; callers drop it).
+    pub async fn user_files(&mut self, user_id: i64) -> Result<Vec<FileRow>> {
+        let sql = format!("SELECT uuid, meta, ''::bytea, digest, size, sliding_secs, final_at, created_at FROM files WHERE user_id = $1 AND {LIVE} ORDER BY created_at, uuid");
+        let rows = sqlx::query(&sql).bind(user_id).bind(now_secs()).fetch_all(self.conn()).await?;
+        Ok(rows.iter().map(from_row).collect())
+    }
+
+    /// Extends a sliding expiry after an access.
+    pub async fn touch_file(&mut self, uuid: &str, expiry: Expiry) -> Result<()> {
+        if expiry.sliding_secs.is_none() {
+            return Ok(());
+        }
+        sqlx::query("UPDATE files SET expires_at = $2 WHERE uuid = $1")
+            .bind(uuid)
+            .bind(expiry.expires_at(now_secs()))
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a live file of the user; false when there was none.
+    pub async fn delete_file(&mut self, user_id: i64, uuid: &str) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM files WHERE user_id = $1 AND uuid = $2 AND (expires_at IS NULL OR expires_at > $3)")
+            .bind(user_id)
+            .bind(uuid)
+            .bind(now_secs())
+            .execute(self.conn())
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+}
