@@ -171,7 +171,7 @@ async fn metrics_are_served_on_their_own_listener_with_the_right_counts() {
     let (_, before) = scrape(&metrics_base).await;
     assert_eq!(metric(&before, "strongroom_sealed", &[]), Some(1.0), "uninitialized counts as sealed");
 
-    // Arrange: a wrong share, an unseal, three creates, two finds, one miss, a 501 and unknowns.
+    // Arrange: a wrong share, an unseal, three creates, two finds, one miss, a bad request and unknowns.
     let (code, init) = send(&s.base, reqwest::Method::POST, "/v1/sys/init", &[], Some(json!({}))).await;
     assert_eq!(code, 200, "{init}");
     let root = init["root_token"].as_str().unwrap().to_string();
@@ -191,7 +191,7 @@ async fn metrics_are_served_on_their_own_listener_with_the_right_counts() {
     }
     let (code, _) = v2(&s, &root, "UserGet", json!({"mode": "email", "identity": "nobody@metrics.example"})).await;
     assert_eq!(code, 404);
-    assert_eq!(v2(&s, &root, "FileCreate", json!({})).await.0, 501);
+    assert_eq!(v2(&s, &root, "FileCreate", json!({})).await.0, 400);
     assert_eq!(v2(&s, &root, "ada@metrics.example", json!({})).await.0, 404);
     let on_api_port = http_client().get(format!("{}/metrics", s.base)).send().await.unwrap();
     assert_eq!(on_api_port.status(), 404, "metrics must not be served on the API port");
@@ -204,7 +204,7 @@ async fn metrics_are_served_on_their_own_listener_with_the_right_counts() {
     assert_eq!(req("/v2/UserCreate", "200"), Some(3.0), "{text}");
     assert_eq!(req("/v2/UserGet", "200"), Some(2.0));
     assert_eq!(req("/v2/UserGet", "404"), Some(1.0));
-    assert_eq!(req("/v2/FileCreate", "501"), Some(1.0));
+    assert_eq!(req("/v2/FileCreate", "400"), Some(1.0));
     assert_eq!(req("unknown", "404"), Some(2.0));
     assert_eq!(req("/v1/sys/init", "200"), Some(1.0));
     assert_eq!(req("/v1/sys/unseal", "200"), Some(2.0));
