@@ -73,7 +73,16 @@ impl AppState {
     /// records, bulk unlocks and old leases; safe with several instances).
     pub fn start_sweeper(&self) {
         let interval = std::time::Duration::from_millis(self.inner.config.sweep_interval_ms);
-        tokio::spawn(crate::privacy::sweeper::sweep_loop(self.inner.vault.clone(), interval));
+        tokio::spawn(crate::privacy::sweeper::sweep_loop(self.inner.vault.clone(), interval, self.inner.config.restore_window_s));
+    }
+
+    /// Starts the callback dispatcher (delivers the callback outbox to `STRONGROOM_CALLBACK_URL`;
+    /// safe with several instances); no-op without a callback URL.
+    pub fn start_callbacks(&self) {
+        if let Some(url) = &self.inner.config.callback_url {
+            let backoff = Duration::from_millis(self.inner.config.callback_backoff_ms);
+            tokio::spawn(crate::privacy::callbacks::dispatch_loop(self.db().clone(), url.clone(), backoff));
+        }
     }
 
     /// The casbin enforcer every call asks.

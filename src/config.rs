@@ -4,6 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// Default restore window of a soft-deleted user: 30 days.
+pub const DEFAULT_RESTORE_WINDOW_S: i64 = 30 * 86_400;
+
 #[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -16,6 +19,9 @@ pub struct Config {
     pub rewrap_interval_ms: u64,
     /// How often each instance deletes expired rows (`STRONGROOM_SWEEP_INTERVAL_MS`).
     pub sweep_interval_ms: u64,
+    /// How long a user soft-deleted by SystemDeleteUserProfiles can be restored before the
+    /// sweeper deletes it for good (`STRONGROOM_RESTORE_WINDOW_S`, seconds; default 30 days).
+    pub restore_window_s: i64,
     /// Leased role tokens: default and maximum lifetime (seconds).
     pub lease_default_ttl_s: i64,
     pub lease_max_ttl_s: i64,
@@ -34,6 +40,12 @@ pub struct Config {
     /// generate-root).
     pub share_rps: u64,
     pub share_burst: u32,
+    /// `STRONGROOM_CALLBACK_URL`: where consent withdrawals, forget-me and profile changes are
+    /// POSTed (one URL for all tenants); `None`: no callbacks, and nothing is queued.
+    pub callback_url: Option<String>,
+    /// `STRONGROOM_CALLBACK_BACKOFF_MS`: the retry unit; attempt `n` failing waits
+    /// `min(2^n, 300)` units (default 1000: seconds).
+    pub callback_backoff_ms: u64,
 }
 
 impl Default for Config {
@@ -46,6 +58,7 @@ impl Default for Config {
             unseal_source: None,
             rewrap_interval_ms: 2000,
             sweep_interval_ms: 5000,
+            restore_window_s: DEFAULT_RESTORE_WINDOW_S,
             lease_default_ttl_s: 600,
             lease_max_ttl_s: 3600,
             metrics_listen: None,
@@ -56,6 +69,8 @@ impl Default for Config {
             credential_rps: 5000,
             share_rps: 5,
             share_burst: 20,
+            callback_url: None,
+            callback_backoff_ms: 1000,
         }
     }
 }
@@ -71,6 +86,7 @@ impl std::fmt::Debug for Config {
             .field("metrics_listen", &self.metrics_listen)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("vault_id", &self.vault_id)
+            .field("callback_url", &self.callback_url.as_deref().map(redact_url))
             .finish()
     }
 }
@@ -156,6 +172,9 @@ impl Config {
                 .filter(|n| *n >= 10)
                 .ok_or_else(|| anyhow::anyhow!("STRONGROOM_SWEEP_INTERVAL_MS must be an integer >= 10"))?;
         }
+        if let Some(n) = positive("STRONGROOM_RESTORE_WINDOW_S")? {
+            c.restore_window_s = n.min(i64::MAX as u64) as i64;
+        }
         if let Some(v) = get("STRONGROOM_LEASE_MAX_TTL_S") {
             c.lease_max_ttl_s = v
                 .parse()
@@ -181,6 +200,15 @@ impl Config {
             c.shutdown_timeout = Duration::from_secs(secs);
         }
         c.vault_id = get("STRONGROOM_VAULT_ID").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        if let Some(v) = get("STRONGROOM_CALLBACK_URL").map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                anyhow::bail!("STRONGROOM_CALLBACK_URL must be an http:// or https:// URL");
+            }
+            c.callback_url = Some(v);
+        }
+        if let Some(n) = positive("STRONGROOM_CALLBACK_BACKOFF_MS")? {
+            c.callback_backoff_ms = n;
+        }
         Ok(c)
     }
 }
@@ -206,6 +234,9 @@ mod tests {
         assert!(Config::from_vars(|k| (k == "STRONGROOM_SWEEP_INTERVAL_MS").then(|| "5".to_string())).is_err());
         let c = Config::from_vars(|k| (k == "STRONGROOM_SWEEP_INTERVAL_MS").then(|| "250".to_string())).unwrap();
         assert_eq!((c.sweep_interval_ms, Config::default().sweep_interval_ms), (250, 5000));
+        assert!(Config::from_vars(|k| (k == "STRONGROOM_RESTORE_WINDOW_S").then(|| "0".to_string())).is_err());
+        let c = Config::from_vars(|k| (k == "STRONGROOM_RESTORE_WINDOW_S").then(|| "60".to_string())).unwrap();
+        assert_eq!((c.restore_window_s, Config::default().restore_window_s), (60, 30 * 86_400));
     }
 
     #[test]

@@ -128,6 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             state.start_auto_unseal();
             state.start_rewrap();
             state.start_sweeper();
+            state.start_callbacks();
             serve_all(state, bind(config.listen).await?).await?;
         }
         Cmd::Demo { listen, data_dir } => demo(config, listen, &data_dir).await?,
@@ -214,6 +215,7 @@ async fn demo_serve(config: Config, listen: SocketAddr, data_dir: &Path) -> anyh
     state.vault().unseal(&shares[1]).await?;
     state.start_rewrap();
     state.start_sweeper();
+    state.start_callbacks();
     let listener = bind(listen).await?;
     let bar = "=".repeat(78);
     eprintln!("{bar}\n  STRONGROOM DEMO MODE - NOT FOR REAL DATA\n{bar}");

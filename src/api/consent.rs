@@ -535,6 +535,8 @@ pub(crate) async fn agreement_cancel_core(call: &mut Call, mode: &str, identity:
     if !call.tx.withdraw_agreement(user.id, basis.id, now_secs()).await? {
         return Err(Error::not_found("agreement"));
     }
+    let extra = serde_json::json!({ "brief": brief });
+    crate::privacy::callbacks::enqueue(call, crate::privacy::callbacks::CONSENT_WITHDRAWAL, Some(&user.token), extra).await?;
     Ok(Map::new())
 }
 
@@ -549,6 +551,10 @@ async fn agreement_revoke_all(State(st): State<AppState>, claimed: Claimed, Body
         }
         let revoked = call.tx.withdraw_all(basis.id, now_secs()).await?;
         call.note("revoked", revoked);
+        if revoked > 0 {
+            let extra = serde_json::json!({ "brief": brief, "revoked": revoked });
+            crate::privacy::callbacks::enqueue(&mut call, crate::privacy::callbacks::CONSENT_WITHDRAWAL, None, extra).await?;
+        }
         Ok(fields([("revoked", revoked.into())]))
     }
     .await;

@@ -131,6 +131,11 @@ impl Call {
         }
     }
 
+    /// Whether callbacks are configured (`STRONGROOM_CALLBACK_URL`); without, nothing is queued.
+    pub fn callbacks_enabled(&self) -> bool {
+        self.state.config().callback_url.is_some()
+    }
+
     /// Records a detail in this call's audit event (encrypted at rest).
     pub fn note(&mut self, key: &str, value: impl Into<Value>) {
         self.audit.details.insert(key.to_string(), value.into());

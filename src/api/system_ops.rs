@@ -2,6 +2,13 @@
 //! SystemSearchUserProfiles, SystemDeleteUserProfiles, SystemRestoreUserProfile: the main
 //! tenant's root only (policy resource "system").
 //!
+//! SystemDeleteUserProfiles soft-deletes: the user's row stays, absent to every lookup, for the
+//! restore window (`STRONGROOM_RESTORE_WINDOW_S`, default 30 days), within which
+//! SystemRestoreUserProfile brings it back; the retention sweeper then deletes it for good
+//! (`UserPurged`). Its blind-index rows stay too, so the identity stays reserved: creating a
+//! user with a soft-deleted user's email (login, phone, custom) is a 409 until the purge, and a
+//! restore can never collide. UserDelete (the data subject's erasure) still deletes at once.
+//!
 //! Cross-tenant lookups go tenant by tenant, each in its own [`TenantTx`] with that tenant's
 //! keys: a blind index is keyed per tenant, so the identity is re-indexed for every tenant and
 //! looked up through the normal row-level-security path. The BYPASSRLS reader role (SELECT on
@@ -67,7 +74,13 @@ struct ProfilesReq {
 #[derive(Deserialize)]
 struct RestoreReq {
     #[serde(default)]
+    token: String,
+    #[serde(default)]
     unlockuuid: String,
+    #[serde(default, deserialize_with = "int_or_string")]
+    tenantid: Option<i64>,
+    #[serde(default)]
+    tenantname: Option<String>,
     #[serde(default)]
     request_metadata: Metadata,
 }
@@ -305,8 +318,9 @@ async fn search_user_profiles(State(st): State<AppState>, claimed: Claimed, Body
     call.finish(result).await
 }
 
-/// Deletes every match, tenant by tenant: each tenant's deletions and an audit event of its own
-/// (naming the main tenant's actor) commit together in that tenant.
+/// Soft-deletes every match, tenant by tenant: each tenant's deletions and an audit event of its
+/// own (naming the main tenant's actor) commit together in that tenant. Restorable with
+/// SystemRestoreUserProfile for the restore window.
 async fn delete_user_profiles(State(st): State<AppState>, claimed: Claimed, Body(req): Body<ProfilesReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "SystemDeleteUserProfiles", req.request_metadata).await?;
     let result = async {
@@ -316,6 +330,8 @@ async fn delete_user_profiles(State(st): State<AppState>, claimed: Claimed, Body
         call.note("mode", req.mode.clone().unwrap_or_default());
         let actor = format!("{}@{}", call.who.actor(), call.who.tenant_name);
         let mut rows = Vec::new();
+        let now = now_secs();
+        let restorable_until = now.saturating_add(st.config().restore_window_s);
         for t in tenants {
             let mut tx = st.db().tenant_tx(t.id).await?;
             let keys = crate::custody::rotation::tenant_keys(&call.ring, &mut tx).await?;
@@ -325,9 +341,10 @@ async fn delete_user_profiles(State(st): State<AppState>, claimed: Claimed, Body
                 continue;
             }
             for u in &found {
-                if tx.delete_user(u.id).await? {
+                if tx.soft_delete_user(u.id, now).await? {
                     let mut draft = crate::audit::Draft { user_token: Some(u.token.clone()), ..Default::default() };
                     draft.details.insert("by".into(), actor.clone().into());
+                    draft.details.insert("restorable_until".into(), restorable_until.into());
                     crate::audit::append(&mut tx, &keys, "SystemDeleteUserProfiles", &actor, "ok", draft).await?;
                     rows.push(json!({"token": u.token, "tenantid": t.id, "tenantname": t.name}));
                 }
@@ -344,12 +361,46 @@ async fn delete_user_profiles(State(st): State<AppState>, claimed: Claimed, Body
     call.finish(result).await
 }
 
-/// A restore needs a retained copy of the deleted record; this version deletes for good.
+/// Brings back a user soft-deleted by SystemDeleteUserProfiles within the restore window, in
+/// the named tenant (or whichever tenant holds the token): 404 when no tenant holds a
+/// soft-deleted user with that token still inside the window (never deleted, deleted for good
+/// by UserDelete, expired, or purged). The restore and an audit event naming the main tenant's
+/// actor commit together in that tenant.
 async fn restore_user_profile(State(st): State<AppState>, claimed: Claimed, Body(req): Body<RestoreReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "SystemRestoreUserProfile", req.request_metadata).await?;
     let result = async {
         call.require_unlock(&req.unlockuuid).await?;
-        Err(Error::bad("restore needs a soft-delete window, which this version does not keep"))
+        let token = req.token.trim();
+        if token.is_empty() {
+            return Err(Error::bad("token must not be empty"));
+        }
+        call.note("token", token);
+        let tenants = target_tenants(&st, req.tenantid, req.tenantname.as_deref()).await?;
+        let actor = format!("{}@{}", call.who.actor(), call.who.tenant_name);
+        let now = now_secs();
+        let since = now.saturating_sub(st.config().restore_window_s);
+        for t in tenants {
+            let mut tx = st.db().tenant_tx(t.id).await?;
+            let Some(u) = tx.soft_deleted_user(token, since, now).await? else {
+                tx.rollback().await?;
+                continue;
+            };
+            let keys = crate::custody::rotation::tenant_keys(&call.ring, &mut tx).await?;
+            let key = user_key(&keys, &u)?;
+            let mut profile = open_profile(&keys, &key, &u.token, u.version, &u.profile)?;
+            if !tx.restore_user(u.id).await? {
+                tx.rollback().await?;
+                continue;
+            }
+            let mut draft = crate::audit::Draft { user_token: Some(u.token.clone()), ..Default::default() };
+            draft.details.insert("by".into(), actor.clone().into());
+            crate::audit::append(&mut tx, &keys, "SystemRestoreUserProfile", &actor, "ok", draft).await?;
+            tx.commit().await?;
+            call.note("tenantid", t.id);
+            call.mask_profile(&mut profile).await;
+            return Ok(fields([("result", "restored".into()), ("token", u.token.into()), ("profile", profile)]));
+        }
+        Err(Error::not_found("deleted user record"))
     }
     .await;
     call.finish(result).await

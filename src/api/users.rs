@@ -394,6 +394,7 @@ async fn change_profile(
     let (blob, digest) = seal_profile(&call.keys, &key, &user.token, user.version + 1, &next)?;
     let version = call.tx.replace_profile(&user, &blob, &digest, &indexes).await?;
     call.note("version", version);
+    crate::privacy::callbacks::enqueue(call, crate::privacy::callbacks::PROFILE_CHANGE, Some(&user.token), Value::Null).await?;
     Ok(Map::new())
 }
 
@@ -441,10 +442,26 @@ async fn user_delete(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
 
 /// The body of UserDelete (also applied by an approved UserDeleteRequest).
 pub(crate) async fn delete_core(call: &mut Call, mode: &str, identity: &str) -> Result<Map<String, Value>> {
-    let (user, _) = find_user(call, mode, identity).await?;
+    let user = match find_user(call, mode, identity).await {
+        Ok((user, _)) => user,
+        // The right to be forgotten also reaches a record an operator soft-deleted (kept for
+        // SystemRestoreUserProfile): forgetting it must not wait for the restore window.
+        Err(Error::NotFound(m)) if Mode::parse(mode)? == Mode::Token => {
+            let now = now_secs();
+            match call.tx.soft_deleted_user(identity.trim(), 0, now).await? {
+                Some(user) => {
+                    call.note_user(&user.token, user_key(&call.keys, &user)?);
+                    user
+                }
+                None => return Err(Error::NotFound(m)),
+            }
+        }
+        Err(e) => return Err(e),
+    };
     if !call.tx.delete_user(user.id).await? {
         return Err(Error::not_found("user record"));
     }
+    crate::privacy::callbacks::enqueue(call, crate::privacy::callbacks::FORGET_ME, Some(&user.token), Value::Null).await?;
     Ok(Map::new())
 }
 

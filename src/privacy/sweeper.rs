@@ -8,6 +8,9 @@
 //! sessions, agreements, requests, memberships, shared records) and appends a `UserExpired`
 //! audit event per user in the same transaction. The events are wrapped by the tenant data key
 //! (the user's key is gone with the row) and note only the user's token.
+//!
+//! Users soft-deleted by SystemDeleteUserProfiles are deleted for good the same way once their
+//! restore window has passed, each with a `UserPurged` event.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +29,8 @@ pub const BATCH: i64 = 500;
 pub const LEASE_GRACE_S: i64 = 86_400;
 /// Audit event type of a user deleted by retention.
 pub const USER_EXPIRED: &str = "UserExpired";
+/// Audit event type of a soft-deleted user deleted for good after its restore window.
+pub const USER_PURGED: &str = "UserPurged";
 /// Audit actor of the sweeper's events.
 pub const ACTOR: &str = "system:retention";
 
@@ -68,13 +73,23 @@ impl Swept {
     }
 }
 
-/// One batch of expired users of one tenant: deleted, each with its `UserExpired` event, in
-/// one transaction. Returns how many.
-async fn sweep_users_batch(db: &Db, ring: &Keyring, tenant_id: i64, now: i64) -> Result<u64> {
+/// Which users a batch deletes: expired at `now`, or soft-deleted at or before a time.
+#[derive(Debug, Clone, Copy)]
+enum UserSweep {
+    Expired(i64),
+    SoftDeletedBefore(i64),
+}
+
+/// One batch of expired (or soft-deleted past their window) users of one tenant: deleted, each
+/// with its `UserExpired` (or `UserPurged`) event, in one transaction. Returns how many.
+async fn sweep_users_batch(db: &Db, ring: &Keyring, tenant_id: i64, which: UserSweep) -> Result<u64> {
     let mut tx = db.tenant_tx(tenant_id).await?;
     // Rows (and the cascade's locks) first, the audit chain last: the sweeper then never holds
     // the chain head while waiting for a row an API call holds.
-    let tokens = tx.sweep_users(now, BATCH).await?;
+    let (tokens, event) = match which {
+        UserSweep::Expired(now) => (tx.sweep_users(now, BATCH).await?, USER_EXPIRED),
+        UserSweep::SoftDeletedBefore(before) => (tx.sweep_soft_deleted(before, BATCH).await?, USER_PURGED),
+    };
     if tokens.is_empty() {
         tx.rollback().await?;
         return Ok(0);
@@ -84,7 +99,7 @@ async fn sweep_users_batch(db: &Db, ring: &Keyring, tenant_id: i64, now: i64) ->
         let mut details = serde_json::Map::new();
         details.insert("token".into(), Value::String(token.clone()));
         let draft = Draft { user_token: Some(token.clone()), user_key: None, details };
-        crate::audit::append(&mut tx, &keys, USER_EXPIRED, ACTOR, "ok", draft).await?;
+        crate::audit::append(&mut tx, &keys, event, ACTOR, "ok", draft).await?;
     }
     tx.commit().await?;
     Ok(tokens.len() as u64)
@@ -129,14 +144,17 @@ async fn sweep_batch(db: &Db, tenant_id: i64, kind: Kind, now: i64) -> Result<(u
     Ok((n, batched && n as i64 >= BATCH))
 }
 
-/// Sweeps one tenant until nothing expired at `now` is left (or a batch fails).
-pub async fn sweep_tenant(db: &Db, ring: &Keyring, tenant_id: i64, now: i64) -> Result<Swept> {
+/// Sweeps one tenant until nothing expired at `now`, and no user soft-deleted more than
+/// `restore_window_s` before it, is left (or a batch fails).
+pub async fn sweep_tenant(db: &Db, ring: &Keyring, tenant_id: i64, now: i64, restore_window_s: i64) -> Result<Swept> {
     let mut swept = Swept::default();
-    loop {
-        let n = sweep_users_batch(db, ring, tenant_id, now).await?;
-        swept.users += n;
-        if (n as i64) < BATCH {
-            break;
+    for which in [UserSweep::Expired(now), UserSweep::SoftDeletedBefore(now.saturating_sub(restore_window_s))] {
+        loop {
+            let n = sweep_users_batch(db, ring, tenant_id, which).await?;
+            swept.users += n;
+            if (n as i64) < BATCH {
+                break;
+            }
         }
     }
     for kind in Kind::ALL {
@@ -153,11 +171,11 @@ pub async fn sweep_tenant(db: &Db, ring: &Keyring, tenant_id: i64, now: i64) -> 
 
 /// One pass over every tenant (needs the keyring: user deletions are audited). Errors of one
 /// tenant are logged and do not stop the others.
-pub async fn sweep_all(db: &Db, ring: &Keyring) -> Result<Swept> {
+pub async fn sweep_all(db: &Db, ring: &Keyring, restore_window_s: i64) -> Result<Swept> {
     let now = now_secs();
     let mut total = Swept::default();
     for tenant in db.tenant_ids().await? {
-        match sweep_tenant(db, ring, tenant, now).await {
+        match sweep_tenant(db, ring, tenant, now, restore_window_s).await {
             Ok(s) => {
                 if s.total() > 0 {
                     tracing::debug!(tenant, ?s, "retention sweep");
@@ -177,12 +195,13 @@ fn publish(s: &Swept) {
     }
 }
 
-/// Runs [`sweep_all`] every `interval` while this instance is unsealed.
-pub async fn sweep_loop(vault: Arc<Vault>, interval: Duration) {
+/// Runs [`sweep_all`] every `interval` while this instance is unsealed; soft-deleted users are
+/// purged once older than `restore_window_s`.
+pub async fn sweep_loop(vault: Arc<Vault>, interval: Duration, restore_window_s: i64) {
     loop {
         tokio::time::sleep(interval).await;
         let Ok(ring) = vault.keyring() else { continue };
-        match sweep_all(vault.db(), &ring).await {
+        match sweep_all(vault.db(), &ring, restore_window_s).await {
             Ok(s) => publish(&s),
             Err(e) => tracing::warn!(error = %e, "retention sweep: could not list tenants"),
         }

@@ -6,6 +6,7 @@
 pub mod appdata;
 pub mod audit;
 pub mod bulk;
+pub mod callbacks;
 pub mod consent;
 pub mod credentials;
 pub mod files;
@@ -42,6 +43,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "groups and shared records", include_str!("../../migrations/0007_groups_shared.sql")),
     (8, "user retention", include_str!("../../migrations/0008_retention.sql")),
     (9, "files", include_str!("../../migrations/0009_files.sql")),
+    (10, "callbacks", include_str!("../../migrations/0010_callbacks.sql")),
+    (11, "soft delete", include_str!("../../migrations/0011_soft_delete.sql")),
 ];
 
 pub fn migrator() -> Migrator {

@@ -8,8 +8,9 @@ use super::users::UserRow;
 use super::{now_secs, Db, TenantTx};
 use crate::error::Result;
 
-/// A user counts as absent from its `expires_at` on, whether or not the sweeper has run.
-const LIVE: &str = "(u.expires_at IS NULL OR u.expires_at > $1)";
+/// A user counts as absent from its `expires_at` on, whether or not the sweeper has run, and
+/// while soft-deleted (`deleted_at` set by SystemDeleteUserProfiles).
+const LIVE: &str = "(u.expires_at IS NULL OR u.expires_at > $1) AND u.deleted_at IS NULL";
 
 use super::users::{user_at, USER_COLUMNS_U as USER_COLUMNS};
 

@@ -55,8 +55,9 @@ impl Retention {
     }
 }
 
-/// A user counts as absent from its `expires_at` on, whether or not the sweeper has run.
-const LIVE: &str = "(expires_at IS NULL OR expires_at > $2)";
+/// A user counts as absent from its `expires_at` on, whether or not the sweeper has run, and
+/// while soft-deleted (`deleted_at` set by SystemDeleteUserProfiles, until restored or purged).
+const LIVE: &str = "(expires_at IS NULL OR expires_at > $2) AND deleted_at IS NULL";
 
 pub struct VersionRow {
     pub version: i32,
@@ -175,16 +176,17 @@ impl TenantTx {
     pub async fn user_by_index(&mut self, mode: IndexMode, hash: &[u8]) -> Result<Option<UserRow>> {
         let sql = format!(
             "SELECT {} FROM users u JOIN user_index i ON i.tenant_id = u.tenant_id AND i.user_id = u.id WHERE i.mode = $1 AND i.hash = $3
-               AND (u.expires_at IS NULL OR u.expires_at > $2)",
+               AND (u.expires_at IS NULL OR u.expires_at > $2) AND u.deleted_at IS NULL",
             USER_COLUMNS_U
         );
         let row = sqlx::query(&sql).bind(mode.as_str()).bind(now_secs()).bind(hash).fetch_optional(self.conn()).await?;
         Ok(row.as_ref().map(user_from_row))
     }
 
-    /// Locks the user's row for the rest of the transaction (read-modify-write of a profile).
+    /// Locks the user's row for the rest of the transaction (read-modify-write of a profile);
+    /// `None` once the user is soft-deleted.
     pub async fn lock_user(&mut self, id: i64) -> Result<Option<UserRow>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 FOR UPDATE");
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL FOR UPDATE");
         let row = sqlx::query(&sql).bind(id).fetch_optional(self.conn()).await?;
         Ok(row.as_ref().map(user_from_row))
     }
@@ -245,6 +247,46 @@ impl TenantTx {
         Ok(n == 1)
     }
 
+    /// Soft-deletes a live user at `now` (SystemDeleteUserProfiles): every lookup treats it as
+    /// absent from then on, while its profile, versions, blind indexes (the identity stays
+    /// reserved), app data and agreements are kept for a restore. Its sessions and shared
+    /// records (access handles, not data) are deleted. False if no live user has that id.
+    pub async fn soft_delete_user(&mut self, user_id: i64, now: i64) -> Result<bool> {
+        let n = sqlx::query("UPDATE users SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL")
+            .bind(user_id)
+            .bind(now)
+            .execute(self.conn())
+            .await?
+            .rows_affected();
+        if n != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(self.conn()).await?;
+        sqlx::query("DELETE FROM shared_records WHERE user_id = $1").bind(user_id).execute(self.conn()).await?;
+        Ok(true)
+    }
+
+    /// The user `token` if it was soft-deleted after `since` and has not expired, locked for
+    /// the rest of the transaction.
+    pub async fn soft_deleted_user(&mut self, token: &str, since: i64, now: i64) -> Result<Option<UserRow>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE token = $1 AND deleted_at IS NOT NULL AND deleted_at > $2
+               AND (expires_at IS NULL OR expires_at > $3) FOR UPDATE"
+        );
+        let row = sqlx::query(&sql).bind(token).bind(since).bind(now).fetch_optional(self.conn()).await?;
+        Ok(row.as_ref().map(user_from_row))
+    }
+
+    /// Clears a soft delete; true if the user was soft-deleted.
+    pub async fn restore_user(&mut self, user_id: i64) -> Result<bool> {
+        let n = sqlx::query("UPDATE users SET deleted_at = NULL WHERE id = $1 AND deleted_at IS NOT NULL")
+            .bind(user_id)
+            .execute(self.conn())
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
     /// Extends a live user's sliding expiry to `now + sliding_secs`, never past its final
     /// time (no-op for a user without sliding time, or whose expiry would not move).
     pub async fn touch_user(&mut self, user_id: i64, now: i64) -> Result<()> {
@@ -271,6 +313,23 @@ impl TenantTx {
              RETURNING token",
         )
         .bind(now)
+        .bind(limit)
+        .fetch_all(self.conn())
+        .await?;
+        Ok(tokens)
+    }
+
+    /// Deletes for good up to `limit` users soft-deleted at or before `before` (the restore
+    /// window has passed) that no other transaction holds; returns their tokens. Everything
+    /// hanging off a user goes with it (ON DELETE CASCADE).
+    pub async fn sweep_soft_deleted(&mut self, before: i64, limit: i64) -> Result<Vec<String>> {
+        let tokens = sqlx::query_scalar(
+            "DELETE FROM users WHERE id = ANY(ARRAY(
+                 SELECT id FROM users WHERE deleted_at IS NOT NULL AND deleted_at <= $1
+                 ORDER BY deleted_at LIMIT $2 FOR UPDATE SKIP LOCKED))
+             RETURNING token",
+        )
+        .bind(before)
         .bind(limit)
         .fetch_all(self.conn())
         .await?;

@@ -3,6 +3,7 @@
 mod appdata;
 mod audit;
 mod bulk;
+mod callbacks;
 mod consent;
 mod custody;
 mod demo;
@@ -23,6 +24,7 @@ mod seal;
 mod sessions;
 mod shared;
 mod system;
+mod system_restore;
 mod tenants;
 mod tokens;
 mod unseal_script;

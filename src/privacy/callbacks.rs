@@ -1,0 +1,150 @@
+//! Callbacks: consent withdrawals, forget-me and profile changes are reported to the URL in
+//! `STRONGROOM_CALLBACK_URL` through a transactional outbox. The API call queues a row
+//! ([`enqueue`]) in its own transaction, so a change that rolls back sends nothing, and never
+//! waits for the receiver. Every instance runs a dispatcher ([`dispatch_loop`]): every
+//! [`INTERVAL`], for every tenant, it claims a batch of due rows (`FOR UPDATE SKIP LOCKED`, see
+//! `TenantTx::claim_callbacks`) and POSTs each payload as JSON with an `X-Strongroom-Event`
+//! header. A 2xx deletes the row; anything else retries after `min(2^attempts, 300)` backoff
+//! units (a second by default); after [`MAX_ATTEMPTS`] the row is dropped with a warning.
+//!
+//! Payloads hold no personal data: the event, the tenant name, the user token, the time and,
+//! for consent withdrawals, the brief. AgreementRevokeAll sends one callback per legal basis
+//! (`brief` and `revoked`, the number of agreements withdrawn, no user token), not one per user.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::api::Call;
+use crate::error::Result;
+use crate::store::callbacks::{now_ms, Pending};
+use crate::store::{now_secs, Db};
+
+/// How often the dispatcher looks for due callbacks.
+pub const INTERVAL: Duration = Duration::from_millis(500);
+/// Per-request timeout of a callback POST.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts after which a callback is given up.
+pub const MAX_ATTEMPTS: i32 = 10;
+/// How long a claimed batch stays invisible to other dispatchers (a batch of 50 at 5 s each).
+const LEASE: Duration = Duration::from_secs(300);
+
+pub const PROFILE_CHANGE: &str = "profile-change";
+pub const FORGET_ME: &str = "forget-me";
+pub const CONSENT_WITHDRAWAL: &str = "consent-withdrawal";
+
+/// Queues `event` for `user_token` in the call's transaction when callbacks are configured;
+/// `extra` (an object) is merged into the payload.
+pub async fn enqueue(call: &mut Call, event: &str, user_token: Option<&str>, extra: Value) -> Result<()> {
+    if !call.callbacks_enabled() {
+        return Ok(());
+    }
+    let mut payload = json!({
+        "event": event,
+        "tenant": call.who.tenant_name,
+        "token": user_token,
+        "time": now_secs(),
+    });
+    if let (Some(p), Value::Object(e)) = (payload.as_object_mut(), extra) {
+        p.extend(e);
+    }
+    call.tx.enqueue_callback(event, user_token, &payload).await
+}
+
+/// The wait after the `attempts`-th failure: `min(2^attempts, 300)` units.
+pub fn backoff(attempts: i32, unit: Duration) -> Duration {
+    let factor = 1u32.checked_shl(attempts.clamp(0, 31) as u32).unwrap_or(u32::MAX).min(300);
+    unit * factor
+}
+
+/// Delivers one payload; `Err` names why it was not.
+async fn deliver(http: &reqwest::Client, url: &str, p: &Pending) -> std::result::Result<(), String> {
+    let resp = http
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("X-Strongroom-Event", &p.event)
+        .body(p.payload.clone())
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("status {}", resp.status().as_u16()))
+    }
+}
+
+/// One batch of one tenant; returns how many were claimed.
+async fn dispatch_batch(db: &Db, http: &reqwest::Client, url: &str, unit: Duration, tenant_id: i64) -> Result<usize> {
+    let mut tx = db.tenant_tx(tenant_id).await?;
+    let claimed = tx.claim_callbacks(now_ms(), LEASE.as_millis() as i64).await?;
+    tx.commit().await?;
+    for p in &claimed {
+        let outcome = deliver(http, url, p).await;
+        let mut tx = db.tenant_tx(tenant_id).await?;
+        match outcome {
+            Ok(()) => tx.delete_callback(p.id).await?,
+            Err(why) if p.attempts + 1 >= MAX_ATTEMPTS => {
+                tracing::warn!(tenant = tenant_id, id = p.id, event = %p.event, attempts = p.attempts + 1, error = %why, "callback given up");
+                tx.delete_callback(p.id).await?;
+            }
+            Err(why) => {
+                let wait = backoff(p.attempts + 1, unit);
+                tracing::debug!(tenant = tenant_id, id = p.id, event = %p.event, error = %why, retry_in_ms = wait.as_millis() as u64, "callback failed");
+                tx.retry_callback(p.id, now_ms() + wait.as_millis() as i64).await?;
+            }
+        }
+        tx.commit().await?;
+    }
+    Ok(claimed.len())
+}
+
+/// One pass over every tenant: claims batches until none is full. Errors of one tenant are
+/// logged and do not stop the others.
+pub async fn dispatch_all(db: &Db, http: &reqwest::Client, url: &str, unit: Duration) -> Result<()> {
+    for tenant in db.tenant_ids().await? {
+        loop {
+            match dispatch_batch(db, http, url, unit, tenant).await {
+                Ok(n) if n as i64 >= crate::store::callbacks::CLAIM_BATCH => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(tenant, error = %e, "callback dispatch failed; will retry");
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs [`dispatch_all`] every [`INTERVAL`].
+pub async fn dispatch_loop(db: Db, url: String, unit: Duration) {
+    crate::custody::install_crypto_provider();
+    let http = match reqwest::Client::builder().timeout(TIMEOUT).build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "callbacks disabled: could not build the HTTP client");
+            return;
+        }
+    };
+    loop {
+        tokio::time::sleep(INTERVAL).await;
+        if let Err(e) = dispatch_all(&db, &http, &url, unit).await {
+            tracing::warn!(error = %e, "callback dispatch: could not list tenants");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_300_units() {
+        let s = Duration::from_secs(1);
+        assert_eq!(backoff(1, s), Duration::from_secs(2));
+        assert_eq!(backoff(4, s), Duration::from_secs(16));
+        assert_eq!(backoff(9, s), Duration::from_secs(300));
+        assert_eq!(backoff(40, s), Duration::from_secs(300));
+    }
+}
