@@ -28,6 +28,7 @@ async fn the_official_python_client_drives_tenants_users_and_audit() {
         .await
         .expect("run pytest");
     let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("official client (pytest): {}", stdout.lines().last().unwrap_or(""));
     assert!(out.status.success(), "official client tests failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("passed") && !stdout.contains("failed"), "{stdout}");
 }

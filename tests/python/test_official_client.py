@@ -547,3 +547,32 @@ def test_user_request_approved_by_the_admin(api, run_id):
     assert get_profile(api, "token", token)["profile"]["name"] == "Before"
     ok(call("UserRequestApprove", method(api, "approve_user_request"), filed["requestuuid"], {"reason": "verified"}))
     assert get_profile(api, "token", token)["profile"]["name"] == "After"
+
+
+def test_files_round_trip(api, run_id):
+    import base64
+
+    token = create_user(api, {"login": f"file-{run_id}"})
+    data = base64.b64encode(b"hello strongroom").decode()
+    created = ok(call("FileCreate", method(api, "create_file"), "token", token, "note.txt", data, {"mimetype": "text/plain"}))
+    assert isinstance(created.get("fileuuid"), str) and created.get("duplicate") is False, created
+    got = ok(call("FileGet", method(api, "get_file"), "token", token, created["fileuuid"]))
+    assert base64.b64decode(got["filedata"]) == b"hello strongroom" and got.get("mimetype") == "text/plain", got
+    again = ok(call("FileCreate(duplicate)", method(api, "create_file"), "token", token, "copy.txt", data, {}))
+    assert again.get("duplicate") is True and again.get("fileuuid") == created["fileuuid"], again
+
+
+def test_retention_and_search(api, run_id):
+    email = f"ret-{run_id}@example.com"
+    token = ok(call("UserCreate(finaltime)", api.create_user, {"email": email}, {"finaltime": "1h"}))["token"]
+    got = ok(call("UserGet", api.get_user, "token", token))
+    assert got.get("finaltime", 0) > 0 and got.get("expirationtime", 0) > 0, got
+    unlock = ok(call("BulkListUnlock", method(api, "bulk_list_unlock")))["unlockuuid"]
+    rows = ok(call("UserSearch", method(api, "search_user"), email.upper(), unlock)).get("rows", [])
+    assert [r.get("token") for r in rows] == [token], rows
+
+
+def test_system_stats_with_root(root):
+    stats = ok(call("SystemGetSystemStats", method(root, "get_system_stats"))).get("stats", {})
+    assert all(isinstance(stats.get(k), int) for k in ("numusers", "numtenants", "numtokens", "numsessions")), stats
+    assert stats["numtenants"] >= 2, stats
