@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::body::{int_or_string, Body, Metadata};
+use super::body::{NoArgs as TenantReq, UserLookup as UserReq};
 use super::users::find_user;
 use super::{fields, Call};
 use crate::app::AppState;
@@ -49,20 +50,6 @@ struct AppReq {
     appname: String,
     #[serde(default, deserialize_with = "int_or_string")]
     version: Option<i64>,
-    #[serde(default)]
-    request_metadata: Metadata,
-}
-
-#[derive(Deserialize)]
-struct UserReq {
-    mode: String,
-    identity: String,
-    #[serde(default)]
-    request_metadata: Metadata,
-}
-
-#[derive(Deserialize)]
-struct TenantReq {
     #[serde(default)]
     request_metadata: Metadata,
 }

@@ -82,6 +82,22 @@ impl<'de> Deserialize<'de> for Metadata {
     }
 }
 
+/// A request naming one user, and nothing else (`{mode, identity}`).
+#[derive(Deserialize)]
+pub struct UserLookup {
+    pub mode: String,
+    pub identity: String,
+    #[serde(default)]
+    pub request_metadata: Metadata,
+}
+
+/// A request with no arguments of its own.
+#[derive(Deserialize)]
+pub struct NoArgs {
+    #[serde(default)]
+    pub request_metadata: Metadata,
+}
+
 /// An integer that some clients send as a JSON string ("5").
 pub fn int_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     #[derive(Deserialize)]

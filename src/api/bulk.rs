@@ -4,10 +4,9 @@
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::Value;
 
-use super::body::{Body, Metadata};
+use super::body::{Body, NoArgs};
 use super::Call;
 use crate::app::AppState;
 use crate::auth::Claimed;
@@ -19,12 +18,6 @@ pub const UNLOCK_SECS: i64 = 60;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/v2/BulkListUnlock", post(unlock))
-}
-
-#[derive(Deserialize)]
-struct UnlockReq {
-    #[serde(default)]
-    request_metadata: Metadata,
 }
 
 fn unlock_hash(call: &Call, uuid: &str) -> [u8; 32] {
@@ -46,7 +39,7 @@ impl Call {
     }
 }
 
-async fn unlock(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UnlockReq>) -> Result<Json<Value>> {
+async fn unlock(State(st): State<AppState>, claimed: Claimed, Body(req): Body<NoArgs>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "BulkListUnlock", req.request_metadata).await?;
     let uuid = uuid::Uuid::new_v4().to_string();
     let result = async {

@@ -15,6 +15,7 @@ use serde::de::Deserializer;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::body::UserLookup as UserReq;
 use super::body::{Body, Metadata};
 use super::users::find_user;
 use super::{fields, Call};
@@ -134,14 +135,6 @@ struct UserBriefReq {
     mode: String,
     identity: String,
     brief: String,
-    #[serde(default)]
-    request_metadata: Metadata,
-}
-
-#[derive(Deserialize)]
-struct UserReq {
-    mode: String,
-    identity: String,
     #[serde(default)]
     request_metadata: Metadata,
 }

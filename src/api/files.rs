@@ -11,6 +11,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::body::UserLookup as UserReq;
 use super::body::{Body, Metadata};
 use super::users::find_user;
 use super::when::{parse_when, When};
@@ -72,14 +73,6 @@ struct DeleteReq {
     mode: String,
     identity: String,
     fileuuid: String,
-    #[serde(default)]
-    request_metadata: Metadata,
-}
-
-#[derive(Deserialize)]
-struct UserReq {
-    mode: String,
-    identity: String,
     #[serde(default)]
     request_metadata: Metadata,
 }

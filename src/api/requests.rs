@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::audit::page;
+use super::body::UserLookup as UserReq;
 use super::body::{int_or_string, Body, Metadata};
 use super::users::find_user;
 use super::{fields, Call};
@@ -99,14 +100,6 @@ struct PatchReq {
     mode: String,
     identity: String,
     patch: json_patch::Patch,
-    #[serde(default)]
-    request_metadata: Metadata,
-}
-
-#[derive(Deserialize)]
-struct UserReq {
-    mode: String,
-    identity: String,
     #[serde(default)]
     request_metadata: Metadata,
 }

@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::body::UserLookup as UserReq;
 use super::body::{Body, Metadata};
 use super::users::{find_user, user_key};
 use super::when::{parse_when, When};
@@ -50,14 +51,6 @@ struct UpsertReq {
 #[derive(Deserialize)]
 struct UuidReq {
     sessionuuid: String,
-    #[serde(default)]
-    request_metadata: Metadata,
-}
-
-#[derive(Deserialize)]
-struct UserReq {
-    mode: String,
-    identity: String,
     #[serde(default)]
     request_metadata: Metadata,
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
-use super::body::{Body, Metadata};
+use super::body::{Body, Metadata, NoArgs};
 use super::Call;
 use crate::app::AppState;
 use crate::auth::Claimed;
@@ -81,14 +81,8 @@ async fn seal_status(State(st): State<AppState>) -> Result<Json<Value>> {
     Ok(status_json(st.vault().current_status().await?))
 }
 
-#[derive(Deserialize)]
-struct SealReq {
-    #[serde(default)]
-    request_metadata: Metadata,
-}
-
 /// Root only; audited in the main tenant before the keys go.
-async fn seal(State(st): State<AppState>, claimed: Claimed, Body(req): Body<SealReq>) -> Result<Json<Value>> {
+async fn seal(State(st): State<AppState>, claimed: Claimed, Body(req): Body<NoArgs>) -> Result<Json<Value>> {
     let claimed = claimed.in_main_tenant();
     let call = Call::open(&st, &claimed, "SystemSeal", req.request_metadata).await?;
     let allowed: Result<Map<String, Value>> = Ok(Map::new());
@@ -209,7 +203,7 @@ async fn tenant_key_status(State(st): State<AppState>, claimed: Claimed, Body(re
 }
 
 /// Root only: a new root token replaces the presented one (and any other live root token).
-async fn rotate_root(State(st): State<AppState>, claimed: Claimed, Body(req): Body<SealReq>) -> Result<Json<Value>> {
+async fn rotate_root(State(st): State<AppState>, claimed: Claimed, Body(req): Body<NoArgs>) -> Result<Json<Value>> {
     let claimed = claimed.in_main_tenant();
     let mut call = Call::open(&st, &claimed, "SystemRotateRoot", req.request_metadata).await?;
     let token = Zeroizing::new(uuid::Uuid::new_v4().to_string());
@@ -226,7 +220,7 @@ async fn rotate_root(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
 
 /// Root only: revokes the presented root token. A new one can be made with a quorum of key
 /// shares (`/v1/sys/generate-root`).
-async fn revoke_root(State(st): State<AppState>, claimed: Claimed, Body(req): Body<SealReq>) -> Result<Json<Value>> {
+async fn revoke_root(State(st): State<AppState>, claimed: Claimed, Body(req): Body<NoArgs>) -> Result<Json<Value>> {
     let claimed = claimed.in_main_tenant();
     let mut call = Call::open(&st, &claimed, "SystemRevokeRoot", req.request_metadata).await?;
     let result = async {
