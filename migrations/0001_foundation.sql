@@ -88,6 +88,8 @@ CREATE TABLE leases (
     issued_at      bigint NOT NULL,
     expires_at     bigint NOT NULL,
     max_expires_at bigint NOT NULL,
+    -- Idle timeout: each use moves expires_at to now + sliding_secs, never past max_expires_at.
+    sliding_secs   bigint,
     revoked_at     bigint,
     PRIMARY KEY (tenant_id, lease_id)
 );

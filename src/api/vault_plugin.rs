@@ -58,7 +58,16 @@ struct RevokeReq {
 
 /// Mints a lease for `role` in the call's tenant (`user`: the record a user-self token is bound
 /// to); returns the token, the lease id and its duration.
-pub async fn mint(call: &mut Call, st: &AppState, role: &str, ttl: Option<i64>, user: Option<&str>) -> Result<(String, String, i64)> {
+/// With `sliding`, the lease is an idle timeout: it lives `sliding` seconds past its last use,
+/// never past its `ttl`.
+pub async fn mint(
+    call: &mut Call,
+    st: &AppState,
+    role: &str,
+    ttl: Option<i64>,
+    sliding: Option<i64>,
+    user: Option<&str>,
+) -> Result<(String, String, i64)> {
     let custom = role.starts_with(crate::auth::policy::CUSTOM_PREFIX);
     if role == "user-self" && user.is_none() || role != "user-self" && !custom && !LEASABLE.contains(&role) {
         return Err(Error::bad(format!("role must be one of {}", LEASABLE.join(", "))));
@@ -69,7 +78,11 @@ pub async fn mint(call: &mut Call, st: &AppState, role: &str, ttl: Option<i64>, 
     let hard = now + cfg.lease_max_ttl_s;
     let lease_id = uuid::Uuid::new_v4().to_string();
     let credential = (call.who.credential_id > 0).then_some(call.who.credential_id);
-    call.tx.insert_lease(&lease_id, role, credential, user, now + duration, hard).await?;
+    let (expires, cap) = match sliding {
+        None => (now + duration, hard),
+        Some(idle) => (now + idle.min(duration), now + duration),
+    };
+    call.tx.insert_lease(&lease_id, role, credential, user, expires, cap, sliding).await?;
     call.note("lease_id", lease_id.as_str());
     call.note("role", role);
     let token = lease::sign(&call.ring, &lease::claims(&lease_id, call.who.tenant_id, &call.who.tenant_name, role, now, hard));
@@ -81,7 +94,7 @@ async fn creds(State(st): State<AppState>, claimed: Claimed, Body(req): Body<Cre
     let mut token = None;
     let result = async {
         let ttl = parse_ttl(&req.ttl)?;
-        let (t, lease_id, duration) = mint(&mut call, &st, req.role.trim(), ttl, None).await?;
+        let (t, lease_id, duration) = mint(&mut call, &st, req.role.trim(), ttl, None, None).await?;
         token = Some(t);
         Ok(fields([("lease_id", lease_id.into()), ("lease_duration", duration.into()), ("renewable", true.into())]))
     }

@@ -45,11 +45,12 @@ struct UserReq {
     request_metadata: Metadata,
 }
 
-fn no_sliding(v: &Option<Value>) -> Result<()> {
-    match v {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(s)) if s.is_empty() => Ok(()),
-        _ => Err(Error::bad("slidingtime on xtokens is not available in this version; use finaltime")),
+/// `slidingtime` on an xtoken: an idle timeout, as a duration.
+fn sliding(v: &Option<Value>) -> Result<Option<i64>> {
+    match super::when::parse_when("slidingtime", v)? {
+        None => Ok(None),
+        Some(super::when::When::In(secs)) => Ok(Some(secs)),
+        Some(super::when::When::At(_)) => Err(Error::bad("slidingtime must be a duration, not a point in time")),
     }
 }
 
@@ -57,7 +58,7 @@ async fn for_role(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
     let mut call = Call::open(&st, &claimed, "XTokenCreateForRole", req.request_metadata).await?;
     let mut token = None;
     let result = async {
-        no_sliding(&req.slidingtime)?;
+        let idle = sliding(&req.slidingtime)?;
         let roleid = match &req.roleid {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| Error::bad("roleid must be an integer"))?),
@@ -71,7 +72,7 @@ async fn for_role(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
             None if roleid.is_some() => return Err(Error::not_found("role")),
             None => rolename.ok_or_else(|| Error::bad("give roleid or rolename"))?.to_string(),
         };
-        let (t, lease_id, duration) = mint(&mut call, &st, &role, parse_ttl(&req.finaltime)?, None).await?;
+        let (t, lease_id, duration) = mint(&mut call, &st, &role, parse_ttl(&req.finaltime)?, idle, None).await?;
         token = Some(t);
         Ok(fields([("lease_id", lease_id.into()), ("ttl", duration.into())]))
     }
@@ -83,9 +84,9 @@ async fn for_user(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
     let mut call = Call::open(&st, &claimed, "XTokenCreateForUser", req.request_metadata).await?;
     let mut token = None;
     let result = async {
-        no_sliding(&req.slidingtime)?;
+        let idle = sliding(&req.slidingtime)?;
         let (user, _) = super::users::find_user(&mut call, &req.mode, &req.identity).await?;
-        let (t, lease_id, duration) = mint(&mut call, &st, "user-self", parse_ttl(&req.finaltime)?, Some(&user.token)).await?;
+        let (t, lease_id, duration) = mint(&mut call, &st, "user-self", parse_ttl(&req.finaltime)?, idle, Some(&user.token)).await?;
         token = Some(t);
         Ok(fields([("lease_id", lease_id.into()), ("ttl", duration.into())]))
     }

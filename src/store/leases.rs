@@ -24,21 +24,24 @@ impl TenantTx {
         user_token: Option<&str>,
         expires_at: i64,
         max_expires_at: i64,
+        sliding_secs: Option<i64>,
     ) -> Result<()> {
         let tenant = self.tenant_id();
         sqlx::query(
-            "INSERT INTO leases (tenant_id, lease_id, role, credential_id, user_token, issued_at, expires_at, max_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO leases (tenant_id, lease_id, role, credential_id, user_token, issued_at, expires_at, max_expires_at, sliding_secs)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
-            .bind(tenant)
-            .bind(lease_id)
-            .bind(role)
-            .bind(credential_id)
-            .bind(user_token)
-            .bind(now_secs())
-            .bind(expires_at)
-            .bind(max_expires_at)
-            .execute(self.conn())
-            .await?;
+        .bind(tenant)
+        .bind(lease_id)
+        .bind(role)
+        .bind(credential_id)
+        .bind(user_token)
+        .bind(now_secs())
+        .bind(expires_at)
+        .bind(max_expires_at)
+        .bind(sliding_secs)
+        .execute(self.conn())
+        .await?;
         Ok(())
     }
 
@@ -55,13 +58,23 @@ impl TenantTx {
     /// A live lease (not revoked, not expired): `Some(user_token)` (the record a user token is
     /// bound to, if any); `None` when it is not live.
     pub async fn live_lease(&mut self, lease_id: &str) -> Result<Option<Option<String>>> {
-        let row: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT user_token FROM leases WHERE lease_id = $1 AND revoked_at IS NULL AND expires_at > $2")
+        let now = now_secs();
+        let row: Option<(Option<String>, Option<i64>)> =
+            sqlx::query_as("SELECT user_token, sliding_secs FROM leases WHERE lease_id = $1 AND revoked_at IS NULL AND expires_at > $2")
                 .bind(lease_id)
-                .bind(now_secs())
+                .bind(now)
                 .fetch_optional(self.conn())
                 .await?;
-        Ok(row.map(|r| r.0))
+        let Some((user_token, sliding)) = row else { return Ok(None) };
+        if sliding.is_some() {
+            // Idle timeout: this use keeps the lease alive for another sliding period.
+            sqlx::query("UPDATE leases SET expires_at = LEAST($2 + sliding_secs, max_expires_at) WHERE lease_id = $1 AND expires_at < LEAST($2 + sliding_secs, max_expires_at)")
+                .bind(lease_id)
+                .bind(now)
+                .execute(self.conn())
+                .await?;
+        }
+        Ok(Some(user_token))
     }
 
     pub async fn extend_lease(&mut self, lease_id: &str, expires_at: i64) -> Result<()> {

@@ -120,7 +120,10 @@ async fn a_role_xtoken_carries_its_role_for_its_lifetime() {
     assert_eq!(read_with(&a, &x, &user).await, 200);
     a.call("UserCreate", Some(&x), Some("leasing"), json!({"profile": {"login": "nope"}})).await.err(403);
     a.call("XTokenCreateForRole", Some(&admin), Some("leasing"), json!({"roleid": 3})).await.err(404);
-    a.call("XTokenCreateForRole", Some(&admin), Some("leasing"), json!({"rolename": "app-reader", "slidingtime": "1h"})).await.err(400);
+    a.call("XTokenCreateForRole", Some(&admin), Some("leasing"), json!({"rolename": "app-reader", "slidingtime": "2000000000"}))
+        .await
+        .err(400);
+    a.call("XTokenCreateForRole", Some(&admin), Some("leasing"), json!({"rolename": "app-reader", "slidingtime": "soon"})).await.err(400);
     a.call("XTokenCreateForRole", Some(&admin), Some("leasing"), json!({})).await.err(400);
     a.call("XTokenCreateForRole", Some(&admin), Some("leasing"), json!({"rolename": "root"})).await.err(400);
     a.call("XTokenCreateForRole", Some(&x), Some("leasing"), json!({"rolename": "app-writer"})).await.err(403);
@@ -146,4 +149,44 @@ async fn a_user_xtoken_reaches_only_its_own_record_and_cannot_change_it_directly
     a.call("XTokenCreateForUser", Some(&admin), Some("leasing"), json!({"mode": "email", "identity": "ghost@example.com"})).await.err(404);
     let still = a.call("UserGet", Some(&admin), Some("leasing"), json!({"mode": "token", "identity": me})).await;
     assert_eq!(still.ok()["profile"]["name"], "Me");
+}
+
+async fn lease_expiry(su: &mut sqlx::PgConnection, id: &str) -> (i64, i64) {
+    sqlx::query_as("SELECT expires_at, max_expires_at FROM leases WHERE lease_id = $1").bind(id).fetch_one(su).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_sliding_xtoken_lives_on_while_used_and_never_past_its_final_time() {
+    let (a, _b, _plugin, admin, user) = fleet(3600).await;
+    let r = a
+        .call(
+            "XTokenCreateForRole",
+            Some(&admin),
+            Some("leasing"),
+            json!({"rolename": "app-reader", "slidingtime": "5m", "finaltime": "1h"}),
+        )
+        .await;
+    let x = r.ok()["xtoken"].as_str().unwrap().to_string();
+    let lease_id = r.ok()["lease_id"].as_str().unwrap().to_string();
+    let mut su = <sqlx::PgConnection as sqlx::Connection>::connect(&a.db_url).await.unwrap();
+    let now = strongroom::store::now_secs();
+    let (e0, cap) = lease_expiry(&mut su, &lease_id).await;
+    assert!(e0 <= now + 300 && cap >= now + 3590, "idle timeout first, final time as the cap: {e0} {cap}");
+    // Nearly idle for its whole period: one use moves it out again.
+    sqlx::query("UPDATE leases SET expires_at = $2 WHERE lease_id = $1").bind(&lease_id).bind(now + 2).execute(&mut su).await.unwrap();
+    assert_eq!(read_with(&a, &x, &user).await, 200);
+    let (e1, _) = lease_expiry(&mut su, &lease_id).await;
+    assert!(e1 >= now + 299, "a use extends the idle timeout: {e1}");
+    // Never past the final time.
+    sqlx::query("UPDATE leases SET max_expires_at = $2, expires_at = $2 WHERE lease_id = $1")
+        .bind(&lease_id)
+        .bind(now + 60)
+        .execute(&mut su)
+        .await
+        .unwrap();
+    assert_eq!(read_with(&a, &x, &user).await, 200);
+    assert_eq!(lease_expiry(&mut su, &lease_id).await.0, now + 60);
+    // Idle past its timeout: refused.
+    sqlx::query("UPDATE leases SET expires_at = $2 WHERE lease_id = $1").bind(&lease_id).bind(now - 1).execute(&mut su).await.unwrap();
+    assert_eq!(read_with(&a, &x, &user).await, 403);
 }
