@@ -172,36 +172,27 @@ pub fn luhn_valid(digits: &str) -> bool {
     if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
         return false;
     }
-    let sum: u32 = bytes
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| {
-            let d = u32::from(b - b'0');
-            if i % 2 == 1 {
-                let x = d * 2;
-                if x > 9 {
-                    x - 9
-                } else {
-                    x
-                }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum % 10 == 0
+    let values: Vec<u8> = bytes.iter().map(|b| b - b'0').collect();
+    luhn_sum(&values, 1) % 10 == 0
 }
 
 /// The Luhn check digit to append to `payload` (digit values 0-9).
 fn luhn_check_digit(payload: &[u8]) -> u8 {
-    let sum: u32 = payload
+    // Once appended, the check digit is position 0 from the right, so the payload's last digit
+    // is doubled.
+    ((10 - luhn_sum(payload, 0) % 10) % 10) as u8
+}
+
+/// Luhn sum of digit values, doubling every second digit from the right starting at position
+/// `first_doubled` (0 = the rightmost).
+fn luhn_sum(values: &[u8], first_doubled: usize) -> u32 {
+    values
         .iter()
         .rev()
         .enumerate()
         .map(|(i, &d)| {
             let d = u32::from(d);
-            if i % 2 == 0 {
+            if i % 2 == first_doubled % 2 {
                 let x = d * 2;
                 if x > 9 {
                     x - 9
@@ -212,8 +203,7 @@ fn luhn_check_digit(payload: &[u8]) -> u8 {
                 d
             }
         })
-        .sum();
-    ((10 - sum % 10) % 10) as u8
+        .sum()
 }
 
 /// A card number's digits: 12 to 19 of them (spaces and dashes allowed between), Luhn-valid.
