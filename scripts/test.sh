@@ -10,9 +10,15 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
+# Debian's Chromium and ChromeDriver for the portal's browser tests.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "installing chromium and chromium-driver" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
 # The official Python client, pinned, in a project-local virtualenv.
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import databunkerpro, pytest, moto" 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import databunkerpro, pytest, moto, selenium" 2>/dev/null; then
     "$PYTHON" -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 fi

@@ -32,6 +32,7 @@ struct Inner {
     source: Option<Arc<Source>>,
     authorizer: crate::auth::policy::Authorizer,
     limits: crate::auth::ratelimit::Limits,
+    portal: crate::portal::Outbox,
 }
 
 impl AppState {
@@ -53,7 +54,7 @@ impl AppState {
             Duration::from_secs(config.lockout_s),
             config.credential_rps,
         );
-        Ok(AppState { inner: Arc::new(Inner { vault, config, source, authorizer, limits }) })
+        Ok(AppState { inner: Arc::new(Inner { vault, config, source, authorizer, limits, portal: crate::portal::Outbox::new() }) })
     }
 
     /// Starts unsealing from the configured source, retrying with backoff; no-op without one.
@@ -111,12 +112,20 @@ impl AppState {
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
+
+    /// The privacy portal's rate limiter, notification client and demo outbox.
+    pub fn portal(&self) -> &crate::portal::Outbox {
+        &self.inner.portal
+    }
 }
 
 pub fn router(state: AppState) -> Router {
+    // The portal calls the same v2 routes in-process (see `portal`).
+    let api = crate::api::v2_routes(state.clone()).layer(DefaultBodyLimit::max(state.config().max_body_bytes)).with_state(state.clone());
     Router::new()
         .merge(crate::api::sys::routes(state.config()))
         .merge(crate::api::v2_routes(state.clone()))
+        .merge(crate::portal::routes(api))
         .fallback(|| async { Error::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { Error::bad("method not allowed: v2 endpoints take POST") })
         .layer(DefaultBodyLimit::max(state.config().max_body_bytes))

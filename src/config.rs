@@ -46,6 +46,17 @@ pub struct Config {
     /// `STRONGROOM_CALLBACK_BACKOFF_MS`: the retry unit; attempt `n` failing waits
     /// `min(2^n, 300)` units (default 1000: seconds).
     pub callback_backoff_ms: u64,
+    /// `STRONGROOM_PORTAL_NOTIFY_URL`: where the portal POSTs one-time sign-in codes (an email or
+    /// SMS gateway); `None`: codes go nowhere (except the demo outbox).
+    pub portal_notify_url: Option<String>,
+    /// `STRONGROOM_PORTAL_CODE_TTL_S`: how long a sign-in code is valid (default 600).
+    pub portal_code_ttl_s: i64,
+    /// `STRONGROOM_PORTAL_SESSION_S`: a portal session's longest life (default 3600); it also
+    /// ends after `STRONGROOM_PORTAL_IDLE_S` (default 900) without a request.
+    pub portal_session_s: i64,
+    pub portal_idle_s: i64,
+    /// Demo mode only: sign-in codes are also logged and listed on `/portal/demo/outbox`.
+    pub portal_demo_outbox: bool,
 }
 
 impl Default for Config {
@@ -71,6 +82,11 @@ impl Default for Config {
             share_burst: 20,
             callback_url: None,
             callback_backoff_ms: 1000,
+            portal_notify_url: None,
+            portal_code_ttl_s: 600,
+            portal_session_s: 3600,
+            portal_idle_s: 900,
+            portal_demo_outbox: false,
         }
     }
 }
@@ -87,6 +103,7 @@ impl std::fmt::Debug for Config {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("vault_id", &self.vault_id)
             .field("callback_url", &self.callback_url.as_deref().map(redact_url))
+            .field("portal_notify_url", &self.portal_notify_url.as_deref().map(redact_url))
             .finish()
     }
 }
@@ -208,6 +225,21 @@ impl Config {
         }
         if let Some(n) = positive("STRONGROOM_CALLBACK_BACKOFF_MS")? {
             c.callback_backoff_ms = n;
+        }
+        if let Some(v) = get("STRONGROOM_PORTAL_NOTIFY_URL").map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                anyhow::bail!("STRONGROOM_PORTAL_NOTIFY_URL must be an http:// or https:// URL");
+            }
+            c.portal_notify_url = Some(v);
+        }
+        if let Some(n) = positive("STRONGROOM_PORTAL_CODE_TTL_S")? {
+            c.portal_code_ttl_s = n.min(86_400) as i64;
+        }
+        if let Some(n) = positive("STRONGROOM_PORTAL_SESSION_S")? {
+            c.portal_session_s = n.min(86_400) as i64;
+        }
+        if let Some(n) = positive("STRONGROOM_PORTAL_IDLE_S")? {
+            c.portal_idle_s = n.min(86_400) as i64;
         }
         Ok(c)
     }

@@ -12,6 +12,7 @@ pub mod custody;
 pub mod error;
 pub mod keys;
 pub mod localpg;
+pub mod portal;
 pub mod privacy;
 pub mod store;
 pub mod telemetry;

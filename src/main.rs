@@ -192,7 +192,9 @@ async fn demo(mut config: Config, listen: SocketAddr, data_dir: &Path) -> anyhow
     result
 }
 
-async fn demo_serve(config: Config, listen: SocketAddr, data_dir: &Path) -> anyhow::Result<()> {
+async fn demo_serve(mut config: Config, listen: SocketAddr, data_dir: &Path) -> anyhow::Result<()> {
+    // Sign-in codes also go to the log and the demo outbox page: there is no email gateway here.
+    config.portal_demo_outbox = true;
     let db = connect(&config).await?;
     let state = AppState::new(db, config).await?;
     let creds_path = data_dir.join("demo-credentials.json");
@@ -221,6 +223,7 @@ async fn demo_serve(config: Config, listen: SocketAddr, data_dir: &Path) -> anyh
     eprintln!("{bar}\n  STRONGROOM DEMO MODE - NOT FOR REAL DATA\n{bar}");
     eprintln!("  API:          http://{}", listener.local_addr()?);
     eprintln!("  Root token:   {DEMO_ROOT_TOKEN}   (X-Bunker-Token header)");
+    eprintln!("  Portal:       http://{}/portal/  (organisation: default; codes on /portal/demo/outbox)", listener.local_addr()?);
     eprintln!("  Unseal keys:  (2 of 3 needed; also in {})", creds_path.display());
     for (i, s) in shares.iter().enumerate() {
         eprintln!("    {}: {s}", i + 1);

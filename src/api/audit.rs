@@ -59,7 +59,10 @@ async fn list_user_events(State(st): State<AppState>, claimed: Claimed, Body(req
         let (total, events) = call.tx.audit_for_user(&user.token, offset, limit).await?;
         let rows: Vec<Value> = events
             .iter()
-            .map(|e| json!({"auditeventuuid": e.uuid, "eventtype": e.event_type, "timestamp": crate::audit::timestamp(e), "outcome": e.outcome}))
+            .map(|e| {
+                json!({"auditeventuuid": e.uuid, "eventtype": e.event_type, "timestamp": crate::audit::timestamp(e), "outcome": e.outcome,
+                       "actor": e.actor})
+            })
             .collect();
         Ok(fields([("total", total.into()), ("rows", Value::Array(rows))]))
     }

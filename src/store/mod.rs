@@ -14,6 +14,7 @@ pub mod groups;
 pub mod keys;
 pub mod leases;
 pub mod meta;
+pub mod portal;
 pub mod requests;
 pub mod roles;
 pub mod sessions;
@@ -45,6 +46,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "files", include_str!("../../migrations/0009_files.sql")),
     (10, "callbacks", include_str!("../../migrations/0010_callbacks.sql")),
     (11, "soft delete", include_str!("../../migrations/0011_soft_delete.sql")),
+    (13, "privacy portal", include_str!("../../migrations/0013_portal.sql")),
 ];
 
 pub fn migrator() -> Migrator {

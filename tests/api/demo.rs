@@ -8,12 +8,12 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
 
-struct Demo {
-    child: Child,
-    base: String,
+pub struct Demo {
+    pub child: Child,
+    pub base: String,
 }
 
-fn start_demo(data_dir: &Path) -> Demo {
+pub fn start_demo(data_dir: &Path) -> Demo {
     let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
         .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
@@ -38,7 +38,7 @@ fn start_demo(data_dir: &Path) -> Demo {
     Demo { child, base }
 }
 
-fn stop_demo(mut d: Demo) {
+pub fn stop_demo(mut d: Demo) {
     let pid = d.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = d.child.wait().unwrap();

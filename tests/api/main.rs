@@ -15,6 +15,7 @@ mod leases;
 mod official_client;
 mod ops;
 mod policies;
+mod portal;
 mod ratelimit;
 mod requests;
 mod retention;

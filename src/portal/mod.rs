@@ -1,0 +1,287 @@
+//! The privacy portal: server-rendered pages under `/portal/` where data subjects sign in with a
+//! one-time code and see and control their own record, and where a DPO decides user requests.
+//!
+//! Invariants:
+//! - No script at all, nothing fetched from elsewhere: the CSP is `default-src 'none'` with the
+//!   one stylesheet served from the binary; every interpolated value is escaped by `maud`.
+//! - No personal data in URLs (identities and profile values travel only in POST bodies) or logs.
+//! - Every POST carries a CSRF token: an HMAC, under a key derived from the master key, of the
+//!   cookie the browser holds (the session cookie, or a random pre-session cookie); cookies are
+//!   HttpOnly and SameSite=Strict, Secure behind TLS. A cross-origin `Origin` is refused too.
+//! - The portal has no data access of its own beyond sign-in: it calls the v2 API in-process
+//!   with the signed-in person's own lease token (role `user-self` for a data subject, `dpo` for
+//!   the console), so the API's casbin policy, own-record checks, masking and audit apply
+//!   unchanged. No request parameter names whose data is shown: that comes from the session.
+
+mod dpo;
+mod page;
+mod signin;
+mod user;
+
+use std::net::SocketAddr;
+
+use axum::extract::{FromRequestParts, Request};
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::app::AppState;
+use crate::auth::ratelimit::ClientAddr;
+use crate::error::Error;
+use crate::keys::keyring::Keyring;
+
+pub use signin::Outbox;
+
+/// The in-process v2 API the portal acts through.
+#[derive(Clone)]
+pub struct Api(pub Router);
+
+pub fn routes(api: Router) -> Router<AppState> {
+    Router::new()
+        .route("/portal", get(|| async { Redirect::permanent("/portal/") }))
+        .route("/portal/", get(signin::start))
+        .route("/portal/signin", post(signin::send_code))
+        .route("/portal/verify", post(signin::verify))
+        .route("/portal/signout", post(user::sign_out))
+        .route("/portal/demo/outbox", get(signin::outbox))
+        .route("/portal/me", get(user::profile))
+        .route("/portal/me/profile", post(user::edit_profile))
+        .route("/portal/me/apps", get(user::apps))
+        .route("/portal/me/consents", get(user::consents))
+        .route("/portal/me/consents/withdraw", post(user::withdraw))
+        .route("/portal/me/sessions", get(user::sessions))
+        .route("/portal/me/activity", get(user::activity))
+        .route("/portal/me/export", get(user::export_page).post(user::export))
+        .route("/portal/me/forget", get(user::forget_page).post(user::forget))
+        .route("/portal/dpo", get(dpo::home))
+        .route("/portal/dpo/signin", post(dpo::sign_in))
+        .route("/portal/dpo/signout", post(dpo::sign_out))
+        .route("/portal/dpo/requests/{uuid}", get(dpo::request))
+        .route("/portal/dpo/requests/{uuid}/decide", post(dpo::decide))
+        .route("/portal/static/portal.css", get(stylesheet))
+        .fallback(|| async { Fail::new(StatusCode::NOT_FOUND, "There is no such page.") })
+        .layer(Extension(Api(api)))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+async fn stylesheet() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], page::CSS).into_response()
+}
+
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    h.insert("permissions-policy", HeaderValue::from_static("camera=(), microphone=(), geolocation=()"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// A refused or failed portal request, rendered as a page with a status code.
+#[derive(Debug)]
+pub struct Fail {
+    status: StatusCode,
+    message: String,
+}
+
+impl Fail {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Fail {
+        Fail { status, message: message.into() }
+    }
+
+    fn forbidden(message: &str) -> Fail {
+        Fail::new(StatusCode::FORBIDDEN, message)
+    }
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Fail {
+        let status = e.status();
+        let message = match &e {
+            Error::Internal(err) => {
+                tracing::error!(error = %err, "portal request failed");
+                "Something went wrong on our side. Please try again later.".to_string()
+            }
+            Error::Sealed => "The vault is sealed; the portal is unavailable until it is unsealed.".to_string(),
+            other => other.to_string(),
+        };
+        Fail { status, message }
+    }
+}
+
+impl From<sqlx::Error> for Fail {
+    fn from(e: sqlx::Error) -> Fail {
+        Fail::from(Error::from(e))
+    }
+}
+
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        let title = match self.status {
+            StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
+            StatusCode::FORBIDDEN => "Not allowed",
+            StatusCode::NOT_FOUND => "Not found",
+            s if s.is_client_error() => "Please check your input",
+            _ => "Unavailable",
+        };
+        let body = maud::html! {
+            p role="alert" { (self.message) }
+            p { a href="/portal/" { "Back to the portal" } }
+        };
+        (self.status, page::render(title, None, body)).into_response()
+    }
+}
+
+pub type Page = Result<Response, Fail>;
+
+/// The browser's address, for rate limits and lock-outs.
+pub struct Peer(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Peer, Self::Rejection> {
+        Ok(Peer(parts.extensions.get::<axum::extract::ConnectInfo<ClientAddr>>().map(|c| c.0 .0)))
+    }
+}
+
+impl Peer {
+    pub fn ip(&self) -> std::net::IpAddr {
+        self.0.map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |a| a.ip())
+    }
+}
+
+/// Calls a v2 endpoint in-process with `token` in `tenant`; the browser's address goes along so
+/// lock-outs and rates apply as to any client. Returns the status and the JSON answer.
+pub async fn call_api(api: &Api, peer: &Peer, tenant: &str, token: &str, endpoint: &str, body: Value) -> (StatusCode, Value) {
+    let mut req = Request::post(format!("/v2/{endpoint}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(crate::auth::TOKEN_HEADER, token)
+        .header(crate::auth::TENANT_HEADER, tenant)
+        .body(axum::body::Body::from(body.to_string()))
+        .expect("a request from valid parts");
+    if let Some(addr) = peer.0 {
+        req.extensions_mut().insert(axum::extract::ConnectInfo(ClientAddr(addr)));
+    }
+    let res = match api.0.clone().oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 64 * 1024 * 1024).await.unwrap_or_default();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// The API's answer as a page failure unless it succeeded.
+pub fn api_ok((status, v): (StatusCode, Value)) -> Result<Value, Fail> {
+    if status.is_success() {
+        return Ok(v);
+    }
+    let message = v.get("message").and_then(Value::as_str).unwrap_or("the request failed");
+    Err(Fail::new(status, upper_first(message)))
+}
+
+fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+}
+
+// ---- cookies and CSRF ----
+
+pub const SESSION_COOKIE: &str = "sr_session";
+pub const DPO_COOKIE: &str = "sr_dpo";
+pub const PRE_COOKIE: &str = "sr_pre";
+
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+/// Behind a TLS terminator (`X-Forwarded-Proto: https`) cookies are marked Secure.
+fn secure(headers: &HeaderMap) -> bool {
+    headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
+pub fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age: i64) -> (header::HeaderName, HeaderValue) {
+    let secure = if secure(headers) { "; Secure" } else { "" };
+    let v = format!("{name}={value}; Path=/portal; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}");
+    (header::SET_COOKIE, HeaderValue::from_str(&v).expect("cookie values are URL-safe"))
+}
+
+pub fn clear_cookie(headers: &HeaderMap, name: &str) -> (header::HeaderName, HeaderValue) {
+    set_cookie(headers, name, "", 0)
+}
+
+/// The CSRF token of forms shown to the holder of cookie value `binding`.
+pub fn csrf_token(ring: &Keyring, binding: &str) -> String {
+    let key = ring.derived("portal-csrf");
+    hex::encode(crate::keys::blind::keyed_digest(&key, "csrf", binding.as_bytes()))
+}
+
+/// Refuses a POST whose CSRF field does not match the cookie it is bound to, or that comes from
+/// another origin.
+pub fn check_csrf(ring: &Keyring, headers: &HeaderMap, binding: Option<&str>, presented: &str) -> Result<(), Fail> {
+    use subtle::ConstantTimeEq;
+    if let (Some(origin), Some(host)) = (headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()), headers.get(header::HOST)) {
+        let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
+        if origin != "null" && origin_host.as_bytes() != host.as_bytes() {
+            return Err(Fail::forbidden("This form was sent from another site and was refused."));
+        }
+    }
+    let refused = || Fail::forbidden("This form has expired or was not sent by this portal. Reload the page and try again.");
+    let binding = binding.ok_or_else(refused)?;
+    let expected = csrf_token(ring, binding);
+    if presented.len() == expected.len() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes())) {
+        Ok(())
+    } else {
+        Err(refused())
+    }
+}
+
+/// A fresh random cookie value (64 hex digits).
+pub fn random_value() -> String {
+    let mut b = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    hex::encode(b)
+}
+
+/// The pre-session cookie to bind sign-in forms to: the browser's, or a new one to set.
+pub fn pre_session(headers: &HeaderMap) -> (String, bool) {
+    match cookie(headers, PRE_COOKIE).filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())) {
+        Some(v) => (v.to_string(), false),
+        None => (random_value(), true),
+    }
+}
+
+/// The tenant a browser names through the host's subdomain, if any.
+pub fn host_tenant(headers: &HeaderMap) -> Option<String> {
+    headers.get(header::HOST).and_then(|h| h.to_str().ok()).and_then(crate::auth::subdomain)
+}
+
+/// Tenant names as typed in a form: trimmed and lowercased, as the API's header.
+pub fn tenant_name(raw: &str) -> Result<String, Fail> {
+    let t = raw.trim().to_ascii_lowercase();
+    if t.is_empty() || t.len() > 64 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(Fail::new(StatusCode::BAD_REQUEST, "Enter the organisation's portal name (letters, digits and dashes)."));
+    }
+    Ok(t)
+}

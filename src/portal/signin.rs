@@ -1,0 +1,350 @@
+//! Passwordless sign-in: an email or phone number gets a one-time 6-digit code.
+//!
+//! Invariants: the answer (page, status, what is stored) is the same whether or not the identity
+//! or the tenant exists; a code is stored only as an HMAC bound to its tenant and challenge, lives
+//! `portal_code_ttl_s` (10 minutes), and dies at its fifth wrong try or its first use; codes are
+//! rate-limited per identity (5 per 10 minutes, counted in the database so the whole fleet
+//! agrees) and per address; a right code opens a session bound to a fresh `user-self` lease of
+//! that user in that tenant only. Codes go to the notification webhook, and in demo mode also
+//! to the log and the clearly marked demo outbox page.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect};
+use axum::Form;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use maud::html;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{check_csrf, csrf_token, page, pre_session, set_cookie, Fail, Page, Peer, PRE_COOKIE, SESSION_COOKIE};
+use crate::app::AppState;
+use crate::audit::{self, Draft};
+use crate::keys::blind::IndexMode;
+use crate::keys::keyring::{Keyring, TenantKeys};
+use crate::store::now_secs;
+
+/// Wrong or used-up codes: five tries per challenge.
+pub const MAX_TRIES: i32 = 5;
+/// Codes per identity per window.
+const CODES_PER_IDENTITY: i64 = 5;
+const IDENTITY_WINDOW_S: i64 = 600;
+
+/// One code the demo would have sent.
+pub struct Sent {
+    pub at: i64,
+    pub tenant: String,
+    pub to: String,
+    pub code: String,
+}
+
+/// Portal state shared by the instance: the per-address limiter, the notification client and
+/// the demo outbox.
+pub struct Outbox {
+    per_address: DefaultKeyedRateLimiter<IpAddr>,
+    http: reqwest::Client,
+    sent: Mutex<VecDeque<Sent>>,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Outbox::new()
+    }
+}
+
+impl Outbox {
+    pub fn new() -> Outbox {
+        // Sign-in and code entries together: 20 a minute per address, bursts of 20.
+        let quota = Quota::per_minute(NonZeroU32::new(20).expect("non-zero"));
+        crate::custody::install_crypto_provider();
+        Outbox {
+            per_address: RateLimiter::dashmap(quota),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default(),
+            sent: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub fn check_address(&self, ip: IpAddr) -> Result<(), Fail> {
+        self.per_address.check_key(&ip).map_err(|_| {
+            Fail::new(StatusCode::TOO_MANY_REQUESTS, "Too many sign-in attempts from your network. Wait a minute and try again.")
+        })
+    }
+
+    fn push(&self, sent: Sent) {
+        let mut q = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        q.push_front(sent);
+        q.truncate(50);
+    }
+}
+
+fn mode_of(identity: &str) -> Result<IndexMode, Fail> {
+    let id = identity.trim();
+    if id.contains('@') {
+        Ok(IndexMode::Email)
+    } else if id.chars().filter(char::is_ascii_digit).count() >= 6 && id.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c)) {
+        Ok(IndexMode::Phone)
+    } else {
+        Err(Fail::new(StatusCode::BAD_REQUEST, "Enter an email address or a phone number."))
+    }
+}
+
+fn code_hash(ring: &Keyring, tenant_id: i64, challenge: &str, code: &str) -> [u8; 32] {
+    let key = ring.derived("portal-code");
+    crate::keys::blind::keyed_digest(&key, "portal-code", format!("{tenant_id}/{challenge}/{code}").as_bytes())
+}
+
+/// GET /portal/: the sign-in form (or the profile, when signed in).
+pub async fn start(State(st): State<AppState>, headers: HeaderMap) -> Page {
+    if super::cookie(&headers, SESSION_COOKIE).is_some() {
+        return Ok(Redirect::to("/portal/me").into_response());
+    }
+    let ring = st.vault().keyring()?;
+    let (pre, new) = pre_session(&headers);
+    let tenant = super::host_tenant(&headers).unwrap_or_default();
+    let body = html! {
+        p { "Sign in to see the personal data this organisation holds about you, who accessed it, and to correct, download or erase it." }
+        form method="post" action="/portal/signin" {
+            input type="hidden" name="csrf" value=(csrf_token(&ring, &pre));
+            label for="tenant" { "Organisation" }
+            p.hint id="tenant-hint" { "The name of the organisation's privacy portal." }
+            input type="text" id="tenant" name="tenant" value=(tenant) required autocomplete="organization" aria-describedby="tenant-hint";
+            label for="identity" { "Email address or phone number" }
+            p.hint id="identity-hint" { "We send a 6-digit code there. No password needed." }
+            input type="text" id="identity" name="identity" required autocomplete="email" aria-describedby="identity-hint";
+            button type="submit" { "Send me a code" }
+        }
+        p { a href="/portal/dpo" { "Privacy officer console" } }
+    };
+    let mut res = page::render("Sign in", None, body).into_response();
+    if new {
+        let (k, v) = set_cookie(&headers, PRE_COOKIE, &pre, 3600);
+        res.headers_mut().append(k, v);
+    }
+    Ok(res)
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    identity: String,
+}
+
+/// POST /portal/signin: makes a challenge and, when the identity is a user's, sends its code.
+pub async fn send_code(State(st): State<AppState>, headers: HeaderMap, peer: Peer, Form(f): Form<SignInForm>) -> Page {
+    let ring = st.vault().keyring()?;
+    check_csrf(&ring, &headers, super::cookie(&headers, PRE_COOKIE), &f.csrf)?;
+    st.portal().check_address(peer.ip())?;
+    let tenant = super::tenant_name(&f.tenant)?;
+    let mode = mode_of(&f.identity)?;
+    let challenge = uuid::Uuid::new_v4().to_string();
+    let now = now_secs();
+    let ttl = st.config().portal_code_ttl_s;
+    // An unknown tenant gets the same page, with a challenge that exists nowhere.
+    if let Some(mut tx) = st.db().tenant_tx_by_name(&tenant).await? {
+        let keys = crate::custody::rotation::tenant_keys(&ring, &mut tx).await?;
+        let index =
+            keys.index(mode, &f.identity).ok_or_else(|| Fail::new(StatusCode::BAD_REQUEST, "Enter an email address or a phone number."))?;
+        if tx.recent_challenges(&index, now - IDENTITY_WINDOW_S).await? >= CODES_PER_IDENTITY {
+            return Err(Fail::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many codes were requested for this email address or phone number. Wait 10 minutes and try again.",
+            ));
+        }
+        tx.sweep_challenges(now - IDENTITY_WINDOW_S).await?;
+        let user = tx.user_by_index(mode, &index).await?;
+        let code = format!("{:06}", rand::Rng::gen_range(&mut rand::rngs::OsRng, 0..1_000_000u32));
+        let hash = code_hash(&ring, tx.tenant_id(), &challenge, &code);
+        tx.insert_challenge(&challenge, &index, user.as_ref().map(|u| u.token.as_str()), &hash, now + ttl, now).await?;
+        let mut draft = Draft::default();
+        draft.details.insert("challenge".into(), challenge.clone().into());
+        if let Some(u) = &user {
+            draft.user_token = Some(u.token.clone());
+            draft.user_key = Some(crate::api::users::user_key(&keys, u)?);
+        } else {
+            draft.details.insert("identity_index".into(), hex::encode(index).into());
+        }
+        let outcome = if user.is_some() { "ok" } else { "unknown identity" };
+        audit::append(&mut tx, &keys, "PortalCodeSent", "portal", outcome, draft).await?;
+        tx.commit().await?;
+        if user.is_some() {
+            deliver(&st, &tenant, mode, f.identity.trim(), &code, &challenge);
+        }
+    }
+    Ok(code_form(&ring, &headers, &tenant, &challenge, None).into_response())
+}
+
+/// Hands a code to the notification webhook (in the background: the answer does not wait, so
+/// its timing does not tell whether anyone was there) and, in demo mode, to the log and outbox.
+fn deliver(st: &AppState, tenant: &str, mode: IndexMode, to: &str, code: &str, challenge: &str) {
+    let ttl = st.config().portal_code_ttl_s;
+    if st.config().portal_demo_outbox {
+        tracing::warn!(challenge, code, "DEMO MODE: portal sign-in code (also on /portal/demo/outbox)");
+        st.portal().push(Sent { at: now_secs(), tenant: tenant.into(), to: to.into(), code: code.into() });
+    }
+    if let Some(url) = st.config().portal_notify_url.clone() {
+        let http = st.portal().http.clone();
+        let body = json!({
+            "type": "portal-sign-in-code", "tenant": tenant, "channel": if mode == IndexMode::Phone { "sms" } else { "email" },
+            "to": to, "code": code, "expires_in": ttl,
+        });
+        let challenge = challenge.to_string();
+        tokio::spawn(async move {
+            match http.post(&url).json(&body).send().await {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => tracing::error!(challenge, status = r.status().as_u16(), "portal notification refused by the webhook"),
+                Err(e) => tracing::error!(challenge, error = %e.without_url(), "portal notification failed"),
+            }
+        });
+    }
+}
+
+fn code_form(ring: &Keyring, headers: &HeaderMap, tenant: &str, challenge: &str, error: Option<&str>) -> axum::response::Html<String> {
+    let pre = super::cookie(headers, PRE_COOKIE).unwrap_or_default();
+    let body = html! {
+        @if let Some(e) = error {
+            p role="alert" { (e) }
+        } @else {
+            p.notice role="status" { "If this email address or phone number is known here, a 6-digit code is on its way. It is valid for 10 minutes." }
+        }
+        form method="post" action="/portal/verify" {
+            input type="hidden" name="csrf" value=(csrf_token(ring, pre));
+            input type="hidden" name="tenant" value=(tenant);
+            input type="hidden" name="challenge" value=(challenge);
+            label for="code" { "Code" }
+            input type="text" id="code" name="code" required inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" autofocus;
+            button type="submit" { "Sign in" }
+        }
+        p { a href="/portal/" { "Start again" } }
+    };
+    page::render("Enter your code", None, body)
+}
+
+#[derive(Deserialize)]
+pub struct VerifyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    challenge: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// POST /portal/verify: a right code opens the session; anything else is refused and counted.
+pub async fn verify(State(st): State<AppState>, headers: HeaderMap, peer: Peer, Form(f): Form<VerifyForm>) -> Page {
+    let ring = st.vault().keyring()?;
+    check_csrf(&ring, &headers, super::cookie(&headers, PRE_COOKIE), &f.csrf)?;
+    st.portal().check_address(peer.ip())?;
+    let tenant = super::tenant_name(&f.tenant)?;
+    let refuse = |status: StatusCode, msg: &str| -> Page {
+        Ok((status, code_form(&ring, &headers, &tenant, &f.challenge, Some(msg))).into_response())
+    };
+    let code = f.code.trim();
+    let Some(mut tx) = st.db().tenant_tx_by_name(&tenant).await? else {
+        return refuse(StatusCode::FORBIDDEN, "That code is wrong or has expired.");
+    };
+    let Some(ch) = tx.lock_challenge(f.challenge.trim()).await? else {
+        return refuse(StatusCode::FORBIDDEN, "That code is wrong or has expired.");
+    };
+    let now = now_secs();
+    if ch.used || ch.expires_at <= now || ch.tries >= MAX_TRIES {
+        return refuse(StatusCode::FORBIDDEN, "This code can no longer be used. Start again to get a new one.");
+    }
+    let expected = code_hash(&ring, tx.tenant_id(), f.challenge.trim(), code);
+    let right = code.len() == 6 && bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &ch.code_hash[..])) && ch.user_token.is_some();
+    tx.record_try(f.challenge.trim(), right).await?;
+    let keys = crate::custody::rotation::tenant_keys(&ring, &mut tx).await?;
+    let user = match (&ch.user_token, right) {
+        (Some(token), true) => tx.user_by_token(token).await?,
+        _ => None,
+    };
+    let Some(user) = user else {
+        let mut draft = Draft::default();
+        draft.details.insert("challenge".into(), f.challenge.trim().into());
+        audit::append(&mut tx, &keys, "PortalSignIn", "portal", "denied", draft).await?;
+        tx.commit().await?;
+        let left = MAX_TRIES - ch.tries - 1;
+        let msg = if left > 0 {
+            format!("That code is wrong. {left} {} left.", if left == 1 { "try" } else { "tries" })
+        } else {
+            "That code is wrong, and this was the last try. Start again to get a new one.".to_string()
+        };
+        return refuse(StatusCode::FORBIDDEN, &msg);
+    };
+    let token = open_lease(&st, &ring, &keys, &mut tx, &tenant, "user-self", None, Some(&user)).await?;
+    tx.commit().await?;
+    let mut res = Redirect::to("/portal/me").into_response();
+    let (k, v) = set_cookie(&headers, SESSION_COOKIE, &token, st.config().portal_session_s);
+    res.headers_mut().append(k, v);
+    Ok(res)
+}
+
+/// Inserts a sliding lease for `role` (bound to `user` for `user-self`), audits the sign-in and
+/// returns the signed lease token the session cookie carries.
+#[allow(clippy::too_many_arguments)]
+pub async fn open_lease(
+    st: &AppState,
+    ring: &Keyring,
+    keys: &TenantKeys,
+    tx: &mut crate::store::TenantTx,
+    tenant: &str,
+    role: &str,
+    credential: Option<(i64, String)>,
+    user: Option<&crate::store::users::UserRow>,
+) -> Result<String, Fail> {
+    let cfg = st.config();
+    let now = now_secs();
+    let lease_id = uuid::Uuid::new_v4().to_string();
+    let hard = now + cfg.portal_session_s;
+    let idle = cfg.portal_idle_s.min(cfg.portal_session_s);
+    let (credential_id, actor) = credential.map_or((None, "portal".to_string()), |(id, actor)| (Some(id), actor));
+    tx.insert_lease(&lease_id, role, credential_id, user.map(|u| u.token.as_str()), now + idle, hard, Some(idle)).await?;
+    let mut draft = Draft::default();
+    draft.details.insert("lease_id".into(), lease_id.clone().into());
+    draft.details.insert("role".into(), role.into());
+    if let Some(u) = user {
+        draft.user_token = Some(u.token.clone());
+        draft.user_key = Some(crate::api::users::user_key(keys, u)?);
+    }
+    audit::append(tx, keys, if role == "user-self" { "PortalSignIn" } else { "PortalDpoSignIn" }, &actor, "ok", draft).await?;
+    Ok(crate::auth::lease::sign(ring, &crate::auth::lease::claims(&lease_id, tx.tenant_id(), tenant, role, now, hard)))
+}
+
+/// GET /portal/demo/outbox: the codes a demo vault would have sent (demo mode only).
+pub async fn outbox(State(st): State<AppState>) -> Page {
+    if !st.config().portal_demo_outbox {
+        return Err(Fail::new(StatusCode::NOT_FOUND, "There is no such page."));
+    }
+    let sent = st.portal().sent.lock().unwrap_or_else(|p| p.into_inner());
+    let body = html! {
+        div.demo role="note" {
+            p { strong { "DEMO MODE. " } "A real deployment sends these codes by email or SMS through the notification webhook (STRONGROOM_PORTAL_NOTIFY_URL) and shows them nowhere. This page does not exist outside demo mode." }
+        }
+        @if sent.is_empty() {
+            p { "No codes sent yet." }
+        } @else {
+            table {
+                caption { "Sign-in codes, newest first" }
+                thead { tr { th scope="col" { "Sent" } th scope="col" { "Organisation" } th scope="col" { "To" } th scope="col" { "Code" } } }
+                tbody {
+                    @for s in sent.iter() {
+                        tr { td { (page::when(s.at)) } td { (s.tenant) } td { (s.to) } td { code.code { (s.code) } } }
+                    }
+                }
+            }
+        }
+        p { a href="/portal/" { "Back to sign-in" } }
+    };
+    Ok(page::render("Demo outbox", None, body).into_response())
+}

@@ -1,0 +1,468 @@
+//! The privacy portal. The end-to-end walk runs in a real headless Chromium against a running
+//! `strongroom demo` (tests/python/test_portal.py, Selenium with Debian's chromium and
+//! chromium-driver; screenshots land in target/portal-screenshots). The refusals are driven
+//! here over HTTP as a browser would send them (cookies, hidden fields), with sign-in codes
+//! caught by a real notification webhook receiver.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// Catches what the portal POSTs to `STRONGROOM_PORTAL_NOTIFY_URL`.
+#[derive(Clone, Default)]
+struct Webhook(Arc<Mutex<Vec<Value>>>);
+
+impl Webhook {
+    async fn serve(&self) -> String {
+        let me = self.clone();
+        let app = Router::new().route(
+            "/notify",
+            post(move |Json(v): Json<Value>| {
+                let me = me.clone();
+                async move {
+                    me.0.lock().unwrap().push(v);
+                    "ok"
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/notify", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        url
+    }
+
+    /// The newest code sent to `to`, waiting for the (background) delivery.
+    async fn code_for(&self, to: &str) -> String {
+        for _ in 0..100 {
+            if let Some(v) = self.0.lock().unwrap().iter().rev().find(|v| v["to"] == to) {
+                return v["code"].as_str().unwrap().to_string();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no code was sent");
+    }
+
+    fn sent_to(&self, to: &str) -> usize {
+        self.0.lock().unwrap().iter().filter(|v| v["to"] == to).count()
+    }
+}
+
+/// A browser: a cookie jar, no automatic redirects (Set-Cookie on a 303 must be seen).
+struct Browser {
+    base: String,
+    http: reqwest::Client,
+    jar: HashMap<String, String>,
+}
+
+struct Got {
+    status: u16,
+    location: Option<String>,
+    text: String,
+}
+
+/// `application/x-www-form-urlencoded`, as a browser sends a form.
+fn form_body(fields: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                b' ' => "+".to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// The value of hidden/visible input `name` in a page.
+fn field(html: &str, name: &str) -> String {
+    let at = html.find(&format!("name=\"{name}\"")).unwrap_or_else(|| panic!("no field {name} in page:\n{html}"));
+    let rest = &html[at..];
+    let v = rest.find("value=\"").unwrap() + 7;
+    rest[v..v + rest[v..].find('"').unwrap()].to_string()
+}
+
+impl Browser {
+    fn new(base: &str) -> Browser {
+        strongroom::custody::install_crypto_provider();
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Browser { base: base.to_string(), http, jar: HashMap::new() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn finish(&mut self, r: reqwest::Response) -> Got {
+        for c in r.headers().get_all("set-cookie") {
+            let c = c.to_str().unwrap();
+            for attr in ["HttpOnly", "SameSite=Strict", "Path=/portal"] {
+                assert!(c.contains(attr), "cookie without {attr}: {c}");
+            }
+            let (k, v) = c.split(';').next().unwrap().split_once('=').unwrap();
+            if v.is_empty() {
+                self.jar.remove(k);
+            } else {
+                self.jar.insert(k.to_string(), v.to_string());
+            }
+        }
+        let status = r.status().as_u16();
+        let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+        assert!(r.headers().get("content-security-policy").is_some(), "every portal answer carries a CSP");
+        Got { status, location, text: r.text().await.unwrap() }
+    }
+
+    async fn get(&mut self, path: &str) -> Got {
+        let r = self.http.get(format!("{}{path}", self.base)).header("cookie", self.cookie_header()).send().await.unwrap();
+        self.finish(r).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Got {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .header("content-type", FORM)
+            .body(form_body(form))
+            .send()
+            .await
+            .unwrap();
+        self.finish(r).await
+    }
+
+    /// Asks for a code; returns (tenant, challenge, csrf) of the code form.
+    async fn ask_code(&mut self, tenant: &str, identity: &str) -> (String, String, Got) {
+        let start = self.get("/portal/").await;
+        assert_eq!(start.status, 200);
+        let csrf = field(&start.text, "csrf");
+        let got = self.post("/portal/signin", &[("csrf", &csrf), ("tenant", tenant), ("identity", identity)]).await;
+        assert_eq!(got.status, 200, "{}", got.text);
+        (field(&got.text, "challenge"), field(&got.text, "csrf"), got)
+    }
+
+    async fn verify(&mut self, tenant: &str, challenge: &str, csrf: &str, code: &str) -> Got {
+        self.post("/portal/verify", &[("csrf", csrf), ("tenant", tenant), ("challenge", challenge), ("code", code)]).await
+    }
+
+    fn signed_in(&self) -> bool {
+        self.jar.contains_key("sr_session")
+    }
+
+    async fn sign_in(&mut self, hook: &Webhook, tenant: &str, email: &str) {
+        let (challenge, csrf, _) = self.ask_code(tenant, email).await;
+        let got = self.verify(tenant, &challenge, &csrf, &hook.code_for(email).await).await;
+        assert_eq!((got.status, got.location.as_deref()), (303, Some("/portal/me")), "{}", got.text);
+        assert!(self.signed_in());
+    }
+}
+
+async fn portal_app(adjust: impl FnOnce(&mut strongroom::config::Config)) -> (TestApp, Webhook) {
+    let hook = Webhook::default();
+    let url = hook.serve().await;
+    let app = TestApp::spawn_configured(|c| {
+        c.portal_notify_url = Some(url);
+        adjust(c);
+    })
+    .await;
+    (app, hook)
+}
+
+fn email(tag: &str) -> String {
+    format!("{tag}-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_refuses_wrong_codes_a_sixth_try_other_tenants_and_forged_forms() {
+    let (app, hook) = portal_app(|_| {}).await;
+    let ada = email("ada");
+    let token = app.create_user(&app.root_token, None, json!({"email": ada, "name": "Ada"})).await;
+    let (_, beta_admin) = app.create_tenant("portalbeta").await;
+    app.create_user(&beta_admin, Some("portalbeta"), json!({"email": ada, "name": "Ada in beta"})).await;
+
+    // The same answer for an unknown identity, and nothing is sent.
+    let mut b = Browser::new(&app.base);
+    let nobody = email("nobody");
+    let (_, _, unknown) = b.ask_code("default", &nobody).await;
+    let (challenge, csrf, known) = b.ask_code("default", &ada).await;
+    let strip = |t: &str| t.split("name=\"challenge\"").next().unwrap().split("name=\"csrf\"").next().unwrap().to_string();
+    assert_eq!(strip(&unknown.text), strip(&known.text));
+    let (_, _, no_tenant) = b.ask_code("no-such-tenant", &ada).await;
+    assert_eq!(strip(&no_tenant.text), strip(&known.text));
+    let code = hook.code_for(&ada).await;
+    assert_eq!(hook.sent_to(&nobody), 0);
+    assert_eq!(hook.sent_to(&ada), 1, "one code: the unknown tenant sent none");
+    assert_eq!(code.len(), 6);
+
+    // A forged form: no CSRF token, another browser's token, another site's Origin.
+    let got = b.post("/portal/verify", &[("tenant", "default"), ("challenge", &challenge), ("code", &code)]).await;
+    assert_eq!(got.status, 403);
+    let mut other = Browser::new(&app.base);
+    let other_csrf = field(&other.get("/portal/").await.text, "csrf");
+    assert_eq!(b.verify("default", &challenge, &other_csrf, &code).await.status, 403);
+    let forged = b
+        .http
+        .post(format!("{}/portal/verify", app.base))
+        .header("cookie", b.cookie_header())
+        .header("origin", "https://evil.example")
+        .header("content-type", FORM)
+        .body(form_body(&[("csrf", csrf.as_str()), ("tenant", "default"), ("challenge", &challenge), ("code", &code)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+    assert!(!b.signed_in());
+
+    // The code for tenant default does not open tenant portalbeta, where the same email lives.
+    let got = b.verify("portalbeta", &challenge, &csrf, &code).await;
+    assert_eq!(got.status, 403);
+    assert!(!b.signed_in());
+
+    // Five wrong tries, then the right code is a sixth try: refused.
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for left in (0..5).rev() {
+        let got = b.verify("default", &challenge, &csrf, wrong).await;
+        assert_eq!(got.status, 403);
+        if left > 0 {
+            assert!(got.text.contains(&format!("{left} tr")), "{}", got.text);
+        }
+    }
+    let got = b.verify("default", &challenge, &csrf, &code).await;
+    assert_eq!(got.status, 403);
+    assert!(got.text.contains("can no longer be used"), "{}", got.text);
+    assert!(!b.signed_in());
+
+    // A fresh code works once; replaying it does not.
+    let (challenge, csrf, _) = b.ask_code("default", &ada).await;
+    let code = {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let c = hook.code_for(&ada).await;
+        assert_eq!(hook.sent_to(&ada), 2);
+        c
+    };
+    let got = b.verify("default", &challenge, &csrf, &code).await;
+    assert_eq!(got.status, 303);
+    let me = b.get("/portal/me").await;
+    assert_eq!(me.status, 200);
+    assert!(me.text.contains(&ada) && me.text.contains(&token));
+    let mut replay = Browser::new(&app.base);
+    let replay_csrf = field(&replay.get("/portal/").await.text, "csrf");
+    assert_eq!(replay.verify("default", &challenge, &replay_csrf, &code).await.status, 403);
+    assert!(!replay.signed_in());
+
+    // Signed-in forms need the session's CSRF token too: without it, nothing changes.
+    let got = b.post("/portal/me/profile", &[("f:name", "Mallory")]).await;
+    assert_eq!(got.status, 403);
+    let got = b.post("/portal/me/profile", &[("csrf", &replay_csrf), ("f:name", "Mallory")]).await;
+    assert_eq!(got.status, 403);
+    let pending = app.root("UserRequestListUserRequests", json!({"mode": "token", "identity": token})).await;
+    assert_eq!(pending.ok()["rows"], json!([]), "no request was filed");
+
+    // The per-identity limit: five codes per 10 minutes, answered alike for anyone.
+    for _ in 0..3 {
+        b.jar.remove("sr_session");
+        b.ask_code("default", &ada).await;
+    }
+    let start = b.get("/portal/").await;
+    let got = b.post("/portal/signin", &[("csrf", &field(&start.text, "csrf")), ("tenant", "default"), ("identity", &ada)]).await;
+    assert_eq!(got.status, 429, "{}", got.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_code_is_refused() {
+    let (app, hook) = portal_app(|c| c.portal_code_ttl_s = 1).await;
+    let ada = email("late");
+    app.create_user(&app.root_token, None, json!({"email": ada})).await;
+    let mut b = Browser::new(&app.base);
+    let (challenge, csrf, _) = b.ask_code("default", &ada).await;
+    let code = hook.code_for(&ada).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let got = b.verify("default", &challenge, &csrf, &code).await;
+    assert_eq!(got.status, 403);
+    assert!(got.text.contains("can no longer be used"), "{}", got.text);
+    assert!(!b.signed_in());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_session_reaches_only_its_own_record() {
+    let (app, hook) = portal_app(|_| {}).await;
+    let (ada, eve) = (email("ada"), email("eve"));
+    let ada_token = app.create_user(&app.root_token, None, json!({"email": ada, "name": "Ada"})).await;
+    let eve_token = app.create_user(&app.root_token, None, json!({"email": eve, "name": "Eve", "secret": "eve-only"})).await;
+    let brief = format!("ads-{}", uuid::Uuid::new_v4().simple());
+    app.root("LegalBasisCreate", json!({"brief": brief, "status": "active"})).await.ok();
+    app.root("AgreementAccept", json!({"mode": "token", "identity": eve_token, "brief": brief})).await.ok();
+    app.root("AppdataCreate", json!({"mode": "token", "identity": eve_token, "appname": "shop", "appdata": {"eve": "only"}})).await.ok();
+
+    let mut b = Browser::new(&app.base);
+    b.sign_in(&hook, "default", &ada).await;
+    let me = b.get("/portal/me").await;
+    let csrf = field(&me.text, "csrf");
+
+    // Parameters naming Eve are ignored: the pages show and change Ada only.
+    for path in [
+        format!("/portal/me?token={eve_token}"),
+        format!("/portal/me?mode=email&identity={eve}"),
+        format!("/portal/me/apps?identity={eve_token}"),
+        format!("/portal/me/consents?token={eve_token}"),
+        format!("/portal/me/activity?identity={eve_token}"),
+    ] {
+        let got = b.get(&path).await;
+        assert_eq!(got.status, 200, "{path}");
+        assert!(!got.text.contains(&eve) && !got.text.contains("eve-only") && !got.text.contains(&brief), "{path} shows Eve's data");
+    }
+    let got = b
+        .post(
+            "/portal/me/profile",
+            &[("csrf", &csrf), ("mode", "token"), ("identity", &eve_token), ("token", &eve_token), ("f:name", "Ada L."), ("f:secret", "x")],
+        )
+        .await;
+    assert_eq!(got.status, 200, "{}", got.text);
+    let got = b.post("/portal/me/consents/withdraw", &[("csrf", &csrf), ("brief", &brief), ("identity", &eve_token)]).await;
+    assert_ne!(got.status, 200, "Ada has no such consent; Eve's is not reachable");
+    let export = b.post("/portal/me/export", &[("csrf", &csrf), ("identity", &eve_token)]).await;
+    assert_eq!(export.status, 200);
+    let doc: Value = serde_json::from_str(&export.text).unwrap();
+    assert_eq!(doc["token"], ada_token.as_str());
+    assert!(!export.text.contains(&eve) && !export.text.contains("eve-only"));
+
+    // Eve is untouched; Ada's change became her own request, about her own record.
+    let eve_now = app.root("UserGet", json!({"mode": "token", "identity": eve_token})).await;
+    assert_eq!(eve_now.ok()["profile"]["name"], "Eve");
+    assert_eq!(app.root("UserRequestListUserRequests", json!({"mode": "token", "identity": eve_token})).await.ok()["rows"], json!([]));
+    let agreement = app.root("AgreementGet", json!({"mode": "token", "identity": eve_token, "brief": brief})).await;
+    assert_eq!(agreement.ok()["agreement"]["status"], "active");
+    let ada_requests = app.root("UserRequestListUserRequests", json!({"mode": "token", "identity": ada_token})).await;
+    assert_eq!(ada_requests.ok()["rows"].as_array().unwrap().len(), 1);
+
+    // The session's lease token itself, used against the API, reaches Ada only.
+    let jwt = b.jar["sr_session"].clone();
+    let r = app.call("UserGet", Some(&jwt), None, json!({"mode": "token", "identity": eve_token})).await;
+    r.err(404);
+    let r = app.call("AuditListUserEvents", Some(&jwt), None, json!({"mode": "token", "identity": eve_token})).await;
+    r.err(404);
+    let r = app.call("AgreementCancel", Some(&jwt), None, json!({"mode": "token", "identity": eve_token, "brief": brief})).await;
+    r.err(404);
+    app.call("UserGet", Some(&jwt), None, json!({"mode": "token", "identity": ada_token})).await.ok();
+
+    // A data subject's session does not open the DPO console, not even as the console cookie.
+    let got = b.get("/portal/dpo").await;
+    assert!(got.text.contains("Access token"), "the console asks for a credential");
+    let mut forged = Browser::new(&app.base);
+    forged.jar.insert("sr_dpo".into(), jwt.clone());
+    let got = forged.get("/portal/dpo").await;
+    assert!(got.text.contains("Access token") && !got.text.contains("pending requests"));
+    let uuid = ada_requests.body["rows"][0]["requestuuid"].as_str().unwrap().to_string();
+    let got = forged.post(&format!("/portal/dpo/requests/{uuid}/decide"), &[("csrf", &csrf), ("decision", "approve")]).await;
+    assert_eq!(got.status, 303, "refused to the sign-in");
+    let r = app.root("UserRequestGet", json!({"requestuuid": uuid})).await;
+    assert_eq!(r.ok()["request"]["status"], "pending");
+
+    // Signing out revokes the lease: the token is dead for the API too.
+    let me = b.get("/portal/me").await;
+    b.post("/portal/signout", &[("csrf", &field(&me.text, "csrf"))]).await;
+    assert!(!b.signed_in());
+    app.call("UserGet", Some(&jwt), None, json!({"mode": "token", "identity": ada_token})).await.err(403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenant_policy_decides_whether_portal_edits_apply_at_once() {
+    let (app, hook) = portal_app(|_| {}).await;
+    let (_, admin) = app.create_tenant("selfserve").await;
+    let ada = email("ada");
+    let token = app.create_user(&admin, Some("selfserve"), json!({"email": ada, "name": "Ada", "age": 36})).await;
+    let mut b = Browser::new(&app.base);
+    b.sign_in(&hook, "selfserve", &ada).await;
+
+    // Built-in rules: an edit becomes a request for the DPO.
+    let csrf = field(&b.get("/portal/me").await.text, "csrf");
+    let got = b.post("/portal/me/profile", &[("csrf", &csrf), ("f:name", "Ada L."), ("f:age", "37")]).await;
+    assert!(got.text.contains("sent to the privacy officer"), "{}", got.text);
+    let user = app.call("UserGet", Some(&admin), Some("selfserve"), json!({"mode": "token", "identity": token})).await;
+    assert_eq!(user.ok()["profile"]["name"], "Ada");
+
+    // A number field refuses text, and nothing is filed.
+    let got = b.post("/portal/me/profile", &[("csrf", &csrf), ("f:age", "old")]).await;
+    assert_eq!(got.status, 400);
+
+    // The tenant lets its users correct themselves: role self-service may UserPatch.
+    let call = |ep: &'static str, body: Value| app.call(ep, Some(&admin), Some("selfserve"), body);
+    call("RoleCreate", json!({"rolename": "self-service"})).await.ok();
+    let policy = json!({"Effect": "Allow", "Action": ["UserPatch"], "Resource": ["users.profile.*"]});
+    call("PolicyCreate", json!({"policyname": "portal-edits", "policy": policy})).await.ok();
+    call("RoleLinkPolicy", json!({"rolename": "self-service", "policyname": "portal-edits"})).await.ok();
+    let got = b.post("/portal/me/profile", &[("csrf", &csrf), ("f:name", "Ada L."), ("f:age", "37")]).await;
+    assert!(got.text.contains("Your changes are saved."), "{}", got.text);
+    let user = app.call("UserGet", Some(&admin), Some("selfserve"), json!({"mode": "token", "identity": token})).await;
+    assert_eq!(user.ok()["profile"], json!({"email": ada, "name": "Ada L.", "age": 37}));
+
+    // Erasure stays a request whatever a tenant policy says.
+    let csrf = field(&b.get("/portal/me/forget").await.text, "csrf");
+    let got = b.post("/portal/me/forget", &[("csrf", &csrf)]).await;
+    assert!(got.text.contains("sent to the privacy officer"), "{}", got.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dpo_console_takes_only_officer_credentials_and_keeps_none() {
+    let (app, _) = portal_app(|_| {}).await;
+    let (_, admin) = app.create_tenant("dpoland").await;
+    let writer = app
+        .raw(
+            reqwest::Method::POST,
+            "/v1/credentials/create",
+            &[("x-bunker-token", &admin), ("x-bunker-tenant", "dpoland")],
+            serde_json::to_vec(&json!({"role": "app-writer"})).unwrap(),
+        )
+        .await;
+    let writer = writer.ok()["token"].as_str().unwrap().to_string();
+    let mut b = Browser::new(&app.base);
+    let csrf = field(&b.get("/portal/dpo").await.text, "csrf");
+    // An application credential is a real credential, but not an officer's.
+    let got = b.post("/portal/dpo/signin", &[("csrf", &csrf), ("tenant", "dpoland"), ("token", &writer)]).await;
+    assert_eq!(got.status, 403);
+    assert!(!b.jar.contains_key("sr_dpo"));
+    let csrf = field(&b.get("/portal/dpo").await.text, "csrf");
+    let got = b.post("/portal/dpo/signin", &[("csrf", &csrf), ("tenant", "dpoland"), ("token", "wrong")]).await;
+    assert_eq!(got.status, 403);
+    assert!(!b.jar.contains_key("sr_dpo"));
+    let got = b.post("/portal/dpo/signin", &[("csrf", &csrf), ("tenant", "dpoland"), ("token", &admin)]).await;
+    assert_eq!((got.status, got.location.as_deref()), (303, Some("/portal/dpo")));
+    let cookie = b.jar["sr_dpo"].clone();
+    assert_ne!(cookie, admin, "the console keeps a lease, not the credential");
+    let home = b.get("/portal/dpo").await;
+    assert!(home.text.contains("pending requests"), "{}", home.text);
+}
+
+/// The headline walk in a real browser; see tests/python/test_portal.py.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_end_to_end_in_headless_chromium_against_the_demo() {
+    let dir = temp_dir("portal-demo");
+    let demo = crate::demo::start_demo(&dir.join("demo"));
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/portal-screenshots");
+    let _ = std::fs::remove_dir_all(&artifacts);
+    let py = crate::official_client::python();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/test_portal.py");
+    let out = tokio::process::Command::new(&py)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(&script)
+        .env("STRONGROOM_URL", &demo.base)
+        .env("PORTAL_ARTIFACTS", &artifacts)
+        .output()
+        .await
+        .expect("run pytest");
+    crate::demo::stop_demo(demo);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("portal (pytest + chromium): {}", stdout.lines().last().unwrap_or(""));
+    assert!(out.status.success(), "portal browser tests failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let shots =
+        std::fs::read_dir(&artifacts).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "png")).count();
+    assert!(shots >= 30, "screenshots of every page (desktop and phone): {shots}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,260 @@
+"""The privacy portal end to end in a real headless Chromium (Debian's chromium and
+chromium-driver, driven by Selenium) against a running `strongroom demo`.
+
+A data subject signs in with the code from the demo outbox, edits the name, withdraws a
+consent, downloads the export and asks to be forgotten; then the DPO approves both requests in
+the console and the user is gone. Every page is screenshotted into $PORTAL_ARTIFACTS, and each
+page is checked for labelled inputs and for fitting a phone-width screen.
+
+Run by tests/api/portal.rs, which starts the demo and passes STRONGROOM_URL.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+import time
+import uuid
+
+import pytest
+import requests
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.ui import WebDriverWait
+
+BASE = os.environ["STRONGROOM_URL"].rstrip("/")
+ROOT = os.environ.get("STRONGROOM_ROOT_TOKEN", "DEMO")
+ARTIFACTS = pathlib.Path(os.environ.get("PORTAL_ARTIFACTS", "target/portal-screenshots"))
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
+
+
+def api(endpoint, body):
+    r = requests.post(f"{BASE}/v2/{endpoint}", json=body, headers={"X-Bunker-Token": ROOT}, timeout=30)
+    return r.status_code, r.json()
+
+
+def ok(endpoint, body):
+    code, v = api(endpoint, body)
+    assert code == 200 and v.get("status") == "ok", (endpoint, code, v)
+    return v
+
+
+@pytest.fixture(scope="module")
+def downloads():
+    d = tempfile.mkdtemp(prefix="portal-downloads-")
+    yield pathlib.Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def new_browser(downloads):
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1100,900"):
+        opts.add_argument(flag)
+    opts.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='portal-chromium-')}")
+    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                           "download.prompt_for_download": False})
+    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+
+
+@pytest.fixture(scope="module")
+def browser(downloads):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    b = new_browser(downloads)
+    yield b
+    b.quit()
+
+
+def shot(b, name):
+    assert b.save_screenshot(str(ARTIFACTS / f"{name}.png")), name
+
+
+def check_page(b, name):
+    """Screenshot, then the accessibility and layout checks every portal page must pass."""
+    shot(b, name)
+    assert b.find_elements(By.TAG_NAME, "h1"), f"{name}: no h1"
+    assert b.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+    for el in b.find_elements(By.CSS_SELECTOR, "input:not([type=hidden]), textarea"):
+        el_id = el.get_attribute("id")
+        labelled = el.get_attribute("aria-label") or (el_id and b.find_elements(By.CSS_SELECTOR, f"label[for='{el_id}']"))
+        assert labelled, f"{name}: input {el.get_attribute('name')} has no label"
+    for el in b.find_elements(By.TAG_NAME, "button"):
+        assert el.text.strip() or el.get_attribute("aria-label"), f"{name}: a button has no accessible name"
+    # Phone width: nothing wider than the screen.
+    b.set_window_size(360, 800)
+    width = b.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+    shot(b, f"{name}-phone")
+    b.set_window_size(1100, 900)
+    assert width[0] <= width[1], f"{name}: {width[0]}px wide on a {width[1]}px screen"
+
+
+def code_for(b, email):
+    """Opens the demo outbox in a second tab and reads the newest code sent to `email`."""
+    main = b.current_window_handle
+    b.switch_to.new_window("tab")
+    b.get(f"{BASE}/portal/demo/outbox")
+    assert "DEMO MODE" in b.page_source
+    shot(b, "02-demo-outbox")
+    code = None
+    for row in b.find_elements(By.CSS_SELECTOR, "tbody tr"):
+        cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+        if cells[2] == email:
+            code = cells[3]
+            break
+    b.close()
+    b.switch_to.window(main)
+    assert code and len(code) == 6 and code.isdigit(), code
+    return code
+
+
+@pytest.fixture(scope="module")
+def subject():
+    run = uuid.uuid4().hex[:8]
+    email = f"grace-{run}@example.com"
+    token = ok("UserCreate", {"profile": {"email": email, "name": "Grace Hopper", "city": "Arlington"}})["token"]
+    brief = f"newsletter-{run}"
+    ok("LegalBasisCreate", {"brief": brief, "status": "active", "shortdesc": "Newsletter"})
+    ok("AgreementAccept", {"mode": "token", "identity": token, "brief": brief, "agreementmethod": "web-form"})
+    ok("AppdataCreate", {"mode": "token", "identity": token, "appname": "shop", "appdata": {"size": "M", "colour": "navy"}})
+    ok("SessionUpsert", {"sessionuuid": str(uuid.uuid4()), "sessiondata": {"device": "phone"}, "mode": "token", "identity": token})
+    return {"email": email, "token": token, "brief": brief}
+
+
+def click_and_wait(b, el):
+    """Clicks `el` and waits for the next page to replace this one."""
+    old = b.find_element(By.TAG_NAME, "html")
+    el.click()
+    WebDriverWait(b, 20).until(staleness_of(old))
+
+
+def submit(b, form_css="main form"):
+    click_and_wait(b, b.find_element(By.CSS_SELECTOR, f"{form_css} button[type=submit]"))
+
+
+def test_a_data_subject_and_the_dpo_walk_through_the_portal(browser, subject, downloads):
+    b = browser
+    email, token, brief = subject["email"], subject["token"], subject["brief"]
+
+    # Sign in with a one-time code.
+    b.get(f"{BASE}/portal/")
+    check_page(b, "01-sign-in")
+    b.find_element(By.ID, "tenant").send_keys("default")
+    b.find_element(By.ID, "identity").send_keys(email)
+    submit(b)
+    assert "6-digit code is on its way" in b.page_source
+    check_page(b, "02-enter-code")
+    assert email not in b.current_url
+    b.find_element(By.ID, "code").send_keys(code_for(b, email))
+    submit(b)
+    assert b.current_url.endswith("/portal/me"), b.current_url
+
+    # The profile, then a corrected name: by default the tenant's policy files it for the DPO.
+    profile = b.find_element(By.ID, "profile").text
+    assert "Grace Hopper" in profile and email in profile and "Arlington" in profile
+    check_page(b, "03-profile")
+    field = b.find_element(By.XPATH, "//label[text()='name']/following-sibling::input[1]")
+    field.clear()
+    field.send_keys("Grace Brewster Hopper")
+    click_and_wait(b, b.find_element(By.XPATH, "//button[text()='Save changes']"))
+    assert "sent to the privacy officer" in b.page_source
+    check_page(b, "04-change-requested")
+
+    # Consents: withdraw the newsletter, at once.
+    b.get(f"{BASE}/portal/me/consents")
+    assert brief in b.find_element(By.ID, "consents").text
+    check_page(b, "05-consents")
+    click_and_wait(b, b.find_element(By.CSS_SELECTOR, f"button[aria-label='Withdraw consent: {brief}']"))
+    assert "Your consent is withdrawn." in b.page_source
+    got = ok("AgreementGet", {"mode": "token", "identity": token, "brief": brief})
+    assert got["agreement"]["status"] not in ("active", "yes", "pending"), got
+
+    # App data, sessions and the access log.
+    b.get(f"{BASE}/portal/me/apps")
+    assert "navy" in b.page_source
+    check_page(b, "06-app-data")
+    b.get(f"{BASE}/portal/me/sessions")
+    assert "phone" in b.find_element(By.ID, "sessions").text
+    check_page(b, "07-sessions")
+    b.get(f"{BASE}/portal/me/activity")
+    log = b.find_element(By.ID, "activity").text
+    assert "PortalSignIn" in log and "UserGet" in log and "AgreementCancel" in log, log
+    check_page(b, "08-access-log")
+
+    # Download everything as JSON.
+    b.get(f"{BASE}/portal/me/export")
+    check_page(b, "09-export")
+    b.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()  # a download: the page stays
+    target = downloads / "my-data.json"
+    for _ in range(100):
+        if target.exists():
+            break
+        time.sleep(0.1)
+    export = json.loads(target.read_text())
+    assert export["token"] == token and export["profile"]["email"] == email
+    assert export["appdata"]["shop"] == {"size": "M", "colour": "navy"}
+    assert any(c["brief"] == brief for c in export["consents"])
+    assert any(e["eventtype"] == "PortalSignIn" for e in export["access_log"])
+    assert {r["requesttype"] for r in export["requests"]} == {"patch"}
+
+    # Forget me: a request for the DPO.
+    b.get(f"{BASE}/portal/me/forget")
+    check_page(b, "10-forget-me")
+    submit(b)
+    assert "sent to the privacy officer" in b.page_source
+    check_page(b, "11-erasure-requested")
+    click_and_wait(b, b.find_element(By.XPATH, "//button[text()='Sign out']"))
+    b.get(f"{BASE}/portal/me")
+    assert b.current_url.endswith("/portal/"), "signed out: the profile needs a new sign-in"
+
+    # The DPO console: both requests pending, the name change shown as a diff.
+    b.get(f"{BASE}/portal/dpo")
+    check_page(b, "12-dpo-sign-in")
+    b.find_element(By.ID, "tenant").send_keys("default")
+    b.find_element(By.ID, "token").send_keys(ROOT)
+    submit(b)
+    assert int(b.find_element(By.ID, "count-pending").text) >= 2
+    check_page(b, "13-dpo-requests")
+    listed = requests.post(f"{BASE}/v2/UserRequestListUserRequests", json={"mode": "token", "identity": token},
+                           headers={"X-Bunker-Token": ROOT}, timeout=30).json()["rows"]
+    by_type = {r["requesttype"]: r["requestuuid"] for r in listed}
+    click_and_wait(b, b.find_element(By.CSS_SELECTOR, f"a[href='/portal/dpo/requests/{by_type['patch']}']"))
+    diff = b.find_element(By.ID, "diff")
+    assert diff.find_element(By.TAG_NAME, "del").text == "Grace Hopper"
+    assert diff.find_element(By.TAG_NAME, "ins").text == "Grace Brewster Hopper"
+    assert "PortalSignIn" in b.find_element(By.ID, "trail").text
+    check_page(b, "14-dpo-review-change")
+    b.find_element(By.ID, "reason").send_keys("Matches the passport")
+    click_and_wait(b, b.find_element(By.CSS_SELECTOR, "button[value=approve]"))
+    assert "Approved" in b.find_element(By.ID, "decision").text
+    assert ok("UserGet", {"mode": "token", "identity": token})["profile"]["name"] == "Grace Brewster Hopper"
+
+    b.get(f"{BASE}/portal/dpo/requests/{by_type['delete']}")
+    assert "Erase this user's record" in b.page_source
+    check_page(b, "15-dpo-review-erasure")
+    click_and_wait(b, b.find_element(By.CSS_SELECTOR, "button[value=approve]"))
+    assert "Approved" in b.find_element(By.ID, "decision").text
+    shot(b, "16-dpo-approved")
+
+    # The user is gone: for the API, for the console and for a new sign-in.
+    code, v = api("UserGet", {"mode": "token", "identity": token})
+    assert code == 404, v
+    b.get(f"{BASE}/portal/dpo/requests/{by_type['delete']}")
+    assert "no longer exists" in b.page_source
+    check_page(b, "17-dpo-user-gone")
+    click_and_wait(b, b.find_element(By.XPATH, "//button[text()='Sign out']"))
+
+
+def test_pages_send_security_headers_and_no_script():
+    r = requests.get(f"{BASE}/portal/", timeout=30)
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "script-src" not in csp
+    assert r.headers["referrer-policy"] == "no-referrer" and r.headers["x-frame-options"] == "DENY"
+    assert "<script" not in r.text.lower() and "http://" not in r.text and "https://" not in r.text
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
