@@ -466,3 +466,27 @@ async fn the_portal_end_to_end_in_headless_chromium_against_the_demo() {
     assert!(shots >= 30, "screenshots of every page (desktop and phone): {shots}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_is_rate_limited_per_address_and_the_host_names_the_tenant() {
+    let (app, hook) = portal_app(|_| {}).await;
+    // The sign-in page of acme.<host> offers tenant acme.
+    let r = http_client().get(format!("{}/portal/", app.base)).header("host", "acme.vault.example.com").send().await.unwrap();
+    let page = r.text().await.unwrap();
+    assert_eq!(field(&page, "tenant"), "acme");
+
+    // 20 sign-in steps a minute per address (each for a different identity, under the
+    // per-identity limit), then 429: nothing stored, nothing sent.
+    let mut b = Browser::new(&app.base);
+    let csrf = field(&b.get("/portal/").await.text, "csrf");
+    for i in 0..20 {
+        let got = b.post("/portal/signin", &[("csrf", &csrf), ("tenant", "default"), ("identity", &format!("n{i}@example.com"))]).await;
+        assert_eq!(got.status, 200, "attempt {i}");
+    }
+    let ada = email("ada");
+    app.create_user(&app.root_token, None, json!({"email": ada})).await;
+    let got = b.post("/portal/signin", &[("csrf", &csrf), ("tenant", "default"), ("identity", &ada)]).await;
+    assert_eq!(got.status, 429, "{}", got.text);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(hook.sent_to(&ada), 0);
+}

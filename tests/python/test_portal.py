@@ -22,7 +22,7 @@ import requests
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.support.ui import WebDriverWait
 
 BASE = os.environ["STRONGROOM_URL"].rstrip("/")
@@ -124,6 +124,18 @@ def subject():
     ok("AppdataCreate", {"mode": "token", "identity": token, "appname": "shop", "appdata": {"size": "M", "colour": "navy"}})
     ok("SessionUpsert", {"sessionuuid": str(uuid.uuid4()), "sessiondata": {"device": "phone"}, "mode": "token", "identity": token})
     return {"email": email, "token": token, "brief": brief}
+
+
+def staleness_of(old):
+    """The page holding `old` was replaced (Chromium reports this as a stale element or as a
+    node that no longer belongs to the document)."""
+    def check(_):
+        try:
+            old.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+    return check
 
 
 def click_and_wait(b, el):
@@ -258,3 +270,40 @@ def test_pages_send_security_headers_and_no_script():
     assert "<script" not in r.text.lower() and "http://" not in r.text and "https://" not in r.text
     cookie = r.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+
+
+def test_sign_in_works_by_keyboard_alone_in_a_sensible_focus_order(browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    b = browser
+    email = f"keys-{uuid.uuid4().hex[:8]}@example.com"
+    ok("UserCreate", {"profile": {"email": email, "name": "Keyboard User"}})
+    b.get(f"{BASE}/portal/")
+
+    def tab():
+        ActionChains(b).send_keys(Keys.TAB).perform()
+        el = b.switch_to.active_element
+        return el.get_attribute("id") or el.get_attribute("class") or el.tag_name
+
+    order = [tab() for _ in range(4)]
+    assert order == ["skip", "tenant", "identity", "button"], order
+    # Back to the first field, then type and press Enter: no mouse anywhere.
+    b.get(f"{BASE}/portal/")
+    tab()
+    tab()
+    ActionChains(b).send_keys("default").send_keys(Keys.TAB).send_keys(email).perform()
+    old = b.find_element(By.TAG_NAME, "html")
+    ActionChains(b).send_keys(Keys.ENTER).perform()
+    WebDriverWait(b, 20).until(staleness_of(old))
+    # The code field has the focus on arrival.
+    assert b.switch_to.active_element.get_attribute("id") == "code"
+    code = code_for(b, email)
+    old = b.find_element(By.TAG_NAME, "html")
+    ActionChains(b).send_keys(code).send_keys(Keys.ENTER).perform()
+    WebDriverWait(b, 20).until(staleness_of(old))
+    assert b.current_url.endswith("/portal/me") and "Keyboard User" in b.page_source
+    # The skip link moves the focus to the content.
+    tab()
+    ActionChains(b).send_keys(Keys.ENTER).perform()
+    assert b.switch_to.active_element.get_attribute("id") == "main"
