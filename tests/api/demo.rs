@@ -11,14 +11,21 @@ use serde_json::{json, Value};
 pub struct Demo {
     pub child: Child,
     pub base: String,
+    /// Everything the demo wrote to stderr so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 pub fn start_demo(data_dir: &Path) -> Demo {
+    start_demo_logging(data_dir, "warn")
+}
+
+/// Starts the demo with `STRONGROOM_LOG=level`, keeping its log lines.
+pub fn start_demo_logging(data_dir: &Path, level: &str) -> Demo {
     let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
         .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env_remove("DATABASE_URL")
-        .env("STRONGROOM_LOG", "warn")
+        .env("STRONGROOM_LOG", level)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -34,8 +41,14 @@ pub fn start_demo(data_dir: &Path) -> Demo {
         seen.push(line);
     };
     assert!(seen.iter().any(|l| l.contains("DEMO MODE")), "the demo must say it is a demo");
-    std::thread::spawn(move || for _ in lines {});
-    Demo { child, base }
+    let log = std::sync::Arc::new(std::sync::Mutex::new(seen.clone()));
+    let keep = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            keep.lock().unwrap().push(line);
+        }
+    });
+    Demo { child, base, log }
 }
 
 pub fn stop_demo(mut d: Demo) {

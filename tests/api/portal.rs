@@ -444,7 +444,8 @@ async fn the_dpo_console_takes_only_officer_credentials_and_keeps_none() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_portal_end_to_end_in_headless_chromium_against_the_demo() {
     let dir = temp_dir("portal-demo");
-    let demo = crate::demo::start_demo(&dir.join("demo"));
+    let demo = crate::demo::start_demo_logging(&dir.join("demo"), "info");
+    let log = demo.log.clone();
     let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/portal-screenshots");
     let _ = std::fs::remove_dir_all(&artifacts);
     let py = crate::official_client::python();
@@ -458,6 +459,13 @@ async fn the_portal_end_to_end_in_headless_chromium_against_the_demo() {
         .await
         .expect("run pytest");
     crate::demo::stop_demo(demo);
+    // No personal data in the log: the test's users are all @example.com, and their names.
+    // (The start-up banner's own example, ada@example.com, aside.)
+    let log = log.lock().unwrap().iter().filter(|l| !l.contains("Try: curl")).cloned().collect::<Vec<_>>().join("\n");
+    assert!(log.contains("/portal/verify") && log.contains("DEMO MODE: portal sign-in code"), "the log was captured:\n{log}");
+    for pii in ["@example.com", "Grace", "Hopper", "Keyboard User", "Arlington"] {
+        assert!(!log.contains(pii), "{pii} in the log:\n{log}");
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("portal (pytest + chromium): {}", stdout.lines().last().unwrap_or(""));
     assert!(out.status.success(), "portal browser tests failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));

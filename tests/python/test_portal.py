@@ -75,6 +75,31 @@ def shot(b, name):
     assert b.save_screenshot(str(ARTIFACTS / f"{name}.png")), name
 
 
+CONTRAST_JS = """
+function lum(c) {
+  const m = c.match(/[\\d.]+/g).map(Number);
+  const ch = m.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+  return [0.2126 * ch[0] + 0.7152 * ch[1] + 0.0722 * ch[2], m.length > 3 ? m[3] : 1];
+}
+function background(el) {
+  for (; el; el = el.parentElement) {
+    const bg = getComputedStyle(el).backgroundColor;
+    if (lum(bg)[1] > 0) return bg;
+  }
+  return 'rgb(255, 255, 255)';
+}
+const worst = [];
+for (const el of document.querySelectorAll('body *')) {
+  const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+  if (!own || !el.getClientRects().length || el.closest('.skip')) continue;
+  const [fg] = lum(getComputedStyle(el).color), [bg] = lum(background(el));
+  const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+  if (ratio < 4.5) worst.push(el.tagName + ' ' + ratio.toFixed(2) + ' ' + el.textContent.trim().slice(0, 30));
+}
+return worst;
+"""
+
+
 def check_page(b, name):
     """Screenshot, then the accessibility and layout checks every portal page must pass."""
     shot(b, name)
@@ -86,6 +111,9 @@ def check_page(b, name):
         assert labelled, f"{name}: input {el.get_attribute('name')} has no label"
     for el in b.find_elements(By.TAG_NAME, "button"):
         assert el.text.strip() or el.get_attribute("aria-label"), f"{name}: a button has no accessible name"
+    # WCAG AA: text contrast of at least 4.5:1 against its background.
+    low = b.execute_script(CONTRAST_JS)
+    assert not low, f"{name}: low-contrast text: {low}"
     # Phone width: nothing wider than the screen.
     b.set_window_size(360, 800)
     width = b.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
