@@ -117,13 +117,21 @@ impl TenantTx {
         Ok((total, rows.iter().map(summary).collect()))
     }
 
-    /// All of this tenant's requests, newest first: (total, page).
+    /// All of this tenant's requests of users that are not expired or soft-deleted, newest
+    /// first: (total, page).
     pub async fn all_requests(&mut self, offset: i64, limit: i64) -> Result<(i64, Vec<RequestSummary>)> {
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM user_requests").fetch_one(self.conn()).await?;
-        let rows = sqlx::query(
+        const LIVE_USER: &str = "(u.expires_at IS NULL OR u.expires_at > $1) AND u.deleted_at IS NULL";
+        let now = now_secs();
+        let total: i64 =
+            sqlx::query_scalar(&format!("SELECT count(*) FROM user_requests r JOIN users u ON u.id = r.user_id WHERE {LIVE_USER}"))
+                .bind(now)
+                .fetch_one(self.conn())
+                .await?;
+        let rows = sqlx::query(&format!(
             "SELECT r.uuid, u.token, r.kind, r.status, r.created_at FROM user_requests r JOIN users u ON u.id = r.user_id
-             ORDER BY r.created_at DESC, r.uuid OFFSET $1 LIMIT $2",
-        )
+             WHERE {LIVE_USER} ORDER BY r.created_at DESC, r.uuid OFFSET $2 LIMIT $3"
+        ))
+        .bind(now)
         .bind(offset)
         .bind(limit)
         .fetch_all(self.conn())

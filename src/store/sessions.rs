@@ -57,7 +57,7 @@ impl TenantTx {
     pub async fn session(&mut self, uuid: &str, lock: bool) -> Result<Option<SessionRow>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM sessions s JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id
-             WHERE s.uuid = $1 AND {LIVE}{}",
+             WHERE s.uuid = $1 AND {LIVE} AND (u.expires_at IS NULL OR u.expires_at > $2) AND u.deleted_at IS NULL{}",
             if lock { " FOR UPDATE OF s" } else { "" }
         );
         let row = sqlx::query(&sql).bind(uuid).bind(now_secs()).fetch_optional(self.conn()).await?;

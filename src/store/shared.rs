@@ -41,7 +41,7 @@ impl TenantTx {
             "SELECT s.uuid, s.partner, s.data, s.expires_at, u.id, u.token, u.version, u.key_version, u.user_key, u.profile,
                     u.digest, u.created_at, u.updated_at, u.sliding_secs, u.final_at, u.expires_at
              FROM shared_records s JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id
-             WHERE s.uuid = $1 AND s.expires_at > $2",
+             WHERE s.uuid = $1 AND s.expires_at > $2 AND (u.expires_at IS NULL OR u.expires_at > $2) AND u.deleted_at IS NULL",
         )
         .bind(uuid)
         .bind(now_secs())

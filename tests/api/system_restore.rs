@@ -194,3 +194,58 @@ async fn user_delete_forgets_a_soft_deleted_user_at_once() {
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE token = $1").bind(&token).fetch_one(&mut su).await.unwrap();
     assert_eq!(n, 0);
 }
+
+/// A soft-deleted user's requests are as absent as the user and come back with it; its sessions
+/// and shared records (access handles) are deleted with the soft delete.
+#[tokio::test]
+async fn a_soft_deleted_users_requests_are_absent_until_restored() {
+    let app = TestApp::spawn().await;
+    let (idb, b) = app.create_tenant("rsoft").await;
+    let call = |ep: &'static str, body: Value| app.call(ep, Some(&b), Some("rsoft"), body);
+    let user = app.create_user(&b, Some("rsoft"), json!({"email": "hang@example.com", "name": "Hang"})).await;
+    let sid = uuid::Uuid::new_v4().to_string();
+    call("SessionUpsert", json!({"sessionuuid": sid, "sessiondata": {"cart": 1}, "mode": "token", "identity": user})).await.ok();
+    let req = call("UserDeleteRequest", json!({"mode": "token", "identity": user})).await;
+    let req = req.ok()["requestuuid"].as_str().unwrap().to_string();
+    let listed = |u: String| call("BulkListAllUserRequests", json!({"unlockuuid": u}));
+    assert_eq!(listed(unlock(&app, &b, Some("rsoft")).await).await.ok()["total"], 1);
+
+    let u = root_unlock(&app).await;
+    let del = json!({"mode": "token", "identity": user, "unlockuuid": u, "tenantname": "rsoft"});
+    assert_eq!(app.root("SystemDeleteUserProfiles", del).await.ok()["total"], 1);
+    call("SessionGet", json!({"sessionuuid": sid})).await.err(404);
+    call("UserRequestGet", json!({"requestuuid": req})).await.err(404);
+    call("UserRequestApprove", json!({"requestuuid": req})).await.err(404);
+    let all = listed(unlock(&app, &b, Some("rsoft")).await).await;
+    assert_eq!((all.ok()["total"].clone(), all.body["rows"].clone()), (json!(0), json!([])));
+
+    let r = app.root("SystemRestoreUserProfile", json!({"token": user, "unlockuuid": u, "tenantid": idb})).await;
+    assert_eq!(r.ok()["result"], "restored");
+    assert_eq!(call("UserRequestGet", json!({"requestuuid": req})).await.ok()["request"]["status"], "pending");
+    assert_eq!(listed(unlock(&app, &b, Some("rsoft")).await).await.ok()["total"], 1);
+    call("SessionGet", json!({"sessionuuid": sid})).await.err(404);
+}
+
+/// A user past its final time is gone for every reader at once, also through the handles that
+/// hang off it (a session without its own expiry, a shared record), before any sweep runs (this
+/// app runs no sweeper).
+#[tokio::test]
+async fn an_expired_users_sessions_and_shared_records_are_absent_before_the_sweep() {
+    let app = TestApp::spawn().await;
+    let (_, b) = app.create_tenant("rexp").await;
+    let call = |ep: &'static str, body: Value| app.call(ep, Some(&b), Some("rexp"), body);
+    let r = call("UserCreate", json!({"profile": {"email": "brief@example.com", "name": "Brief"}, "finaltime": "2s"})).await;
+    let user = r.ok()["token"].as_str().unwrap().to_string();
+    let sid = uuid::Uuid::new_v4().to_string();
+    call("SessionUpsert", json!({"sessionuuid": sid, "sessiondata": {"cart": 1}, "mode": "token", "identity": user})).await.ok();
+    let rec = call("SharedRecordCreate", json!({"mode": "token", "identity": user, "fields": "name", "finaltime": "1h"})).await;
+    let rec = rec.ok()["recorduuid"].as_str().unwrap().to_string();
+    call("SessionGet", json!({"sessionuuid": sid})).await.ok();
+    call("SharedRecordGet", json!({"recorduuid": rec})).await.ok();
+    let expires = now() + 2;
+    wait_for(10, "the user's final time", || async { now() > expires }).await;
+    get(&app, &b, "rexp", &user).await.err(404);
+    call("SessionGet", json!({"sessionuuid": sid})).await.err(404);
+    call("SharedRecordGet", json!({"recorduuid": rec})).await.err(404);
+    assert_eq!(count(&app, &format!("SELECT count(*) FROM sessions WHERE uuid = '{sid}'")).await, 1, "not swept yet");
+}
