@@ -1,5 +1,8 @@
 //! TenantCreate, TenantGet, TenantUpdate, TenantListTenants: the root credential of the main
 //! tenant manages the tenant directory; a tenant admin may read its own tenant.
+//!
+//! Invariant: with a tenant key store configured, a tenant row is committed only after its
+//! key-encryption key (KEK) is in the store.
 
 use axum::extract::State;
 use axum::routing::post;
@@ -11,6 +14,7 @@ use super::body::{int_or_string, Body, Metadata};
 use super::{fields, Call};
 use crate::app::AppState;
 use crate::auth::Claimed;
+use crate::custody::tenant_kek;
 use crate::error::{Error, Result};
 use crate::keys::envelope::Key;
 
@@ -105,16 +109,29 @@ async fn tenant_create(State(st): State<AppState>, claimed: Claimed, Body(req): 
         let xtoken = zeroize::Zeroizing::new(uuid::Uuid::new_v4().to_string());
         let admin_hash = call.ring.credential_hash(&xtoken);
         let ring = call.ring.clone();
-        let id = call
+        // The KEK goes to the store first: no tenant row ever names a KEK the store lacks.
+        let keks = st.vault().tenant_keks();
+        let kek = tenant_kek::mint(keks).await?;
+        let created = call
             .tx
             .create_tenant(
                 &req.tenantname,
                 req.tenantorg.trim(),
                 req.email.as_deref().map(str::trim),
-                |id| ring.wrap_tenant_key(id, 1, &Key::random()),
+                kek.as_ref().map(|(id, _)| id.as_str()),
+                |id| ring.wrap_tenant_key(id, kek.as_ref().map(|(_, k)| k), 1, &Key::random()),
                 &admin_hash,
             )
-            .await?;
+            .await;
+        let id = match created {
+            Ok(id) => id,
+            Err(e) => {
+                if let Some((kek_id, _)) = &kek {
+                    tenant_kek::discard(keks, kek_id).await;
+                }
+                return Err(e);
+            }
+        };
         call.note("tenantid", id);
         Ok(fields([("tenantid", id.into()), ("xtoken", xtoken.as_str().into())]))
     }

@@ -62,26 +62,30 @@ impl TenantTx {
     }
 
     /// Creates a tenant with its first data key (wrapped by `wrap_dek`, given the new id) and
-    /// its admin credential, inside this transaction.
+    /// its admin credential, inside this transaction. `kek_id` names the tenant's key-encryption
+    /// key in the tenant key store (already stored there), `None` for database-only custody.
     pub async fn create_tenant(
         &mut self,
         name: &str,
         org: &str,
         email: Option<&str>,
+        kek_id: Option<&str>,
         wrap_dek: impl FnOnce(i64) -> Vec<u8>,
         admin_hash: &[u8],
     ) -> Result<i64> {
         sqlx::query("RESET ROLE").execute(self.conn()).await?;
         let now = now_secs();
-        let id: i64 =
-            sqlx::query_scalar("INSERT INTO tenants (name, org, email, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id")
-                .bind(name)
-                .bind(org)
-                .bind(email)
-                .bind(now)
-                .fetch_one(self.conn())
-                .await
-                .map_err(|e| on_constraint(e, NAME_TAKEN))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO tenants (name, org, email, kek_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+        )
+        .bind(name)
+        .bind(org)
+        .bind(email)
+        .bind(kek_id)
+        .bind(now)
+        .fetch_one(self.conn())
+        .await
+        .map_err(|e| on_constraint(e, NAME_TAKEN))?;
         super::enter_tenant(&mut self.tx, id).await?;
         insert_tenant_secrets(self.conn(), id, &wrap_dek(id), admin_hash, "tenant-admin").await?;
         self.reenter_scope().await?;
