@@ -128,7 +128,8 @@ async fn rewrap_pass_counted(db: &Db, keks: &TenantKekStore, ring: &Keyring, ten
 
 /// Runs re-wrap passes over every tenant every `interval` while this instance is unsealed.
 /// The backlog (`strongroom_rewrap_pending`) is measured once when a tenant turns out to have
-/// work, then counted down pass by pass, so progress costs no extra scans.
+/// work, then counted down pass by pass, so progress costs no extra scans. Each round also drops
+/// the cached keys of tenants that no longer exist (deleted, possibly by another instance).
 pub async fn rewrap_loop(vault: Arc<Vault>, interval: Duration) {
     let mut pending: HashMap<i64, (i64, i64)> = HashMap::new();
     let publish = |p: &HashMap<i64, (i64, i64)>| {
@@ -145,6 +146,10 @@ pub async fn rewrap_loop(vault: Arc<Vault>, interval: Duration) {
             }
         };
         pending.retain(|t, _| tenants.contains(t));
+        let dropped = ring.retain_tenants(&tenants);
+        if dropped > 0 {
+            tracing::info!(dropped, "dropped the cached keys of deleted tenants");
+        }
         for &tenant in &tenants {
             let mut measured = false;
             loop {

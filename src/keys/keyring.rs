@@ -194,6 +194,15 @@ impl Keyring {
         self.tenants.write().expect("keyring lock").remove(&tenant_id);
     }
 
+    /// Drops the cached keys of every tenant not in `live` (tenants deleted, possibly by
+    /// another instance). Returns how many were dropped.
+    pub fn retain_tenants(&self, live: &[i64]) -> usize {
+        let mut tenants = self.tenants.write().expect("keyring lock");
+        let before = tenants.len();
+        tenants.retain(|id, _| live.contains(id));
+        before - tenants.len()
+    }
+
     /// Whether `candidate` is this keyring's master key (constant time).
     pub fn master_matches(&self, candidate: &Key) -> bool {
         use subtle::ConstantTimeEq;
@@ -315,5 +324,15 @@ mod tests {
         let with2 = ring2.load_tenant(3, Some(&kek), &[(1, ring2.wrap_tenant_key(3, Some(&kek), 1, &dek))]).unwrap();
         assert_eq!(email(&with), email(&with2));
         assert_eq!(with.digest_hex(b"v1"), with2.digest_hex(b"v1"));
+    }
+
+    #[test]
+    fn keys_of_tenants_that_are_gone_are_dropped() {
+        let ring = Keyring::new(Key::random());
+        for id in [1, 2, 3] {
+            ring.load_tenant(id, None, &[(1, ring.wrap_tenant_key(id, None, 1, &Key::random()))]).unwrap();
+        }
+        assert_eq!(ring.retain_tenants(&[1, 3]), 1);
+        assert!(ring.tenant(2).is_none() && ring.tenant(1).is_some() && ring.tenant(3).is_some());
     }
 }
