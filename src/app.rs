@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 
 use crate::config::Config;
+use crate::custody::tenant_kek::TenantKekStore;
 use crate::custody::Source;
 use crate::error::{Error, Result};
 use crate::store::Db;
@@ -39,8 +40,20 @@ impl AppState {
     /// Loads the vault identity from the (migrated) database; starts sealed when initialized.
     /// A configured auto-unseal source is checked here (a bad spec fails start-up) but not
     /// contacted: [`AppState::start_auto_unseal`] does that in the background.
+    ///
+    /// The tenant key store (`STRONGROOM_TENANT_KEYS`) is built here too (a bad spec fails
+    /// start-up); without one, a warning says once that deleting a tenant cannot shred backups.
     pub async fn new(db: Db, config: Config) -> Result<AppState> {
-        let vault = Arc::new(Vault::load(db).await?);
+        let keks = TenantKekStore::from_spec(config.tenant_keys.as_deref()).await.map_err(|e| Error::Unavailable(e.to_string()))?;
+        if keks.is_external() {
+            tracing::info!(store = %keks.describe(), "tenant key-encryption keys are kept in the tenant key store");
+        } else {
+            tracing::warn!(
+                "STRONGROOM_TENANT_KEYS is not set: tenant keys live in the database only, so deleting a tenant cannot make \
+                 backups taken before the deletion unreadable (they open with the master key)"
+            );
+        }
+        let vault = Arc::new(Vault::load(db, keks).await?);
         let source = match &config.unseal_source {
             Some(spec) => Some(Arc::new(Source::from_spec(spec).await.map_err(|e| Error::Unavailable(e.to_string()))?)),
             None => None,

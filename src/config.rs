@@ -15,6 +15,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Auto-unseal source spec (`STRONGROOM_UNSEAL_SOURCE`, see `custody`).
     pub unseal_source: Option<String>,
+    /// Tenant key store spec (`STRONGROOM_TENANT_KEYS`, see `custody::tenant_kek`): where each
+    /// tenant's key-encryption key lives. `None` (or `database`): database-only custody.
+    pub tenant_keys: Option<String>,
     /// How often each instance looks for keys to re-wrap after a rotation.
     pub rewrap_interval_ms: u64,
     /// How often each instance deletes expired rows (`STRONGROOM_SWEEP_INTERVAL_MS`).
@@ -67,6 +70,7 @@ impl Default for Config {
             db_max_connections: 16,
             max_body_bytes: 8 * 1024 * 1024,
             unseal_source: None,
+            tenant_keys: None,
             rewrap_interval_ms: 2000,
             sweep_interval_ms: 5000,
             restore_window_s: DEFAULT_RESTORE_WINDOW_S,
@@ -99,6 +103,7 @@ impl std::fmt::Debug for Config {
             .field("db_max_connections", &self.db_max_connections)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("unseal_source", &self.unseal_source)
+            .field("tenant_keys", &self.tenant_keys)
             .field("metrics_listen", &self.metrics_listen)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("vault_id", &self.vault_id)
@@ -208,6 +213,15 @@ impl Config {
         }
         c.lease_default_ttl_s = c.lease_default_ttl_s.min(c.lease_max_ttl_s);
         c.unseal_source = get("STRONGROOM_UNSEAL_SOURCE").filter(|v| !v.trim().is_empty());
+        c.tenant_keys = get("STRONGROOM_TENANT_KEYS").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        if let Some(spec) = &c.tenant_keys {
+            let known = ["file:", "aws-secretsmanager:", "vault-kv:"].iter().any(|k| spec.starts_with(k) && spec.len() > k.len());
+            if !(known || spec == "database") {
+                anyhow::bail!(
+                    "STRONGROOM_TENANT_KEYS must be file:<dir>, aws-secretsmanager:<prefix>, vault-kv:<mount>/<prefix> or database"
+                );
+            }
+        }
         if let Some(v) = get("STRONGROOM_METRICS_LISTEN").filter(|v| !v.trim().is_empty()) {
             c.metrics_listen = Some(v.trim().parse().map_err(|_| anyhow::anyhow!("STRONGROOM_METRICS_LISTEN must be host:port"))?);
         }
@@ -267,6 +281,11 @@ mod tests {
         let c = Config::from_vars(|k| (k == "STRONGROOM_SWEEP_INTERVAL_MS").then(|| "250".to_string())).unwrap();
         assert_eq!((c.sweep_interval_ms, Config::default().sweep_interval_ms), (250, 5000));
         assert!(Config::from_vars(|k| (k == "STRONGROOM_RESTORE_WINDOW_S").then(|| "0".to_string())).is_err());
+        assert!(Config::from_vars(|k| (k == "STRONGROOM_TENANT_KEYS").then(|| "s3:bucket".to_string())).is_err());
+        assert!(Config::from_vars(|k| (k == "STRONGROOM_TENANT_KEYS").then(|| "file:".to_string())).is_err());
+        let c = Config::from_vars(|k| (k == "STRONGROOM_TENANT_KEYS").then(|| " vault-kv:secret/strongroom/kek- ".to_string())).unwrap();
+        assert_eq!(c.tenant_keys.as_deref(), Some("vault-kv:secret/strongroom/kek-"));
+        assert_eq!(Config::from_vars(|_| None).unwrap().tenant_keys, None);
         let c = Config::from_vars(|k| (k == "STRONGROOM_RESTORE_WINDOW_S").then(|| "60".to_string())).unwrap();
         assert_eq!((c.restore_window_s, Config::default().restore_window_s), (60, 30 * 86_400));
     }

@@ -24,6 +24,10 @@ pub enum Error {
     TooManyRequests(String),
     #[error("request body is too large")]
     PayloadTooLarge,
+    /// The tenant's key-encryption key is gone from the tenant key store: it was deleted (and
+    /// shredded), and this database (a backup, or a deletion that did not finish) still has rows.
+    #[error("tenant has been deleted")]
+    TenantDeleted,
     #[error("vault is sealed")]
     Sealed,
     #[error("{0}")]
@@ -49,7 +53,7 @@ impl Error {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::NotFound(_) | Error::TenantDeleted => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

@@ -170,6 +170,10 @@ const DEMO_ROOT_TOKEN: &str = "DEMO";
 
 async fn demo(mut config: Config, listen: SocketAddr, data_dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)?;
+    // Tenant KEKs next to the data (like the demo's shares), so TenantDelete shreds here too.
+    if config.tenant_keys.is_none() {
+        config.tenant_keys = Some(format!("file:{}", data_dir.join("tenant-keks").display()));
+    }
     let pg = match &config.database_url {
         Some(_) => None,
         None => {

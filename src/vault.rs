@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use zeroize::Zeroizing;
 
+use crate::custody::tenant_kek::TenantKekStore;
 use crate::error::{Error, Result};
 use crate::keys::envelope::Key;
 use crate::keys::keyring::{self, Keyring};
@@ -58,6 +59,8 @@ pub struct Vault {
     db: Db,
     state: Mutex<State>,
     auto: Mutex<(Option<String>, Option<String>)>,
+    /// Where tenants' key-encryption keys live (`STRONGROOM_TENANT_KEYS`).
+    keks: TenantKekStore,
 }
 
 /// The id a share set is fingerprinted with: a rekey starts a new set.
@@ -66,13 +69,19 @@ fn share_set(meta: &VaultMeta) -> String {
 }
 
 impl Vault {
-    /// Loads the vault identity; an initialized vault always starts sealed.
-    pub async fn load(db: Db) -> Result<Vault> {
+    /// Loads the vault identity; an initialized vault always starts sealed. `keks` is where
+    /// tenants' key-encryption keys live.
+    pub async fn load(db: Db, keks: TenantKekStore) -> Result<Vault> {
         let state = match db.vault_meta().await? {
             Some(meta) => sealed(meta),
             None => State::Uninitialized,
         };
-        Ok(Vault { db, state: Mutex::new(state), auto: Mutex::new((None, None)) })
+        Ok(Vault { db, state: Mutex::new(state), auto: Mutex::new((None, None)), keks })
+    }
+
+    /// The tenant key store (`Database` when none is configured).
+    pub fn tenant_keks(&self) -> &TenantKekStore {
+        &self.keks
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -129,7 +138,9 @@ impl Vault {
     }
 
     /// Creates the master key, its Shamir-split unseal key, the default tenant's data key and the
-    /// root credential. Only once per database; the instance stays sealed afterwards.
+    /// root credential. Only once per database; the instance stays sealed afterwards. With a
+    /// tenant key store, the default tenant's KEK is put there first (503 and nothing
+    /// initialized when the store cannot take it).
     pub async fn init(&self, root_token: Option<&str>, threshold: usize, count: usize) -> Result<InitOutput> {
         self.refresh_if_uninitialized().await?;
         if !matches!(*self.lock(), State::Uninitialized) {
@@ -150,8 +161,13 @@ impl Vault {
         meta.mk_by_uk = keyring::wrap_master(&unseal_key, &vault_id, UNSEAL_PURPOSE, &master);
         let ring = Keyring::new(master);
         let root_token = Zeroizing::new(root_token.map(str::to_string).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()));
-        let dek = ring.wrap_tenant_key(DEFAULT_TENANT_ID, 1, &Key::random());
-        if !self.db.initialize(&meta, &dek, &ring.credential_hash(&root_token)).await? {
+        let kek = crate::custody::tenant_kek::mint(&self.keks).await?;
+        let dek = ring.wrap_tenant_key(DEFAULT_TENANT_ID, kek.as_ref().map(|(_, k)| k), 1, &Key::random());
+        let kek_id = kek.as_ref().map(|(id, _)| id.as_str());
+        if !self.db.initialize(&meta, kek_id, &dek, &ring.credential_hash(&root_token)).await? {
+            if let Some(id) = kek_id {
+                crate::custody::tenant_kek::discard(&self.keks, id).await;
+            }
             return Err(Error::Conflict("vault is already initialized".into()));
         }
         *self.lock() = sealed(meta);

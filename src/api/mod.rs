@@ -64,7 +64,7 @@ impl Call {
             tracing::info!(endpoint, "request for an unknown tenant refused");
             return Err(Error::denied());
         };
-        let keys = crate::custody::rotation::tenant_keys(&ring, &mut tx).await?;
+        let keys = crate::custody::rotation::tenant_keys(state.vault().tenant_keks(), &ring, &mut tx).await?;
         let mut audit = Draft::default();
         let meta = metadata.0.as_ref().map_or_else(|| "null".to_string(), Value::to_string);
         if let Some(m) = metadata.0 {

@@ -180,7 +180,7 @@ async fn tenant_key_call(st: &AppState, claimed: Claimed, endpoint: &'static str
 async fn rotate_tenant_key(State(st): State<AppState>, claimed: Claimed, Body(req): Body<TenantKeyReq>) -> Result<Json<Value>> {
     let (mut call, id) = tenant_key_call(&st, claimed, "SystemRotateTenantKey", req).await?;
     let result = async {
-        let version = crate::custody::rotation::rotate(st.db(), &call.ring, id).await?;
+        let version = crate::custody::rotation::rotate(st.db(), st.vault().tenant_keks(), &call.ring, id).await?;
         call.note("version", version);
         Ok(super::fields([("tenantid", id.into()), ("version", version.into())]))
     }
@@ -246,7 +246,7 @@ async fn generate_root(State(st): State<AppState>, Body(req): Body<GenerateRootR
     let ring = st.vault().prove_custody(&keys)?;
     let token = Zeroizing::new(uuid::Uuid::new_v4().to_string());
     let mut tx = st.db().tenant_tx(crate::vault::DEFAULT_TENANT_ID).await?;
-    let keys_t = crate::custody::rotation::tenant_keys(&ring, &mut tx).await?;
+    let keys_t = crate::custody::rotation::tenant_keys(st.vault().tenant_keks(), &ring, &mut tx).await?;
     let id = tx.replace_root(&ring.credential_hash(&token)).await?;
     let mut draft = crate::audit::Draft::default();
     draft.details.insert("credentialid".into(), id.into());

@@ -14,6 +14,8 @@
 //! looked up through the normal row-level-security path. The BYPASSRLS reader role (SELECT on
 //! `users` only) is used just for the user count of the stats; it cannot read `user_index`.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -27,6 +29,7 @@ use super::{fields, Call};
 use crate::app::AppState;
 use crate::auth::Claimed;
 use crate::error::{Error, Result};
+use crate::keys::keyring::TenantKeys;
 use crate::store::now_secs;
 use crate::store::tenants::Tenant;
 
@@ -266,13 +269,27 @@ fn modes_for(call: &Call, mode: Option<&str>, identity: &str, allow_token: bool)
     }
 }
 
+/// The keys of `tx`'s tenant for a cross-tenant operation; `None` for a tenant whose KEK was
+/// destroyed (deleted and shredded; its rows linger only in an old database): it holds nothing
+/// readable, so it is skipped rather than failing the whole operation.
+async fn keys_unless_shredded(st: &AppState, call: &Call, tx: &mut crate::store::TenantTx) -> Result<Option<Arc<TenantKeys>>> {
+    match crate::custody::rotation::tenant_keys(st.vault().tenant_keks(), &call.ring, tx).await {
+        Ok(keys) => Ok(Some(keys)),
+        Err(Error::TenantDeleted) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// `[{token, profile, tenantid, tenantname}]` of every user the identity names under one of
 /// `modes`, tenant by tenant, each tenant read with its own keys and in its own scope.
 async fn cross_tenant_profiles(st: &AppState, call: &Call, modes: &[Mode], identity: &str) -> Result<Vec<Value>> {
     let mut rows = Vec::new();
     for t in all_tenants(st).await? {
         let mut tx = st.db().tenant_tx(t.id).await?;
-        let keys = crate::custody::rotation::tenant_keys(&call.ring, &mut tx).await?;
+        let Some(keys) = keys_unless_shredded(st, call, &mut tx).await? else {
+            tx.rollback().await?;
+            continue;
+        };
         for u in find_in(&mut tx, &keys, modes, identity).await? {
             let key = user_key(&keys, &u)?;
             let mut profile = open_profile(&keys, &key, &u.token, u.version, &u.profile)?;
@@ -334,7 +351,10 @@ async fn delete_user_profiles(State(st): State<AppState>, claimed: Claimed, Body
         let restorable_until = now.saturating_add(st.config().restore_window_s);
         for t in tenants {
             let mut tx = st.db().tenant_tx(t.id).await?;
-            let keys = crate::custody::rotation::tenant_keys(&call.ring, &mut tx).await?;
+            let Some(keys) = keys_unless_shredded(&st, &call, &mut tx).await? else {
+                tx.rollback().await?;
+                continue;
+            };
             let found = find_in(&mut tx, &keys, &modes, &req.identity).await?;
             if found.is_empty() {
                 tx.rollback().await?;
@@ -385,7 +405,10 @@ async fn restore_user_profile(State(st): State<AppState>, claimed: Claimed, Body
                 tx.rollback().await?;
                 continue;
             };
-            let keys = crate::custody::rotation::tenant_keys(&call.ring, &mut tx).await?;
+            let Some(keys) = keys_unless_shredded(&st, &call, &mut tx).await? else {
+                tx.rollback().await?;
+                continue;
+            };
             let key = user_key(&keys, &u)?;
             let mut profile = open_profile(&keys, &key, &u.token, u.version, &u.profile)?;
             if !tx.restore_user(u.id).await? {

@@ -1,5 +1,13 @@
-//! TenantCreate, TenantGet, TenantUpdate, TenantListTenants: the root credential of the main
-//! tenant manages the tenant directory; a tenant admin may read its own tenant.
+//! TenantCreate, TenantGet, TenantUpdate, TenantListTenants, and our extension TenantDelete
+//! (not in the Databunker Pro contract): the root credential of the main tenant manages the
+//! tenant directory; a tenant admin may read its own tenant.
+//!
+//! Invariants: with a tenant key store configured, a tenant row is committed only after its
+//! key-encryption key (KEK) is in the store; a deletion destroys the KEK *before* deleting any
+//! row (a store failure deletes nothing), so once TenantDelete answers, no copy of the
+//! database, backups included, opens the tenant's rows. A tenant without a KEK (created before
+//! a store was configured, or without one) is deleted too, and the answer says `"shredded":
+//! false`: backups taken earlier still open with the master key.
 
 use axum::extract::State;
 use axum::routing::post;
@@ -11,6 +19,7 @@ use super::body::{int_or_string, Body, Metadata};
 use super::{fields, Call};
 use crate::app::AppState;
 use crate::auth::Claimed;
+use crate::custody::tenant_kek;
 use crate::error::{Error, Result};
 use crate::keys::envelope::Key;
 
@@ -20,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/TenantGet", post(tenant_get))
         .route("/v2/TenantUpdate", post(tenant_update))
         .route("/v2/TenantListTenants", post(tenant_list))
+        .route("/v2/TenantDelete", post(tenant_delete))
 }
 
 #[derive(Deserialize)]
@@ -105,21 +115,106 @@ async fn tenant_create(State(st): State<AppState>, claimed: Claimed, Body(req): 
         let xtoken = zeroize::Zeroizing::new(uuid::Uuid::new_v4().to_string());
         let admin_hash = call.ring.credential_hash(&xtoken);
         let ring = call.ring.clone();
-        let id = call
+        // The KEK goes to the store first: no tenant row ever names a KEK the store lacks.
+        let keks = st.vault().tenant_keks();
+        let kek = tenant_kek::mint(keks).await?;
+        let created = call
             .tx
             .create_tenant(
                 &req.tenantname,
                 req.tenantorg.trim(),
                 req.email.as_deref().map(str::trim),
-                |id| ring.wrap_tenant_key(id, 1, &Key::random()),
+                kek.as_ref().map(|(id, _)| id.as_str()),
+                |id| ring.wrap_tenant_key(id, kek.as_ref().map(|(_, k)| k), 1, &Key::random()),
                 &admin_hash,
             )
-            .await?;
+            .await;
+        let id = match created {
+            Ok(id) => id,
+            Err(e) => {
+                if let Some((kek_id, _)) = &kek {
+                    tenant_kek::discard(keks, kek_id).await;
+                }
+                return Err(e);
+            }
+        };
         call.note("tenantid", id);
         Ok(fields([("tenantid", id.into()), ("xtoken", xtoken.as_str().into())]))
     }
     .await;
     call.finish(result).await
+}
+
+#[derive(Deserialize)]
+struct DeleteReq {
+    #[serde(default, deserialize_with = "int_or_string")]
+    tenantid: Option<i64>,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+/// TenantDelete (our extension): root of the main tenant only; never the main tenant. Locks the
+/// tenant row, destroys the tenant's KEK in the store (503 and nothing deleted when that
+/// fails), deletes every row of the tenant and its directory row, and audits `TenantDelete` in
+/// the main tenant, all in one transaction; then drops this instance's cached keys. Other
+/// instances resolve the tenant per request, so they stop serving it at once; their cached keys
+/// are dropped by the re-wrap loop.
+async fn tenant_delete(State(st): State<AppState>, claimed: Claimed, Body(req): Body<DeleteReq>) -> Result<Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "TenantDelete", req.request_metadata).await?;
+    let ring = call.ring.clone();
+    let mut deleted = None;
+    let result = async {
+        // The policy allows only root in the main tenant; say it here too, whatever a tenant's
+        // own roles and policies might grant.
+        if !call.who.is_root() || call.who.tenant_id != crate::vault::DEFAULT_TENANT_ID || call.who.lease_id.is_some() {
+            return Err(Error::denied());
+        }
+        let id = required_id(req.tenantid)?;
+        call.note("tenantid", id);
+        if id == crate::vault::DEFAULT_TENANT_ID {
+            return Err(Error::bad("the main tenant cannot be deleted"));
+        }
+        let Some(kek_id) = call.tx.lock_tenant(id).await? else {
+            return Err(Error::not_found("tenant"));
+        };
+        let shredded = match &kek_id {
+            Some(kek_id) => {
+                let store = st.vault().tenant_keks();
+                if let Err(e) = store.destroy(kek_id).await {
+                    tracing::warn!(tenant = id, store = %store.describe(), error = %e, "TenantDelete: could not destroy the tenant KEK; nothing deleted");
+                    return Err(Error::Unavailable("tenant key store unavailable; the tenant was not deleted".into()));
+                }
+                true
+            }
+            None => false,
+        };
+        let rows = call.tx.delete_tenant(id).await?;
+        call.note("shredded", shredded);
+        deleted = Some((id, shredded, rows));
+        let mut out = fields([("tenantid", id.into()), ("shredded", shredded.into())]);
+        if !shredded {
+            out.insert(
+                "message".into(),
+                "tenant deleted; it had no key in the tenant key store, so backups taken before now still open with the master key".into(),
+            );
+        }
+        Ok(out)
+    }
+    .await;
+    let answer = call.finish(result).await;
+    if let (Ok(_), Some((id, shredded, rows))) = (&answer, deleted) {
+        ring.forget_tenant(id);
+        if shredded {
+            tracing::info!(tenant = id, rows, "tenant deleted and crypto-shredded: its KEK is destroyed");
+        } else {
+            tracing::warn!(
+                tenant = id,
+                rows,
+                "tenant deleted, but it had database-only key custody: backups taken before now still open with the master key"
+            );
+        }
+    }
+    answer
 }
 
 async fn tenant_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<GetReq>) -> Result<Json<Value>> {

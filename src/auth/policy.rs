@@ -295,11 +295,17 @@ mod tests {
         for ep in ["UserCreate", "UserGet", "UserDelete", "AuditGetEvent", "TenantGet", "CredentialCreate", "PolicyCreate"] {
             assert!(can(&a, "tenant-admin", ep).await, "tenant-admin {ep}");
         }
-        for ep in ["TenantCreate", "TenantListTenants", "SystemGenerateWrappingKey", "VaultCreds"] {
+        for ep in ["TenantCreate", "TenantDelete", "TenantListTenants", "SystemGenerateWrappingKey", "VaultCreds"] {
             assert!(!can(&a, "tenant-admin", ep).await, "tenant-admin {ep}");
         }
-        assert!(a.allows("root", "default", "tenants", "TenantCreate").await);
-        assert!(!a.allows("root", "acme", "tenants", "TenantCreate").await);
+        for ep in ["TenantCreate", "TenantDelete"] {
+            assert_eq!(resource_of(ep), "tenants");
+            assert!(a.allows("root", "default", "tenants", ep).await);
+            assert!(!a.allows("root", "acme", "tenants", ep).await);
+            for role in ["dpo", "auditor", "app-writer", "app-reader", "vault-plugin", "user-self"] {
+                assert!(!a.allows(role, "default", "tenants", ep).await, "{role} {ep}");
+            }
+        }
         assert!(can(&a, "app-writer", "UserGet").await && can(&a, "app-writer", "UserCreateBulk").await);
         assert!(!can(&a, "app-writer", "UserDelete").await && !can(&a, "app-reader", "UserCreate").await);
         assert!(can(&a, "auditor", "AuditListUserEvents").await && !can(&a, "auditor", "UserGet").await);

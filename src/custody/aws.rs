@@ -72,12 +72,29 @@ impl HttpClient for ReqwestHttp {
     }
 }
 
+/// A Secrets Manager client: region and credentials from the usual AWS chain (env, IRSA web
+/// identity, instance role), HTTP through [`ReqwestHttp`], and `STRONGROOM_AWS_ENDPOINT_URL`
+/// overriding the endpoint. `Err` says what is misconfigured.
+pub async fn client() -> Result<aws_sdk_secretsmanager::Client, String> {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(ReqwestHttp::new());
+    if let Some(url) = std::env::var("STRONGROOM_AWS_ENDPOINT_URL").ok().filter(|u| !u.is_empty()) {
+        loader = loader.endpoint_url(url);
+    }
+    let config = loader.load().await;
+    if config.region().is_none() {
+        return Err("no AWS region (set AWS_REGION)".into());
+    }
+    Ok(aws_sdk_secretsmanager::Client::new(&config))
+}
+
 pub struct AwsSecret {
     client: aws_sdk_secretsmanager::Client,
     secret_id: String,
 }
 
-fn describe_error<E: std::error::Error, R>(e: &SdkError<E, R>) -> String {
+/// What went wrong talking to Secrets Manager, for logs and seal-status: the service's error,
+/// or that it could not be reached. Never request or response bodies.
+pub(super) fn describe_error<E: std::error::Error, R>(e: &SdkError<E, R>) -> String {
     match e {
         SdkError::ServiceError(s) => s.err().to_string(),
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => "could not reach AWS Secrets Manager".to_string(),
@@ -87,15 +104,7 @@ fn describe_error<E: std::error::Error, R>(e: &SdkError<E, R>) -> String {
 
 impl AwsSecret {
     pub async fn new(secret_id: &str) -> Result<AwsSecret, SourceError> {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(ReqwestHttp::new());
-        if let Some(url) = std::env::var("STRONGROOM_AWS_ENDPOINT_URL").ok().filter(|u| !u.is_empty()) {
-            loader = loader.endpoint_url(url);
-        }
-        let config = loader.load().await;
-        if config.region().is_none() {
-            return Err(SourceError::Config("no AWS region (set AWS_REGION)".into()));
-        }
-        Ok(AwsSecret { client: aws_sdk_secretsmanager::Client::new(&config), secret_id: secret_id.to_string() })
+        Ok(AwsSecret { client: client().await.map_err(SourceError::Config)?, secret_id: secret_id.to_string() })
     }
 
     pub fn secret_id(&self) -> &str {

@@ -1,4 +1,5 @@
-//! Key custody outside the database: where the operational wrapping key lives for auto-unseal.
+//! Key custody outside the database: where the operational wrapping key lives for auto-unseal,
+//! and (in [`tenant_kek`]) where tenants' key-encryption keys live for crypto-shredding.
 //! Invariants: the wrapping key is only ever held in a [`Key`] (zeroizing, no Debug output),
 //! sources are described without key material, and a source that fails leaves the instance
 //! sealed with a reason, never half-unsealed.
@@ -15,6 +16,7 @@
 
 pub mod aws;
 pub mod rotation;
+pub mod tenant_kek;
 pub mod vault_kv;
 
 use std::path::PathBuf;

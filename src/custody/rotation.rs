@@ -2,12 +2,18 @@
 //! it current for the whole fleet at once (every request reads the tenant's current version);
 //! a background pass in every instance then re-wraps the small per-user and per-event keys still
 //! under older versions, in batches, and retires a version once nothing refers to it.
+//!
+//! Every data-key version is wrapped under the tenant's own wrapping key: master key ‖ KEK for a
+//! tenant with a key-encryption key in the tenant key store (fetched from there), the master key
+//! for a database-only tenant. Loading a tenant's keys on a cache miss goes through
+//! [`tenant_keys`], the one place that asks the store.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::Result;
+use super::tenant_kek::{self, TenantKekStore};
+use crate::error::{Error, Result};
 use crate::keys::envelope::Key;
 use crate::keys::keyring::{Keyring, TenantKeys};
 use crate::store::{Db, TenantTx};
@@ -21,20 +27,25 @@ const TOKEN_BASE: &str = "tokens-base";
 pub const BATCH: i64 = 500;
 
 /// The tenant's keys, reloaded when the cached set is older than the tenant's current version.
-pub async fn tenant_keys(ring: &Keyring, tx: &mut TenantTx) -> Result<Arc<TenantKeys>> {
+/// A reload fetches the tenant's KEK from `keks` (503 when unreachable, 404 "tenant has been
+/// deleted" when destroyed).
+pub async fn tenant_keys(keks: &TenantKekStore, ring: &Keyring, tx: &mut TenantTx) -> Result<Arc<TenantKeys>> {
     if let Some(k) = ring.tenant(tx.tenant_id()) {
         if k.current_version() == tx.key_version() {
             return Ok(k);
         }
     }
+    let kek = tenant_kek::for_tenant(keks, tx).await?;
     let wrapped = tx.wrapped_data_keys().await?;
-    Ok(ring.load_tenant(tx.tenant_id(), &wrapped)?)
+    Ok(ring.load_tenant(tx.tenant_id(), kek.as_ref(), &wrapped)?)
 }
 
-/// Adds a new data-key version for `tenant_id` and makes it current. Returns the version.
-pub async fn rotate(db: &Db, ring: &Keyring, tenant_id: i64) -> Result<i32> {
+/// Adds a new data-key version for `tenant_id`, wrapped under the tenant's own wrapping key, and
+/// makes it current. Returns the version.
+pub async fn rotate(db: &Db, keks: &TenantKekStore, ring: &Keyring, tenant_id: i64) -> Result<i32> {
     let mut tx = db.tenant_tx(tenant_id).await?;
-    let version = tx.rotate_data_key(|v| ring.wrap_tenant_key(tenant_id, v, &Key::random())).await?;
+    let kek = tenant_kek::for_tenant(keks, &tx).await?;
+    let version = tx.rotate_data_key(|v| ring.wrap_tenant_key(tenant_id, kek.as_ref(), v, &Key::random())).await?;
     tx.commit().await?;
     ring.forget_tenant(tenant_id);
     tracing::info!(tenant = tenant_id, version, "tenant data key rotated");
@@ -61,20 +72,20 @@ pub async fn progress(db: &Db, tenant_id: i64) -> Result<Progress> {
 
 /// One pass for one tenant: re-wraps up to [`BATCH`] user keys and [`BATCH`] event keys, or
 /// retires the old versions when nothing is left. Returns how many rows it re-wrapped.
-pub async fn rewrap_pass(db: &Db, ring: &Keyring, tenant_id: i64) -> Result<usize> {
-    let (users, events) = rewrap_pass_counted(db, ring, tenant_id).await?;
+pub async fn rewrap_pass(db: &Db, keks: &TenantKekStore, ring: &Keyring, tenant_id: i64) -> Result<usize> {
+    let (users, events) = rewrap_pass_counted(db, keks, ring, tenant_id).await?;
     Ok(users + events)
 }
 
 /// [`rewrap_pass`], counting user keys apart from event keys and tokens (progress metrics).
-async fn rewrap_pass_counted(db: &Db, ring: &Keyring, tenant_id: i64) -> Result<(usize, usize)> {
+async fn rewrap_pass_counted(db: &Db, keks: &TenantKekStore, ring: &Keyring, tenant_id: i64) -> Result<(usize, usize)> {
     let mut tx = db.tenant_tx(tenant_id).await?;
     if tx.data_key_versions().await?.len() <= 1 {
         tx.rollback().await?;
         return Ok((0, 0));
     }
     let current = tx.key_version();
-    let keys = tenant_keys(ring, &mut tx).await?;
+    let keys = tenant_keys(keks, ring, &mut tx).await?;
     let users = tx.users_to_rewrap(current, BATCH).await?;
     let mut rewrapped = Vec::with_capacity(users.len());
     for u in &users {
@@ -117,7 +128,8 @@ async fn rewrap_pass_counted(db: &Db, ring: &Keyring, tenant_id: i64) -> Result<
 
 /// Runs re-wrap passes over every tenant every `interval` while this instance is unsealed.
 /// The backlog (`strongroom_rewrap_pending`) is measured once when a tenant turns out to have
-/// work, then counted down pass by pass, so progress costs no extra scans.
+/// work, then counted down pass by pass, so progress costs no extra scans. Each round also drops
+/// the cached keys of tenants that no longer exist (deleted, possibly by another instance).
 pub async fn rewrap_loop(vault: Arc<Vault>, interval: Duration) {
     let mut pending: HashMap<i64, (i64, i64)> = HashMap::new();
     let publish = |p: &HashMap<i64, (i64, i64)>| {
@@ -134,10 +146,14 @@ pub async fn rewrap_loop(vault: Arc<Vault>, interval: Duration) {
             }
         };
         pending.retain(|t, _| tenants.contains(t));
-        for tenant in tenants {
+        let dropped = ring.retain_tenants(&tenants);
+        if dropped > 0 {
+            tracing::info!(dropped, "dropped the cached keys of deleted tenants");
+        }
+        for &tenant in &tenants {
             let mut measured = false;
             loop {
-                match rewrap_pass_counted(vault.db(), &ring, tenant).await {
+                match rewrap_pass_counted(vault.db(), vault.tenant_keks(), &ring, tenant).await {
                     Ok((0, 0)) => {
                         if pending.remove(&tenant).is_some() {
                             publish(&pending);
@@ -156,6 +172,10 @@ pub async fn rewrap_loop(vault: Arc<Vault>, interval: Duration) {
                             *left = ((left.0 - users as i64).max(0), (left.1 - events as i64).max(0));
                         }
                         publish(&pending);
+                    }
+                    Err(Error::TenantDeleted) => {
+                        tracing::debug!(tenant, "re-wrap: the tenant's KEK is destroyed; nothing to do");
+                        break;
                     }
                     Err(e) => {
                         tracing::warn!(tenant, error = %e, "re-wrap pass failed; will retry");

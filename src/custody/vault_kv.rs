@@ -1,5 +1,6 @@
 //! HashiCorp Vault KV v2 as a wrapping-key source (field `wrapping_key`), via vaultrs. Token auth
-//! (`VAULT_TOKEN`) or Kubernetes auth (service-account JWT exchanged at login).
+//! (`VAULT_TOKEN`) or Kubernetes auth (service-account JWT exchanged at login). The connection
+//! ([`VaultConn`]) is shared with the tenant KEK store (`tenant_kek`).
 
 use std::collections::HashMap;
 
@@ -17,14 +18,23 @@ enum Auth {
     Kubernetes { mount: String, role: String, jwt_path: String },
 }
 
-pub struct KvSecret {
+/// Where Vault is and how to log in to it: `VAULT_ADDR`, and `VAULT_TOKEN` or Kubernetes auth
+/// (`STRONGROOM_VAULT_K8S_ROLE`, optional `STRONGROOM_VAULT_K8S_MOUNT`,
+/// `STRONGROOM_VAULT_K8S_JWT_PATH`). Shared by the wrapping-key source and the tenant KEK store.
+pub struct VaultConn {
     address: String,
     auth: Auth,
+}
+
+pub struct KvSecret {
+    conn: VaultConn,
     mount: String,
     path: String,
 }
 
-fn unreachable(e: vaultrs::error::ClientError) -> SourceError {
+/// Maps a vaultrs error: 404 is [`SourceError::Missing`], anything else unreachable (with the
+/// HTTP status when Vault answered). Never the response body.
+pub(super) fn unreachable(e: vaultrs::error::ClientError) -> SourceError {
     match e {
         vaultrs::error::ClientError::APIError { code: 404, .. } => SourceError::Missing("no such KV secret".into()),
         vaultrs::error::ClientError::APIError { code, .. } => SourceError::Unreachable(format!("Vault answered HTTP {code}")),
@@ -35,13 +45,13 @@ fn unreachable(e: vaultrs::error::ClientError) -> SourceError {
     }
 }
 
-impl KvSecret {
-    /// `location` is `<mount>/<path>`; the rest comes from the environment.
-    pub fn from_env(location: &str) -> Result<KvSecret, SourceError> {
-        let (mount, path) = location
-            .split_once('/')
-            .filter(|(m, p)| !m.is_empty() && !p.is_empty())
-            .ok_or_else(|| SourceError::Config("vault-kv needs MOUNT/PATH".into()))?;
+/// Splits `<mount>/<rest>`; both parts must be non-empty.
+pub(super) fn split_location(location: &str) -> Option<(&str, &str)> {
+    location.split_once('/').filter(|(m, p)| !m.is_empty() && !p.is_empty())
+}
+
+impl VaultConn {
+    pub fn from_env() -> Result<VaultConn, SourceError> {
         let address = std::env::var("VAULT_ADDR").map_err(|_| SourceError::Config("VAULT_ADDR is not set".into()))?;
         let auth = match (std::env::var("STRONGROOM_VAULT_K8S_ROLE"), std::env::var("VAULT_TOKEN")) {
             (Ok(role), _) if !role.is_empty() => Auth::Kubernetes {
@@ -52,14 +62,11 @@ impl KvSecret {
             (_, Ok(token)) if !token.is_empty() => Auth::Token(Zeroizing::new(token)),
             _ => return Err(SourceError::Config("set VAULT_TOKEN or STRONGROOM_VAULT_K8S_ROLE".into())),
         };
-        Ok(KvSecret { address, auth, mount: mount.to_string(), path: path.to_string() })
+        Ok(VaultConn { address, auth })
     }
 
-    pub fn location(&self) -> String {
-        format!("{}/{}", self.mount, self.path)
-    }
-
-    async fn client(&self) -> Result<VaultClient, SourceError> {
+    /// A logged-in client (a Kubernetes login happens on every call: the token is not kept).
+    pub async fn client(&self) -> Result<VaultClient, SourceError> {
         super::install_crypto_provider();
         let token = match &self.auth {
             Auth::Token(t) => t.clone(),
@@ -80,6 +87,22 @@ impl KvSecret {
             client.set_token(&info.client_token);
         }
         Ok(client)
+    }
+}
+
+impl KvSecret {
+    /// `location` is `<mount>/<path>`; the rest comes from the environment.
+    pub fn from_env(location: &str) -> Result<KvSecret, SourceError> {
+        let (mount, path) = split_location(location).ok_or_else(|| SourceError::Config("vault-kv needs MOUNT/PATH".into()))?;
+        Ok(KvSecret { conn: VaultConn::from_env()?, mount: mount.to_string(), path: path.to_string() })
+    }
+
+    pub fn location(&self) -> String {
+        format!("{}/{}", self.mount, self.path)
+    }
+
+    async fn client(&self) -> Result<VaultClient, SourceError> {
+        self.conn.client().await
     }
 
     pub async fn fetch(&self) -> Result<Key, SourceError> {

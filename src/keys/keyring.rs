@@ -1,6 +1,17 @@
 //! The unsealed key hierarchy held in memory. Invariant: the master key and everything derived
 //! from it live only here, in zeroizing memory; dropping the keyring (on seal) wipes them all.
 //! Nothing in this module is `Debug`, `Clone` or serializable.
+//!
+//! A tenant's keys come in two custodies, fixed when the tenant is created:
+//! - **database only** (no tenant key-encryption key, KEK): its data keys are wrapped by the
+//!   master key and its index and digest keys are derived from the master key alone, so a
+//!   database backup plus the master key (the shares) opens everything. Tenants created before
+//!   or without a tenant key store keep exactly this derivation.
+//! - **with a KEK held outside the database** (`custody::tenant_kek`): its wrapping, index and
+//!   digest keys are all derived from master key ‖ KEK, so once the KEK is destroyed nothing of
+//!   the tenant opens or can be probed (blind indexes) from any backup, shares or not.
+//!
+//! The KEK is always an argument here: this module does no I/O.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -14,7 +25,19 @@ use super::envelope::{self, aad, CryptoError, Key, KEY_LEN};
 
 /// HKDF-SHA-256 of the master key for a purpose label.
 fn derive(master: &Key, label: &str) -> Key {
-    let hk = Hkdf::<Sha256>::new(Some(b"strongroom/v1"), master.expose());
+    expand(master.expose(), label)
+}
+
+/// HKDF-SHA-256 of master key ‖ tenant KEK for a purpose label: needs both keys.
+fn derive_with_kek(master: &Key, kek: &Key, label: &str) -> Key {
+    let mut ikm = Zeroizing::new([0u8; 2 * KEY_LEN]);
+    ikm[..KEY_LEN].copy_from_slice(master.expose());
+    ikm[KEY_LEN..].copy_from_slice(kek.expose());
+    expand(ikm.as_ref(), label)
+}
+
+fn expand(ikm: &[u8], label: &str) -> Key {
+    let hk = Hkdf::<Sha256>::new(Some(b"strongroom/v1"), ikm);
     let mut out = Zeroizing::new([0u8; KEY_LEN]);
     hk.expand(label.as_bytes(), out.as_mut()).expect("32 bytes is a valid HKDF length");
     Key::from_bytes(out)
@@ -125,9 +148,19 @@ impl Keyring {
         aad(&[b"tenant-data-key", tenant_id.to_string().as_bytes(), version.to_string().as_bytes()])
     }
 
-    /// Wraps a tenant data key under the master key for storage.
-    pub fn wrap_tenant_key(&self, tenant_id: i64, version: i32, dek: &Key) -> Vec<u8> {
-        envelope::seal(&self.master, &Self::dek_aad(tenant_id, version), dek.expose())
+    /// The key a tenant's data keys are wrapped under: the master key itself for a tenant
+    /// without a KEK (the original scheme), else HKDF(master ‖ KEK) bound to the tenant id.
+    fn tenant_wrapping(&self, tenant_id: i64, kek: Option<&Key>) -> Key {
+        match kek {
+            None => self.master.duplicate(),
+            Some(kek) => derive_with_kek(&self.master, kek, &format!("tenant-wrap:{tenant_id}")),
+        }
+    }
+
+    /// Wraps a tenant data key for storage: under the master key when `kek` is `None`, else
+    /// under the tenant's wrapping key (master key ‖ KEK).
+    pub fn wrap_tenant_key(&self, tenant_id: i64, kek: Option<&Key>, version: i32, dek: &Key) -> Vec<u8> {
+        envelope::seal(&self.tenant_wrapping(tenant_id, kek), &Self::dek_aad(tenant_id, version), dek.expose())
     }
 
     /// The cached keys of a tenant, if loaded.
@@ -135,21 +168,23 @@ impl Keyring {
         self.tenants.read().expect("keyring lock").get(&tenant_id).cloned()
     }
 
-    /// Unwraps a tenant's stored data keys `(version, wrapped)` and caches them.
-    pub fn load_tenant(&self, tenant_id: i64, wrapped: &[(i32, Vec<u8>)]) -> Result<Arc<TenantKeys>, CryptoError> {
+    /// Unwraps a tenant's stored data keys `(version, wrapped)` and caches them. `kek` is the
+    /// tenant's key-encryption key when it has one (`None`: database-only custody); a missing or
+    /// wrong KEK fails like a wrong master key.
+    pub fn load_tenant(&self, tenant_id: i64, kek: Option<&Key>, wrapped: &[(i32, Vec<u8>)]) -> Result<Arc<TenantKeys>, CryptoError> {
+        let wrapping = self.tenant_wrapping(tenant_id, kek);
         let mut deks = BTreeMap::new();
         for (version, blob) in wrapped {
-            let pt = envelope::open(&self.master, &Self::dek_aad(tenant_id, *version), blob)?;
+            let pt = envelope::open(&wrapping, &Self::dek_aad(tenant_id, *version), blob)?;
             deks.insert(*version, Key::from_slice(&pt)?);
         }
         let current = *deks.keys().next_back().ok_or(CryptoError)?;
-        let keys = Arc::new(TenantKeys {
-            tenant_id,
-            current,
-            deks,
-            index: derive(&self.master, &format!("tenant-index:{tenant_id}")),
-            digest: derive(&self.master, &format!("tenant-digest:{tenant_id}")),
-        });
+        let (index_label, digest_label) = (format!("tenant-index:{tenant_id}"), format!("tenant-digest:{tenant_id}"));
+        let (index, digest) = match kek {
+            None => (derive(&self.master, &index_label), derive(&self.master, &digest_label)),
+            Some(kek) => (derive_with_kek(&self.master, kek, &index_label), derive_with_kek(&self.master, kek, &digest_label)),
+        };
+        let keys = Arc::new(TenantKeys { tenant_id, current, deks, index, digest });
         self.tenants.write().expect("keyring lock").insert(tenant_id, keys.clone());
         Ok(keys)
     }
@@ -157,6 +192,15 @@ impl Keyring {
     /// Drops a tenant's cached keys (after rotation or deletion).
     pub fn forget_tenant(&self, tenant_id: i64) {
         self.tenants.write().expect("keyring lock").remove(&tenant_id);
+    }
+
+    /// Drops the cached keys of every tenant not in `live` (tenants deleted, possibly by
+    /// another instance). Returns how many were dropped.
+    pub fn retain_tenants(&self, live: &[i64]) -> usize {
+        let mut tenants = self.tenants.write().expect("keyring lock");
+        let before = tenants.len();
+        tenants.retain(|id, _| live.contains(id));
+        before - tenants.len()
     }
 
     /// Whether `candidate` is this keyring's master key (constant time).
@@ -193,8 +237,8 @@ mod tests {
     fn tenant_records_are_bound_to_tenant_row_and_version() {
         let ring = Keyring::new(Key::random());
         let dek = Key::random();
-        let t1 = ring.load_tenant(1, &[(1, ring.wrap_tenant_key(1, 1, &dek))]).unwrap();
-        let t2 = ring.load_tenant(2, &[(1, ring.wrap_tenant_key(2, 1, &dek))]).unwrap();
+        let t1 = ring.load_tenant(1, None, &[(1, ring.wrap_tenant_key(1, None, 1, &dek))]).unwrap();
+        let t2 = ring.load_tenant(2, None, &[(1, ring.wrap_tenant_key(2, None, 1, &dek))]).unwrap();
         let (v, blob) = t1.encrypt("users", "tok", b"{\"name\":\"Ada\"}");
         assert_eq!(&t1.decrypt("users", "tok", v, &blob).unwrap()[..], b"{\"name\":\"Ada\"}");
         // Same data key, other tenant: the associated data still refuses it.
@@ -206,8 +250,8 @@ mod tests {
     #[test]
     fn user_keys_wrap_under_the_data_key_and_records_bind_to_tenant_and_row() {
         let ring = Keyring::new(Key::random());
-        let t1 = ring.load_tenant(1, &[(1, ring.wrap_tenant_key(1, 1, &Key::random()))]).unwrap();
-        let t2 = ring.load_tenant(2, &[(1, ring.wrap_tenant_key(2, 1, &Key::random()))]).unwrap();
+        let t1 = ring.load_tenant(1, None, &[(1, ring.wrap_tenant_key(1, None, 1, &Key::random()))]).unwrap();
+        let t2 = ring.load_tenant(2, None, &[(1, ring.wrap_tenant_key(2, None, 1, &Key::random()))]).unwrap();
         let uk = Key::random();
         let (v, wrapped) = t1.wrap_user_key("tok", &uk);
         assert_eq!(t1.unwrap_user_key("tok", v, &wrapped).unwrap().expose(), uk.expose());
@@ -222,17 +266,73 @@ mod tests {
     #[test]
     fn a_wrapped_key_moved_to_another_tenant_does_not_load() {
         let ring = Keyring::new(Key::random());
-        let wrapped = ring.wrap_tenant_key(1, 1, &Key::random());
-        assert!(ring.load_tenant(2, &[(1, wrapped)]).is_err());
+        let wrapped = ring.wrap_tenant_key(1, None, 1, &Key::random());
+        assert!(ring.load_tenant(2, None, &[(1, wrapped)]).is_err());
     }
 
     #[test]
     fn index_and_credential_keys_are_tenant_and_keyring_specific() {
         let ring = Keyring::new(Key::random());
-        let t1 = ring.load_tenant(1, &[(1, ring.wrap_tenant_key(1, 1, &Key::random()))]).unwrap();
-        let t2 = ring.load_tenant(2, &[(1, ring.wrap_tenant_key(2, 1, &Key::random()))]).unwrap();
+        let t1 = ring.load_tenant(1, None, &[(1, ring.wrap_tenant_key(1, None, 1, &Key::random()))]).unwrap();
+        let t2 = ring.load_tenant(2, None, &[(1, ring.wrap_tenant_key(2, None, 1, &Key::random()))]).unwrap();
         assert_ne!(t1.index(IndexMode::Email, "a@b.c"), t2.index(IndexMode::Email, "a@b.c"));
         assert_ne!(ring.credential_hash("DEMO"), Keyring::new(Key::random()).credential_hash("DEMO"));
         assert_eq!(t1.digest_hex(b"x").len(), 32);
+    }
+
+    #[test]
+    fn a_tenant_with_a_kek_loads_only_with_that_kek() {
+        let ring = Keyring::new(Key::random());
+        let (kek, dek) = (Key::random(), Key::random());
+        let wrapped = [(1, ring.wrap_tenant_key(7, Some(&kek), 1, &dek)), (2, ring.wrap_tenant_key(7, Some(&kek), 2, &Key::random()))];
+        let t = ring.load_tenant(7, Some(&kek), &wrapped).unwrap();
+        assert_eq!(t.current_version(), 2);
+        let (v, blob) = t.encrypt("users", "tok", b"x");
+        // Missing KEK (the master key alone, as a backup plus the shares would have), a wrong
+        // KEK, or the right KEK for another tenant id: refused.
+        assert!(ring.load_tenant(7, None, &wrapped).is_err());
+        assert!(ring.load_tenant(7, Some(&Key::random()), &wrapped).is_err());
+        assert!(ring.load_tenant(8, Some(&kek), &wrapped).is_err());
+        // The same master key and KEK in a new keyring (another instance) open it.
+        let again = ring.load_tenant(7, Some(&kek), &wrapped).unwrap();
+        assert_eq!(&again.decrypt("users", "tok", v, &blob).unwrap()[..], b"x");
+        // A database-only wrapping does not load as a KEK tenant either.
+        let legacy = [(1, ring.wrap_tenant_key(7, None, 1, &dek))];
+        assert!(ring.load_tenant(7, Some(&kek), &legacy).is_err());
+        assert!(ring.load_tenant(7, None, &legacy).is_ok());
+    }
+
+    #[test]
+    fn index_and_digest_keys_depend_on_the_kek() {
+        let master = Key::random();
+        let ring = Keyring::new(master.duplicate());
+        let (kek, dek) = (Key::random(), Key::random());
+        let plain = ring.load_tenant(3, None, &[(1, ring.wrap_tenant_key(3, None, 1, &dek))]).unwrap();
+        let with = ring.load_tenant(3, Some(&kek), &[(1, ring.wrap_tenant_key(3, Some(&kek), 1, &dek))]).unwrap();
+        let other = ring.load_tenant(3, Some(&Key::random()), &[(1, ring.wrap_tenant_key(3, Some(&Key::random()), 1, &dek))]);
+        assert!(other.is_err(), "a KEK other than the wrapping one does not load");
+        let other_kek = Key::random();
+        let other = ring.load_tenant(3, Some(&other_kek), &[(1, ring.wrap_tenant_key(3, Some(&other_kek), 1, &dek))]).unwrap();
+        let email = |t: &TenantKeys| t.index(IndexMode::Email, "ada@example.com");
+        assert_ne!(email(&plain), email(&with));
+        assert_ne!(email(&with), email(&other));
+        assert_ne!(plain.digest_hex(b"v1"), with.digest_hex(b"v1"));
+        // Database-only tenants keep exactly the original derivation from the master key.
+        assert_eq!(email(&plain), blind::index(&derive(&master, "tenant-index:3"), IndexMode::Email, "ada@example.com"));
+        // And a KEK tenant's keys are stable for the same master key and KEK.
+        let ring2 = Keyring::new(master);
+        let with2 = ring2.load_tenant(3, Some(&kek), &[(1, ring2.wrap_tenant_key(3, Some(&kek), 1, &dek))]).unwrap();
+        assert_eq!(email(&with), email(&with2));
+        assert_eq!(with.digest_hex(b"v1"), with2.digest_hex(b"v1"));
+    }
+
+    #[test]
+    fn keys_of_tenants_that_are_gone_are_dropped() {
+        let ring = Keyring::new(Key::random());
+        for id in [1, 2, 3] {
+            ring.load_tenant(id, None, &[(1, ring.wrap_tenant_key(id, None, 1, &Key::random()))]).unwrap();
+        }
+        assert_eq!(ring.retain_tenants(&[1, 3]), 1);
+        assert!(ring.tenant(2).is_none() && ring.tenant(1).is_some() && ring.tenant(3).is_some());
     }
 }

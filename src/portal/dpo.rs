@@ -135,7 +135,7 @@ pub async fn sign_in(State(st): State<AppState>, headers: HeaderMap, peer: Peer,
         st.limits().record_failure(peer.ip());
         return sign_in_form(&st, &headers, Some(refused));
     };
-    let keys = crate::custody::rotation::tenant_keys(&ring, &mut tx).await?;
+    let keys = crate::custody::rotation::tenant_keys(st.vault().tenant_keks(), &ring, &mut tx).await?;
     let who = crate::auth::verify(&mut tx, &ring, &tenant, f.token.trim()).await?;
     let Some(who) = who.filter(|w| CONSOLE_ROLES.contains(&w.role.as_str())) else {
         let mut draft = crate::audit::Draft::default();

@@ -151,7 +151,7 @@ pub async fn send_code(State(st): State<AppState>, headers: HeaderMap, peer: Pee
     let ttl = st.config().portal_code_ttl_s;
     // An unknown tenant gets the same page, with a challenge that exists nowhere.
     if let Some(mut tx) = st.db().tenant_tx_by_name(&tenant).await? {
-        let keys = crate::custody::rotation::tenant_keys(&ring, &mut tx).await?;
+        let keys = crate::custody::rotation::tenant_keys(st.vault().tenant_keks(), &ring, &mut tx).await?;
         let index =
             keys.index(mode, &f.identity).ok_or_else(|| Fail::new(StatusCode::BAD_REQUEST, "Enter an email address or a phone number."))?;
         if tx.recent_challenges(&index, now - IDENTITY_WINDOW_S).await? >= CODES_PER_IDENTITY {
@@ -264,7 +264,7 @@ pub async fn verify(State(st): State<AppState>, headers: HeaderMap, peer: Peer, 
     let expected = code_hash(&ring, tx.tenant_id(), f.challenge.trim(), code);
     let right = code.len() == 6 && bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &ch.code_hash[..])) && ch.user_token.is_some();
     tx.record_try(f.challenge.trim(), right).await?;
-    let keys = crate::custody::rotation::tenant_keys(&ring, &mut tx).await?;
+    let keys = crate::custody::rotation::tenant_keys(st.vault().tenant_keks(), &ring, &mut tx).await?;
     let user = match (&ch.user_token, right) {
         (Some(token), true) => tx.user_by_token(token).await?,
         _ => None,

@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::audit::Draft;
+use crate::custody::tenant_kek::TenantKekStore;
 use crate::error::Result;
 use crate::keys::keyring::Keyring;
 use crate::store::{now_secs, Db};
@@ -82,7 +83,7 @@ enum UserSweep {
 
 /// One batch of expired (or soft-deleted past their window) users of one tenant: deleted, each
 /// with its `UserExpired` (or `UserPurged`) event, in one transaction. Returns how many.
-async fn sweep_users_batch(db: &Db, ring: &Keyring, tenant_id: i64, which: UserSweep) -> Result<u64> {
+async fn sweep_users_batch(db: &Db, keks: &TenantKekStore, ring: &Keyring, tenant_id: i64, which: UserSweep) -> Result<u64> {
     let mut tx = db.tenant_tx(tenant_id).await?;
     // Rows (and the cascade's locks) first, the audit chain last: the sweeper then never holds
     // the chain head while waiting for a row an API call holds.
@@ -94,7 +95,7 @@ async fn sweep_users_batch(db: &Db, ring: &Keyring, tenant_id: i64, which: UserS
         tx.rollback().await?;
         return Ok(0);
     }
-    let keys = crate::custody::rotation::tenant_keys(ring, &mut tx).await?;
+    let keys = crate::custody::rotation::tenant_keys(keks, ring, &mut tx).await?;
     for token in &tokens {
         let mut details = serde_json::Map::new();
         details.insert("token".into(), Value::String(token.clone()));
@@ -146,11 +147,18 @@ async fn sweep_batch(db: &Db, tenant_id: i64, kind: Kind, now: i64) -> Result<(u
 
 /// Sweeps one tenant until nothing expired at `now`, and no user soft-deleted more than
 /// `restore_window_s` before it, is left (or a batch fails).
-pub async fn sweep_tenant(db: &Db, ring: &Keyring, tenant_id: i64, now: i64, restore_window_s: i64) -> Result<Swept> {
+pub async fn sweep_tenant(
+    db: &Db,
+    keks: &TenantKekStore,
+    ring: &Keyring,
+    tenant_id: i64,
+    now: i64,
+    restore_window_s: i64,
+) -> Result<Swept> {
     let mut swept = Swept::default();
     for which in [UserSweep::Expired(now), UserSweep::SoftDeletedBefore(now.saturating_sub(restore_window_s))] {
         loop {
-            let n = sweep_users_batch(db, ring, tenant_id, which).await?;
+            let n = sweep_users_batch(db, keks, ring, tenant_id, which).await?;
             swept.users += n;
             if (n as i64) < BATCH {
                 break;
@@ -171,17 +179,19 @@ pub async fn sweep_tenant(db: &Db, ring: &Keyring, tenant_id: i64, now: i64, res
 
 /// One pass over every tenant (needs the keyring: user deletions are audited). Errors of one
 /// tenant are logged and do not stop the others.
-pub async fn sweep_all(db: &Db, ring: &Keyring, restore_window_s: i64) -> Result<Swept> {
+pub async fn sweep_all(db: &Db, keks: &TenantKekStore, ring: &Keyring, restore_window_s: i64) -> Result<Swept> {
     let now = now_secs();
     let mut total = Swept::default();
     for tenant in db.tenant_ids().await? {
-        match sweep_tenant(db, ring, tenant, now, restore_window_s).await {
+        match sweep_tenant(db, keks, ring, tenant, now, restore_window_s).await {
             Ok(s) => {
                 if s.total() > 0 {
                     tracing::debug!(tenant, ?s, "retention sweep");
                 }
                 total.add(s);
             }
+            // A shredded tenant's rows (in a restored backup) can no longer be audited or read.
+            Err(crate::error::Error::TenantDeleted) => tracing::debug!(tenant, "retention sweep: tenant KEK destroyed; skipped"),
             Err(e) => tracing::warn!(tenant, error = %e, "retention sweep failed; will retry"),
         }
     }
@@ -201,7 +211,7 @@ pub async fn sweep_loop(vault: Arc<Vault>, interval: Duration, restore_window_s:
     loop {
         tokio::time::sleep(interval).await;
         let Ok(ring) = vault.keyring() else { continue };
-        match sweep_all(vault.db(), &ring, restore_window_s).await {
+        match sweep_all(vault.db(), vault.tenant_keks(), &ring, restore_window_s).await {
             Ok(s) => publish(&s),
             Err(e) => tracing::warn!(error = %e, "retention sweep: could not list tenants"),
         }

@@ -66,10 +66,17 @@ impl Db {
         Ok(())
     }
 
-    /// Stores the vault identity together with the default tenant's first data key and the root
-    /// credential, in one transaction. Returns false when the vault was already initialized
-    /// (another instance won the race); nothing is written then.
-    pub async fn initialize(&self, meta: &VaultMeta, default_dek_wrapped: &[u8], root_hash: &[u8]) -> Result<bool, sqlx::Error> {
+    /// Stores the vault identity together with the default tenant's first data key, its KEK id
+    /// (`None`: database-only custody) and the root credential, in one transaction. Returns
+    /// false when the vault was already initialized (another instance won the race); nothing is
+    /// written then.
+    pub async fn initialize(
+        &self,
+        meta: &VaultMeta,
+        default_kek_id: Option<&str>,
+        default_dek_wrapped: &[u8],
+        root_hash: &[u8],
+    ) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool().begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO vault_meta (id, vault_id, threshold, share_count, mk_by_uk, created_at)
@@ -87,6 +94,7 @@ impl Db {
             tx.rollback().await?;
             return Ok(false);
         }
+        sqlx::query("UPDATE tenants SET kek_id = $1 WHERE id = 1").bind(default_kek_id).execute(&mut *tx).await?;
         super::enter_tenant(&mut tx, 1).await?;
         super::tenants::insert_tenant_secrets(&mut tx, 1, default_dek_wrapped, root_hash, "root").await?;
         tx.commit().await?;

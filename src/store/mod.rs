@@ -46,6 +46,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "files", include_str!("../../migrations/0009_files.sql")),
     (10, "callbacks", include_str!("../../migrations/0010_callbacks.sql")),
     (11, "soft delete", include_str!("../../migrations/0011_soft_delete.sql")),
+    (12, "tenant shredding", include_str!("../../migrations/0012_tenant_shredding.sql")),
     (13, "privacy portal", include_str!("../../migrations/0013_portal.sql")),
 ];
 
@@ -90,26 +91,28 @@ impl Db {
     /// Opens a transaction scoped to `tenant_id`.
     pub async fn tenant_tx(&self, tenant_id: i64) -> Result<TenantTx, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let (key_version, policy_version): (i32, i32) = sqlx::query_as("SELECT key_version, policy_version FROM tenants WHERE id = $1")
-            .bind(tenant_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .unwrap_or((1, 0));
+        let (key_version, policy_version, kek_id): (i32, i32, Option<String>) =
+            sqlx::query_as("SELECT key_version, policy_version, kek_id FROM tenants WHERE id = $1")
+                .bind(tenant_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .unwrap_or((1, 0, None));
         enter_tenant(&mut tx, tenant_id).await?;
-        Ok(TenantTx { tx, tenant_id, key_version, policy_version })
+        Ok(TenantTx { tx, tenant_id, key_version, policy_version, kek_id })
     }
 
     /// Opens a transaction scoped to the tenant called `name`; `None` when no such tenant.
     pub async fn tenant_tx_by_name(&self, name: &str) -> Result<Option<TenantTx>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(i64, i32, i32)> = sqlx::query_as("SELECT id, key_version, policy_version FROM tenants WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row: Option<(i64, i32, i32, Option<String>)> =
+            sqlx::query_as("SELECT id, key_version, policy_version, kek_id FROM tenants WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
         match row {
-            Some((id, key_version, policy_version)) => {
+            Some((id, key_version, policy_version, kek_id)) => {
                 enter_tenant(&mut tx, id).await?;
-                Ok(Some(TenantTx { tx, tenant_id: id, key_version, policy_version }))
+                Ok(Some(TenantTx { tx, tenant_id: id, key_version, policy_version, kek_id }))
             }
             None => Ok(None),
         }
@@ -139,6 +142,7 @@ pub struct TenantTx {
     tenant_id: i64,
     key_version: i32,
     policy_version: i32,
+    kek_id: Option<String>,
 }
 
 impl TenantTx {
@@ -154,6 +158,12 @@ impl TenantTx {
     /// The tenant's current data-key version as read when the transaction began.
     pub fn key_version(&self) -> i32 {
         self.key_version
+    }
+
+    /// The name of the tenant's key-encryption key in the tenant key store (`None`: the tenant
+    /// has database-only custody), as read when the transaction began.
+    pub fn kek_id(&self) -> Option<&str> {
+        self.kek_id.as_deref()
     }
 
     /// The raw connection, still inside the tenant's scope (for store functions and tests).

@@ -1,4 +1,7 @@
-//! The tenant directory (global table) and per-tenant key material.
+//! The tenant directory (global table) and per-tenant key material, and deleting a tenant.
+//! Invariant: a tenant's deletion removes its rows from every table that has a `tenant_id`
+//! column, found in the catalog at the time (so a table added later is covered without a code
+//! change), children before parents, and the directory row last, in the caller's transaction.
 
 use sqlx::{PgConnection, Row};
 
@@ -62,26 +65,30 @@ impl TenantTx {
     }
 
     /// Creates a tenant with its first data key (wrapped by `wrap_dek`, given the new id) and
-    /// its admin credential, inside this transaction.
+    /// its admin credential, inside this transaction. `kek_id` names the tenant's key-encryption
+    /// key in the tenant key store (already stored there), `None` for database-only custody.
     pub async fn create_tenant(
         &mut self,
         name: &str,
         org: &str,
         email: Option<&str>,
+        kek_id: Option<&str>,
         wrap_dek: impl FnOnce(i64) -> Vec<u8>,
         admin_hash: &[u8],
     ) -> Result<i64> {
         sqlx::query("RESET ROLE").execute(self.conn()).await?;
         let now = now_secs();
-        let id: i64 =
-            sqlx::query_scalar("INSERT INTO tenants (name, org, email, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id")
-                .bind(name)
-                .bind(org)
-                .bind(email)
-                .bind(now)
-                .fetch_one(self.conn())
-                .await
-                .map_err(|e| on_constraint(e, NAME_TAKEN))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO tenants (name, org, email, kek_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+        )
+        .bind(name)
+        .bind(org)
+        .bind(email)
+        .bind(kek_id)
+        .bind(now)
+        .fetch_one(self.conn())
+        .await
+        .map_err(|e| on_constraint(e, NAME_TAKEN))?;
         super::enter_tenant(&mut self.tx, id).await?;
         insert_tenant_secrets(self.conn(), id, &wrap_dek(id), admin_hash, "tenant-admin").await?;
         self.reenter_scope().await?;
@@ -105,6 +112,88 @@ impl TenantTx {
         .rows_affected();
         self.reenter_scope().await?;
         Ok(n == 1)
+    }
+}
+
+/// `"name"`: an identifier from the catalog, quoted for SQL text (values are always bound).
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The order to delete from `tables` so that no row is deleted before the rows referring to it:
+/// `refs` are `(referring table, referenced table)` foreign keys. `None` on a cycle (the caller
+/// refuses rather than guess). Ties are broken by name, so the order is stable.
+pub(crate) fn deletion_order(tables: &[String], refs: &[(String, String)]) -> Option<Vec<String>> {
+    let mut left: Vec<String> = tables.to_vec();
+    left.sort();
+    left.dedup();
+    let mut order = Vec::with_capacity(left.len());
+    while !left.is_empty() {
+        // A table nothing left refers to (self-references aside) can go now.
+        let free: Vec<String> = left
+            .iter()
+            .filter(|t| !refs.iter().any(|(child, parent)| parent == *t && child != *t && left.contains(child)))
+            .cloned()
+            .collect();
+        if free.is_empty() {
+            return None;
+        }
+        left.retain(|t| !free.contains(t));
+        order.extend(free);
+    }
+    Some(order)
+}
+
+impl TenantTx {
+    /// Locks tenant `id`'s directory row (`FOR UPDATE`) until this transaction ends: a second
+    /// deletion, a key rotation or a directory update of it waits, and so does every write in
+    /// the tenant that checks a foreign key to the row. `None` when there is no such tenant,
+    /// else its KEK id (`None` inside: database-only custody).
+    pub async fn lock_tenant(&mut self, id: i64) -> Result<Option<Option<String>>> {
+        sqlx::query("RESET ROLE").execute(self.conn()).await?;
+        let kek_id: Option<Option<String>> =
+            sqlx::query_scalar("SELECT kek_id FROM tenants WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(self.conn()).await?;
+        self.reenter_scope().await?;
+        Ok(kek_id)
+    }
+
+    /// Deletes every row of tenant `id` from every table with a `tenant_id` column (found in the
+    /// catalog; children before parents), then its directory row, inside this transaction, and
+    /// returns to this transaction's own tenant scope. Runs as the migration owner with the
+    /// row-level-security setting on `id` (FORCE applies to the owner too), so a statement
+    /// cannot reach another tenant's rows even if its WHERE clause were wrong. Returns the
+    /// number of rows deleted, the directory row included.
+    pub async fn delete_tenant(&mut self, id: i64) -> Result<u64> {
+        sqlx::query("RESET ROLE").execute(self.conn()).await?;
+        sqlx::query("SELECT set_config('strongroom.tenant_id', $1, true)").bind(id.to_string()).execute(self.conn()).await?;
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT c.table_name::text FROM information_schema.columns c
+               JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+              WHERE c.table_schema = current_schema() AND c.column_name = 'tenant_id' AND t.table_type = 'BASE TABLE'
+                AND c.table_name <> 'tenants'",
+        )
+        .fetch_all(self.conn())
+        .await?;
+        let refs: Vec<(String, String)> = sqlx::query_as(
+            "SELECT ch.relname::text, pa.relname::text FROM pg_constraint k
+               JOIN pg_class ch ON ch.oid = k.conrelid
+               JOIN pg_class pa ON pa.oid = k.confrelid
+               JOIN pg_namespace n ON n.oid = ch.relnamespace
+              WHERE k.contype = 'f' AND n.nspname = current_schema()",
+        )
+        .fetch_all(self.conn())
+        .await?;
+        let order = deletion_order(&tables, &refs)
+            .ok_or_else(|| crate::error::Error::Internal(anyhow::anyhow!("tenant tables refer to each other in a cycle")))?;
+        let mut deleted = 0;
+        for table in &order {
+            // The table name comes from the catalog, quoted; the tenant id is a bind parameter.
+            let sql = format!("DELETE FROM {} WHERE tenant_id = $1", quote_ident(table));
+            deleted += sqlx::query(&sql).bind(id).execute(self.conn()).await?.rows_affected();
+        }
+        deleted += sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id).execute(self.conn()).await?.rows_affected();
+        self.reenter_scope().await?;
+        Ok(deleted)
     }
 }
 
@@ -134,5 +223,43 @@ impl TenantTx {
     pub async fn wrapped_data_keys(&mut self) -> Result<Vec<(i32, Vec<u8>)>> {
         let rows = sqlx::query("SELECT version, wrapped FROM tenant_keys ORDER BY version").fetch_all(self.conn()).await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn refs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn children_are_deleted_before_what_they_refer_to() {
+        let tables = names(&["users", "tenant_keys", "user_versions", "audit_events", "callback_outbox"]);
+        let fks = refs(&[
+            ("users", "tenant_keys"),
+            ("users", "tenants"),
+            ("user_versions", "users"),
+            ("audit_events", "tenant_keys"),
+            ("users", "users"),
+        ]);
+        let order = deletion_order(&tables, &fks).unwrap();
+        let pos = |t: &str| order.iter().position(|x| x == t).unwrap();
+        assert_eq!(order.len(), 5);
+        assert!(pos("user_versions") < pos("users"));
+        assert!(pos("users") < pos("tenant_keys"));
+        assert!(pos("audit_events") < pos("tenant_keys"));
+        assert!(deletion_order(&names(&["a", "b"]), &refs(&[("a", "b"), ("b", "a")])).is_none());
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("users"), "\"users\"");
+        assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
     }
 }

@@ -161,9 +161,9 @@ async fn a_misconfigured_source_stops_the_server_at_start() {
 }
 
 /// A moto server (`moto[server]` from PyPI, installed by scripts/test.sh) on a free port.
-struct Moto {
+pub struct Moto {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Drop for Moto {
@@ -173,7 +173,7 @@ impl Drop for Moto {
     }
 }
 
-async fn start_moto() -> Moto {
+pub async fn start_moto() -> Moto {
     let bin = crate::official_client::python().parent().unwrap().join("moto_server");
     assert!(bin.exists(), "{} missing: run scripts/test.sh", bin.display());
     let port = free_port();

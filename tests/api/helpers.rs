@@ -194,12 +194,19 @@ impl TestApp {
 
     /// Stops this instance and starts a new process-equivalent on the same database: new state,
     /// new port, sealed. Credentials and shares carry over.
-    pub async fn restart(mut self) -> TestApp {
+    pub async fn restart(self) -> TestApp {
+        self.restart_configured(|_| {}).await
+    }
+
+    /// As [`TestApp::restart`], the new instance configured by `adjust` (from the defaults).
+    pub async fn restart_configured(mut self, adjust: impl FnOnce(&mut Config)) -> TestApp {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
         self.db.close().await;
-        let mut next = Self::serve_on(self.db_url.clone()).await;
+        let mut config = Config { database_url: Some(self.db_url.clone()), ..Config::default() };
+        adjust(&mut config);
+        let mut next = Self::serve_with(config).await;
         next.root_token = self.root_token.clone();
         next.shares = self.shares.clone();
         next

@@ -24,6 +24,7 @@ mod rotation;
 mod seal;
 mod sessions;
 mod shared;
+mod shredding;
 mod system;
 mod system_restore;
 mod tenants;

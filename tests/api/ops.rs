@@ -484,11 +484,11 @@ async fn a_request_that_never_finishes_does_not_hold_shutdown_past_the_drain_tim
 // ---------------------------------------------------------------------------------------------
 // Backup and restore, and the vault-id pin
 
-fn pg_tool(name: &str) -> PathBuf {
+pub fn pg_tool(name: &str) -> PathBuf {
     strongroom::localpg::find_bin_dir().expect("PostgreSQL binaries").join(name)
 }
 
-fn run_ok(cmd: &mut Command, what: &str) -> String {
+pub fn run_ok(cmd: &mut Command, what: &str) -> String {
     let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("run {what}: {e}"));
     assert!(out.status.success(), "{what} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -49,7 +49,7 @@ async fn a_rotation_switches_new_writes_at_once_and_the_rewrap_retires_the_old_k
 
     let ring = app.state.vault().keyring().unwrap();
     let mut passes = 0;
-    while rotation::rewrap_pass(&app.db, &ring, tid).await.unwrap() > 0 {
+    while rotation::rewrap_pass(&app.db, app.state.vault().tenant_keks(), &ring, tid).await.unwrap() > 0 {
         passes += 1;
         assert!(passes < 100);
     }
@@ -191,7 +191,7 @@ async fn tokens_are_re_encrypted_by_the_rewrap_and_stay_readable() {
     let status = app.post_sys("tenant-key-status", json!({"tenantid": tid})).await;
     assert_eq!(status.ok()["pending_events"], 2, "the token and its TokenCreate event (wrapped by the data key) wait");
     let ring = app.state.vault().keyring().unwrap();
-    while rotation::rewrap_pass(&app.db, &ring, tid).await.unwrap() > 0 {}
+    while rotation::rewrap_pass(&app.db, app.state.vault().tenant_keks(), &ring, tid).await.unwrap() > 0 {}
     let status = app.post_sys("tenant-key-status", json!({"tenantid": tid})).await;
     assert_eq!(status.ok()["versions"], json!([2]), "version 1 retired once the token moved");
     let got = app.call("TokenGet", Some(&x), Some("tokrot"), json!({"token": tokenbase})).await;

@@ -1,7 +1,10 @@
-//! A HashiCorp Vault stand-in: just enough of the KV v2 engine (read, write) and the Kubernetes
-//! auth method (login) for the auto-unseal tests, answering with Vault's documented JSON shapes
-//! (`{"data":{"data":…,"metadata":…}, "lease_id", …}`). No Vault binary can be installed here,
-//! so this is the closest faithful peer we can run; it checks `X-Vault-Token` like Vault does.
+//! A HashiCorp Vault stand-in: just enough of the KV v2 engine (read, write, and deleting a
+//! secret's metadata, which in Vault destroys every version of it) and the Kubernetes auth
+//! method (login) for the auto-unseal and tenant-KEK tests, answering with Vault's documented
+//! JSON shapes (`{"data":{"data":…,"metadata":…}, "lease_id", …}`; 204 for a metadata delete,
+//! absent path or not). No Vault binary can be installed here, so this is the closest faithful
+//! peer we can run; it checks `X-Vault-Token` like Vault does. It is not Vault: versions are
+//! not kept (a write replaces the data), and nothing else of the engine exists.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -21,6 +24,7 @@ pub struct Inner {
     /// role -> expected service-account JWT
     pub k8s_roles: HashMap<String, String>,
     pub reads: u64,
+    pub metadata_deletes: u64,
 }
 
 #[derive(Clone, Default)]
@@ -55,6 +59,7 @@ impl StandIn {
     pub async fn serve(self) -> String {
         let app = Router::new()
             .route("/v1/{mount}/data/{*path}", get(read).post(write))
+            .route("/v1/{mount}/metadata/{*path}", delete(delete_metadata))
             .route("/v1/auth/{mount}/login", post(login))
             .with_state(self);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -97,6 +102,18 @@ async fn write(
     let version = s.0.lock().unwrap().secrets[&(mount, path)].0;
     let meta = json!({"created_time": "2026-11-23T00:00:00Z", "deletion_time": "", "custom_metadata": null, "destroyed": false, "version": version});
     Json(envelope(meta, Value::Null)).into_response()
+}
+
+/// `DELETE /v1/{mount}/metadata/{path}`: removes the secret with all its versions; 204 whether
+/// or not it existed, as Vault answers.
+async fn delete_metadata(State(s): State<StandIn>, Path((mount, path)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    if !s.authorized(&headers) {
+        return denied();
+    }
+    let mut g = s.0.lock().unwrap();
+    g.secrets.remove(&(mount, path));
+    g.metadata_deletes += 1;
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn login(State(s): State<StandIn>, Path(_mount): Path<String>, body: axum::body::Bytes) -> Response {
