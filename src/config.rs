@@ -60,6 +60,9 @@ pub struct Config {
     pub portal_idle_s: i64,
     /// Demo mode only: sign-in codes are also logged and listed on `/portal/demo/outbox`.
     pub portal_demo_outbox: bool,
+    /// `STRONGROOM_PORTAL_COOKIE_SECURE` (default true): portal cookies are Secure and
+    /// `__Secure-`-prefixed; only a plain-HTTP deployment (the demo) turns this off.
+    pub portal_secure_cookies: bool,
 }
 
 impl Default for Config {
@@ -91,6 +94,7 @@ impl Default for Config {
             portal_session_s: 3600,
             portal_idle_s: 900,
             portal_demo_outbox: false,
+            portal_secure_cookies: true,
         }
     }
 }
@@ -254,6 +258,13 @@ impl Config {
         }
         if let Some(n) = positive("STRONGROOM_PORTAL_IDLE_S")? {
             c.portal_idle_s = n.min(86_400) as i64;
+        }
+        if let Some(v) = get("STRONGROOM_PORTAL_COOKIE_SECURE") {
+            c.portal_secure_cookies = match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => anyhow::bail!("STRONGROOM_PORTAL_COOKIE_SECURE must be true or false"),
+            };
         }
         Ok(c)
     }

@@ -199,6 +199,8 @@ async fn demo(mut config: Config, listen: SocketAddr, data_dir: &Path) -> anyhow
 async fn demo_serve(mut config: Config, listen: SocketAddr, data_dir: &Path) -> anyhow::Result<()> {
     // Sign-in codes also go to the log and the demo outbox page: there is no email gateway here.
     config.portal_demo_outbox = true;
+    // Served over plain HTTP on loopback: a browser would drop Secure cookies on a non-local host.
+    config.portal_secure_cookies = false;
     let db = connect(&config).await?;
     let state = AppState::new(db, config).await?;
     let creds_path = data_dir.join("demo-credentials.json");

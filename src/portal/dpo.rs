@@ -90,7 +90,7 @@ fn request_table(id: &str, rows: &[&Value]) -> Markup {
 
 fn sign_in_form(st: &AppState, headers: &HeaderMap, error: Option<&str>) -> Page {
     let ring = st.vault().keyring()?;
-    let (pre, new) = pre_session(headers);
+    let (pre, new) = pre_session(&st, &headers);
     let tenant = super::host_tenant(headers).unwrap_or_default();
     let body = html! {
         @if let Some(e) = error { p role="alert" { (e) } }
@@ -107,7 +107,7 @@ fn sign_in_form(st: &AppState, headers: &HeaderMap, error: Option<&str>) -> Page
     let status = if error.is_some() { StatusCode::FORBIDDEN } else { StatusCode::OK };
     let mut res = (status, page::render("Privacy officer console", None, body)).into_response();
     if new {
-        let (k, v) = set_cookie(headers, PRE_COOKIE, &pre, 3600);
+        let (k, v) = set_cookie(&st, PRE_COOKIE, &pre, 3600);
         res.headers_mut().append(k, v);
     }
     Ok(res)
@@ -127,7 +127,7 @@ pub struct SignInForm {
 /// opens a dpo lease for the console.
 pub async fn sign_in(State(st): State<AppState>, headers: HeaderMap, peer: Peer, Form(f): Form<SignInForm>) -> Page {
     let ring = st.vault().keyring()?;
-    check_csrf(&ring, &headers, super::cookie(&headers, PRE_COOKIE), &f.csrf)?;
+    check_csrf(&ring, &headers, super::cookie(&st, &headers, PRE_COOKIE), &f.csrf)?;
     let tenant = super::tenant_name(&f.tenant)?;
     st.limits().check_blocked(peer.ip())?;
     let refused = "That organisation and access token do not open the console.";
@@ -148,7 +148,7 @@ pub async fn sign_in(State(st): State<AppState>, headers: HeaderMap, peer: Peer,
     let token = super::signin::open_lease(&st, &ring, &keys, &mut tx, &tenant, "dpo", Some((who.credential_id, who.actor())), None).await?;
     tx.commit().await?;
     let mut res = Redirect::to("/portal/dpo").into_response();
-    let (k, v) = set_cookie(&headers, DPO_COOKIE, &token, st.config().portal_session_s);
+    let (k, v) = set_cookie(&st, DPO_COOKIE, &token, st.config().portal_session_s);
     res.headers_mut().append(k, v);
     Ok(res)
 }
@@ -203,15 +203,24 @@ fn diff(kind: &str, change: &Value, current: Option<&Value>) -> Markup {
             }
             "patch" => {
                 table id="diff" {
-                    caption { "Proposed changes against the current profile" }
-                    thead { tr { th scope="col" { "Field" } th scope="col" { "Current" } th scope="col" { "Proposed" } } }
+                    caption { "Every operation of the proposed JSON patch, against the current profile" }
+                    thead { tr { th scope="col" { "Operation" } th scope="col" { "Field" } th scope="col" { "Current" } th scope="col" { "Proposed" } } }
                     tbody {
                         @for op in change["patch"].as_array().cloned().unwrap_or_default() {
                             @let path = op["path"].as_str().unwrap_or_default().to_string();
+                            @let verb = op["op"].as_str().unwrap_or_default().to_string();
                             tr {
-                                th scope="row" { (path.trim_start_matches('/')) }
+                                td { (verb) }
+                                th scope="row" { code { (path) } @if let Some(from) = op["from"].as_str() { " from " code { (from) } } }
                                 td { del { (cur(&path)) } }
-                                td { @if op["op"] == "remove" { "(removed)" } @else { ins { (page::plain(&op["value"])) } } }
+                                td {
+                                    @match verb.as_str() {
+                                        "remove" => { "(removed)" }
+                                        "move" | "copy" => { "(the value at " code { (page::plain(&op["from"])) } ")" }
+                                        "test" => { "(must equal) " (page::plain(&op["value"])) }
+                                        _ => { ins { (page::plain(&op["value"])) } }
+                                    }
+                                }
                             }
                         }
                     }

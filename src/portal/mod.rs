@@ -7,7 +7,8 @@
 //! - No personal data in URLs (identities and profile values travel only in POST bodies) or logs.
 //! - Every POST carries a CSRF token: an HMAC, under a key derived from the master key, of the
 //!   cookie the browser holds (the session cookie, or a random pre-session cookie); cookies are
-//!   HttpOnly and SameSite=Strict, Secure behind TLS. A cross-origin `Origin` is refused too.
+//!   HttpOnly, SameSite=Strict and (unless configured off for plain-HTTP demos) Secure with the
+//!   `__Secure-` prefix. A foreign `Origin` or a cross-site `Sec-Fetch-Site` is refused too.
 //! - The portal has no data access of its own beyond sign-in: it calls the v2 API in-process
 //!   with the signed-in person's own lease token (role `user-self` for a data subject, `dpo` for
 //!   the console), so the API's casbin policy, own-record checks, masking and audit apply
@@ -204,7 +205,18 @@ pub const SESSION_COOKIE: &str = "sr_session";
 pub const DPO_COOKIE: &str = "sr_dpo";
 pub const PRE_COOKIE: &str = "sr_pre";
 
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// A cookie's name: with Secure cookies (the default), the `__Secure-` prefix, which browsers
+/// accept only on cookies set Secure over HTTPS.
+pub fn cookie_name(st: &AppState, base: &str) -> String {
+    if st.config().portal_secure_cookies {
+        format!("__Secure-{base}")
+    } else {
+        base.to_string()
+    }
+}
+
+pub fn cookie<'a>(st: &AppState, headers: &'a HeaderMap, base: &str) -> Option<&'a str> {
+    let name = cookie_name(st, base);
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -216,19 +228,16 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// Behind a TLS terminator (`X-Forwarded-Proto: https`) cookies are marked Secure.
-fn secure(headers: &HeaderMap) -> bool {
-    headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"))
-}
-
-pub fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age: i64) -> (header::HeaderName, HeaderValue) {
-    let secure = if secure(headers) { "; Secure" } else { "" };
-    let v = format!("{name}={value}; Path=/portal; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}");
+/// Cookies are HttpOnly, SameSite=Strict, limited to /portal, and Secure unless
+/// `STRONGROOM_PORTAL_COOKIE_SECURE=false` (the demo, served over plain HTTP on loopback).
+pub fn set_cookie(st: &AppState, base: &str, value: &str, max_age: i64) -> (header::HeaderName, HeaderValue) {
+    let secure = if st.config().portal_secure_cookies { "; Secure" } else { "" };
+    let v = format!("{}={value}; Path=/portal; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}", cookie_name(st, base));
     (header::SET_COOKIE, HeaderValue::from_str(&v).expect("cookie values are URL-safe"))
 }
 
-pub fn clear_cookie(headers: &HeaderMap, name: &str) -> (header::HeaderName, HeaderValue) {
-    set_cookie(headers, name, "", 0)
+pub fn clear_cookie(st: &AppState, base: &str) -> (header::HeaderName, HeaderValue) {
+    set_cookie(st, base, "", 0)
 }
 
 /// The CSRF token of forms shown to the holder of cookie value `binding`.
@@ -241,10 +250,16 @@ pub fn csrf_token(ring: &Keyring, binding: &str) -> String {
 /// another origin.
 pub fn check_csrf(ring: &Keyring, headers: &HeaderMap, binding: Option<&str>, presented: &str) -> Result<(), Fail> {
     use subtle::ConstantTimeEq;
-    if let (Some(origin), Some(host)) = (headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()), headers.get(header::HOST)) {
+    let cross_site = || Fail::forbidden("This form was sent from another site and was refused.");
+    if headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site") {
+        return Err(cross_site());
+    }
+    // `Origin: null` is what browsers send for our own forms under `Referrer-Policy: no-referrer`,
+    // so it cannot be refused; the token and Sec-Fetch-Site still hold.
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).filter(|o| *o != "null") {
         let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
-        if origin != "null" && origin_host.as_bytes() != host.as_bytes() {
-            return Err(Fail::forbidden("This form was sent from another site and was refused."));
+        if headers.get(header::HOST).is_none_or(|host| origin_host.as_bytes() != host.as_bytes()) {
+            return Err(cross_site());
         }
     }
     let refused = || Fail::forbidden("This form has expired or was not sent by this portal. Reload the page and try again.");
@@ -265,8 +280,8 @@ pub fn random_value() -> String {
 }
 
 /// The pre-session cookie to bind sign-in forms to: the browser's, or a new one to set.
-pub fn pre_session(headers: &HeaderMap) -> (String, bool) {
-    match cookie(headers, PRE_COOKIE).filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())) {
+pub fn pre_session(st: &AppState, headers: &HeaderMap) -> (String, bool) {
+    match cookie(st, headers, PRE_COOKIE).filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())) {
         Some(v) => (v.to_string(), false),
         None => (random_value(), true),
     }

@@ -32,9 +32,18 @@ use crate::store::now_secs;
 
 /// Wrong or used-up codes: five tries per challenge.
 pub const MAX_TRIES: i32 = 5;
-/// Codes per identity per window.
-const CODES_PER_IDENTITY: i64 = 5;
+/// Codes per identity per window from one address, and from everyone together (so nobody can
+/// lock a person out by asking for codes from one place, and nobody gets unbounded guesses).
+const CODES_PER_IDENTITY_AND_ADDRESS: i64 = 5;
+const CODES_PER_IDENTITY: i64 = 20;
 const IDENTITY_WINDOW_S: i64 = 600;
+/// Wrong codes per user per hour, over all challenges and identities (email and phone): past
+/// this even the right code is refused until the hour has passed. Bounds guessing at 10 per
+/// hour per person, whatever the number of addresses or parallel requests.
+pub const FAILED_TRIES_PER_USER: i64 = 10;
+const FAILED_WINDOW_S: i64 = 3600;
+/// Challenge rows live this long (the failed-try window), then the next sign-in sweeps them.
+const KEEP_CHALLENGES_S: i64 = FAILED_WINDOW_S;
 
 /// One code the demo would have sent.
 pub struct Sent {
@@ -47,6 +56,7 @@ pub struct Sent {
 /// Portal state shared by the instance: the per-address limiter, the notification client and
 /// the demo outbox.
 pub struct Outbox {
+    /// Keyed by address (IPv6 by its /64: one host's share of addresses counts once).
     per_address: DefaultKeyedRateLimiter<IpAddr>,
     http: reqwest::Client,
     sent: Mutex<VecDeque<Sent>>,
@@ -71,7 +81,10 @@ impl Outbox {
     }
 
     pub fn check_address(&self, ip: IpAddr) -> Result<(), Fail> {
-        self.per_address.check_key(&ip).map_err(|_| {
+        if self.per_address.len() > 100_000 {
+            self.per_address.retain_recent();
+        }
+        self.per_address.check_key(&network(ip)).map_err(|_| {
             Fail::new(StatusCode::TOO_MANY_REQUESTS, "Too many sign-in attempts from your network. Wait a minute and try again.")
         })
     }
@@ -81,6 +94,22 @@ impl Outbox {
         q.push_front(sent);
         q.truncate(50);
     }
+}
+
+/// The address a limit applies to: IPv4 as is, IPv6 by its /64.
+pub fn network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+    }
+}
+
+/// A keyed hash of the requesting network (stored with a challenge; never the address itself).
+fn requester(ring: &Keyring, ip: IpAddr) -> [u8; 32] {
+    crate::keys::blind::keyed_digest(&ring.derived("portal-requester"), "requester", network(ip).to_string().as_bytes())
 }
 
 fn mode_of(identity: &str) -> Result<IndexMode, Fail> {
@@ -101,11 +130,11 @@ fn code_hash(ring: &Keyring, tenant_id: i64, challenge: &str, code: &str) -> [u8
 
 /// GET /portal/: the sign-in form (or the profile, when signed in).
 pub async fn start(State(st): State<AppState>, headers: HeaderMap) -> Page {
-    if super::cookie(&headers, SESSION_COOKIE).is_some() {
+    if super::cookie(&st, &headers, SESSION_COOKIE).is_some() {
         return Ok(Redirect::to("/portal/me").into_response());
     }
     let ring = st.vault().keyring()?;
-    let (pre, new) = pre_session(&headers);
+    let (pre, new) = pre_session(&st, &headers);
     let tenant = super::host_tenant(&headers).unwrap_or_default();
     let body = html! {
         p { "Sign in to see the personal data this organisation holds about you, who accessed it, and to correct, download or erase it." }
@@ -123,7 +152,7 @@ pub async fn start(State(st): State<AppState>, headers: HeaderMap) -> Page {
     };
     let mut res = page::render("Sign in", None, body).into_response();
     if new {
-        let (k, v) = set_cookie(&headers, PRE_COOKIE, &pre, 3600);
+        let (k, v) = set_cookie(&st, PRE_COOKIE, &pre, 3600);
         res.headers_mut().append(k, v);
     }
     Ok(res)
@@ -142,7 +171,7 @@ pub struct SignInForm {
 /// POST /portal/signin: makes a challenge and, when the identity is a user's, sends its code.
 pub async fn send_code(State(st): State<AppState>, headers: HeaderMap, peer: Peer, Form(f): Form<SignInForm>) -> Page {
     let ring = st.vault().keyring()?;
-    check_csrf(&ring, &headers, super::cookie(&headers, PRE_COOKIE), &f.csrf)?;
+    check_csrf(&ring, &headers, super::cookie(&st, &headers, PRE_COOKIE), &f.csrf)?;
     st.portal().check_address(peer.ip())?;
     let tenant = super::tenant_name(&f.tenant)?;
     let mode = mode_of(&f.identity)?;
@@ -154,33 +183,49 @@ pub async fn send_code(State(st): State<AppState>, headers: HeaderMap, peer: Pee
         let keys = crate::custody::rotation::tenant_keys(st.vault().tenant_keks(), &ring, &mut tx).await?;
         let index =
             keys.index(mode, &f.identity).ok_or_else(|| Fail::new(StatusCode::BAD_REQUEST, "Enter an email address or a phone number."))?;
-        if tx.recent_challenges(&index, now - IDENTITY_WINDOW_S).await? >= CODES_PER_IDENTITY {
+        let from = requester(&ring, peer.ip());
+        // One sign-in step per identity at a time: the count below cannot be raced.
+        tx.lock_identity(&index).await?;
+        let (mine, all) = tx.recent_challenges(&index, &from, now - IDENTITY_WINDOW_S).await?;
+        if mine >= CODES_PER_IDENTITY_AND_ADDRESS || all >= CODES_PER_IDENTITY {
             return Err(Fail::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many codes were requested for this email address or phone number. Wait 10 minutes and try again.",
             ));
         }
-        tx.sweep_challenges(now - IDENTITY_WINDOW_S).await?;
+        tx.sweep_challenges(now - KEEP_CHALLENGES_S).await?;
         let user = tx.user_by_index(mode, &index).await?;
         let code = format!("{:06}", rand::Rng::gen_range(&mut rand::rngs::OsRng, 0..1_000_000u32));
         let hash = code_hash(&ring, tx.tenant_id(), &challenge, &code);
-        tx.insert_challenge(&challenge, &index, user.as_ref().map(|u| u.token.as_str()), &hash, now + ttl, now).await?;
+        tx.insert_challenge(&challenge, &index, &from, user.as_ref().map(|u| u.token.as_str()), &hash, now + ttl, now).await?;
         let mut draft = Draft::default();
         draft.details.insert("challenge".into(), challenge.clone().into());
+        // The code goes to the contact the record holds, not to the spelling typed here.
+        let mut contact = None;
         if let Some(u) = &user {
+            let key = crate::api::users::user_key(&keys, u)?;
+            let profile = crate::api::users::open_profile(&keys, &key, &u.token, u.version, &u.profile)?;
+            contact = stored_contact(&profile, mode, &f.identity);
             draft.user_token = Some(u.token.clone());
-            draft.user_key = Some(crate::api::users::user_key(&keys, u)?);
+            draft.user_key = Some(key);
         } else {
             draft.details.insert("identity_index".into(), hex::encode(index).into());
         }
         let outcome = if user.is_some() { "ok" } else { "unknown identity" };
         audit::append(&mut tx, &keys, "PortalCodeSent", "portal", outcome, draft).await?;
         tx.commit().await?;
-        if user.is_some() {
-            deliver(&st, &tenant, mode, f.identity.trim(), &code, &challenge);
+        if let Some(to) = contact {
+            deliver(&st, &tenant, mode, &to, &code, &challenge);
         }
     }
-    Ok(code_form(&ring, &headers, &tenant, &challenge, None).into_response())
+    Ok(code_form(&st, &ring, &headers, &tenant, &challenge, None).into_response())
+}
+
+/// The record's own email or phone (the field whose blind index matched), falling back to the
+/// typed identity only when no such field is a string.
+fn stored_contact(profile: &serde_json::Value, mode: IndexMode, typed: &str) -> Option<String> {
+    let field = if mode == IndexMode::Phone { "phone" } else { "email" };
+    Some(profile.get(field).and_then(|v| v.as_str()).unwrap_or(typed.trim()).to_string())
 }
 
 /// Hands a code to the notification webhook (in the background: the answer does not wait, so
@@ -208,8 +253,15 @@ fn deliver(st: &AppState, tenant: &str, mode: IndexMode, to: &str, code: &str, c
     }
 }
 
-fn code_form(ring: &Keyring, headers: &HeaderMap, tenant: &str, challenge: &str, error: Option<&str>) -> axum::response::Html<String> {
-    let pre = super::cookie(headers, PRE_COOKIE).unwrap_or_default();
+fn code_form(
+    st: &AppState,
+    ring: &Keyring,
+    headers: &HeaderMap,
+    tenant: &str,
+    challenge: &str,
+    error: Option<&str>,
+) -> axum::response::Html<String> {
+    let pre = super::cookie(&st, &headers, PRE_COOKIE).unwrap_or_default();
     let body = html! {
         @if let Some(e) = error {
             p role="alert" { (e) }
@@ -244,11 +296,11 @@ pub struct VerifyForm {
 /// POST /portal/verify: a right code opens the session; anything else is refused and counted.
 pub async fn verify(State(st): State<AppState>, headers: HeaderMap, peer: Peer, Form(f): Form<VerifyForm>) -> Page {
     let ring = st.vault().keyring()?;
-    check_csrf(&ring, &headers, super::cookie(&headers, PRE_COOKIE), &f.csrf)?;
+    check_csrf(&ring, &headers, super::cookie(&st, &headers, PRE_COOKIE), &f.csrf)?;
     st.portal().check_address(peer.ip())?;
     let tenant = super::tenant_name(&f.tenant)?;
     let refuse = |status: StatusCode, msg: &str| -> Page {
-        Ok((status, code_form(&ring, &headers, &tenant, &f.challenge, Some(msg))).into_response())
+        Ok((status, code_form(&st, &ring, &headers, &tenant, &f.challenge, Some(msg))).into_response())
     };
     let code = f.code.trim();
     let Some(mut tx) = st.db().tenant_tx_by_name(&tenant).await? else {
@@ -261,31 +313,48 @@ pub async fn verify(State(st): State<AppState>, headers: HeaderMap, peer: Peer, 
     if ch.used || ch.expires_at <= now || ch.tries >= MAX_TRIES {
         return refuse(StatusCode::FORBIDDEN, "This code can no longer be used. Start again to get a new one.");
     }
-    let expected = code_hash(&ring, tx.tenant_id(), f.challenge.trim(), code);
-    let right = code.len() == 6 && bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &ch.code_hash[..])) && ch.user_token.is_some();
-    tx.record_try(f.challenge.trim(), right).await?;
     let keys = crate::custody::rotation::tenant_keys(st.vault().tenant_keks(), &ring, &mut tx).await?;
-    let user = match (&ch.user_token, right) {
-        (Some(token), true) => tx.user_by_token(token).await?,
-        _ => None,
+    let owner = match &ch.user_token {
+        Some(token) => tx.user_by_token(token).await?,
+        None => None,
     };
-    let Some(user) = user else {
-        let mut draft = Draft::default();
-        draft.details.insert("challenge".into(), f.challenge.trim().into());
-        audit::append(&mut tx, &keys, "PortalSignIn", "portal", "denied", draft).await?;
-        tx.commit().await?;
-        let left = MAX_TRIES - ch.tries - 1;
-        let msg = if left > 0 {
-            format!("That code is wrong. {left} {} left.", if left == 1 { "try" } else { "tries" })
-        } else {
-            "That code is wrong, and this was the last try. Start again to get a new one.".to_string()
-        };
-        return refuse(StatusCode::FORBIDDEN, &msg);
+    if let Some(u) = &owner {
+        if tx.failed_tries(&u.token, now - FAILED_WINDOW_S).await? >= FAILED_TRIES_PER_USER {
+            return refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many wrong codes were entered for this account. Wait an hour and try again.",
+            );
+        }
+    }
+    let expected = code_hash(&ring, tx.tenant_id(), f.challenge.trim(), code);
+    let right = code.len() == 6 && bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &ch.code_hash[..])) && owner.is_some();
+    tx.record_try(f.challenge.trim(), right).await?;
+    let user = match (owner, right) {
+        (Some(u), true) => u,
+        (owner, _) => {
+            // A wrong code for a real user is part of that user's audit trail (they and the DPO
+            // see guessing); for nobody, it is a tenant event.
+            let mut draft = Draft::default();
+            draft.details.insert("challenge".into(), f.challenge.trim().into());
+            if let Some(u) = &owner {
+                draft.user_token = Some(u.token.clone());
+                draft.user_key = Some(crate::api::users::user_key(&keys, u)?);
+            }
+            audit::append(&mut tx, &keys, "PortalSignIn", "portal", "denied", draft).await?;
+            tx.commit().await?;
+            let left = MAX_TRIES - ch.tries - 1;
+            let msg = if left > 0 {
+                format!("That code is wrong. {left} {} left.", if left == 1 { "try" } else { "tries" })
+            } else {
+                "That code is wrong, and this was the last try. Start again to get a new one.".to_string()
+            };
+            return refuse(StatusCode::FORBIDDEN, &msg);
+        }
     };
     let token = open_lease(&st, &ring, &keys, &mut tx, &tenant, "user-self", None, Some(&user)).await?;
     tx.commit().await?;
     let mut res = Redirect::to("/portal/me").into_response();
-    let (k, v) = set_cookie(&headers, SESSION_COOKIE, &token, st.config().portal_session_s);
+    let (k, v) = set_cookie(&st, SESSION_COOKIE, &token, st.config().portal_session_s);
     res.headers_mut().append(k, v);
     Ok(res)
 }

@@ -27,7 +27,7 @@ pub struct Session {
 
 /// The session behind cookie `name` if its lease is live and of `role`; `None` otherwise.
 pub async fn session(st: &AppState, headers: &HeaderMap, name: &str, role: &str) -> Result<Option<Session>, Fail> {
-    let Some(jwt) = super::cookie(headers, name) else { return Ok(None) };
+    let Some(jwt) = super::cookie(&st, &headers, name) else { return Ok(None) };
     let ring = st.vault().keyring()?;
     let Some(claims) = crate::auth::lease::verify(&ring, jwt) else { return Ok(None) };
     if claims.role != role {
@@ -56,7 +56,7 @@ async fn me(st: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
         Ok(Some(s)) => Ok(s),
         Ok(None) => {
             let mut res = Redirect::to("/portal/").into_response();
-            let (k, v) = clear_cookie(headers, SESSION_COOKIE);
+            let (k, v) = clear_cookie(&st, SESSION_COOKIE);
             res.headers_mut().append(k, v);
             Err(res)
         }
@@ -110,6 +110,12 @@ impl Session {
         page::render(title, Some(&self.nav(current)), body).into_response()
     }
 }
+
+/// Profile fields that are lookup identities (and so sign-in identities).
+const SIGN_IN_FIELDS: &[&str] = &["email", "phone", "login"];
+
+/// The most app-data entries a page or an export reads.
+const MAX_APPS: usize = 100;
 
 fn is_scalar(v: &Value) -> bool {
     matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null)
@@ -245,7 +251,15 @@ pub async fn edit_profile(
     if patch.is_empty() {
         return Ok(result_page(&s, "Nothing changed", "/portal/me", None, "You did not change anything."));
     }
-    let filed = s.direct_or_request(&api, &peer, "UserPatch", "UserPatchRequest", s.with_own(json!({"patch": patch}))).await?;
+    let body = s.with_own(json!({"patch": patch}));
+    // A change of the identities one signs in with always goes past the DPO: a stolen session
+    // must not be able to move the account to the thief's own email or phone.
+    let filed = if patch.iter().any(|op| SIGN_IN_FIELDS.iter().any(|f| op["path"] == pointer(f))) {
+        let v = api_ok(s.api(&api, &peer, "UserPatchRequest", body).await)?;
+        Some(v["requestuuid"].as_str().unwrap_or_default().to_string())
+    } else {
+        s.direct_or_request(&api, &peer, "UserPatch", "UserPatchRequest", body).await?
+    };
     Ok(result_page(&s, if filed.is_some() { "Change requested" } else { "Changes saved" }, "/portal/me", filed, "Your changes are saved."))
 }
 
@@ -326,7 +340,7 @@ pub async fn apps(State(st): State<AppState>, Extension(api): Extension<Api>, pe
 async fn app_data(s: &Session, api: &Api, peer: &Peer) -> Result<Map<String, Value>, Fail> {
     let names = api_ok(s.api(api, peer, "AppdataListUserAppNames", s.own()).await)?;
     let mut all = Map::new();
-    for name in names["apps"].as_array().cloned().unwrap_or_default() {
+    for name in names["apps"].as_array().cloned().unwrap_or_default().into_iter().take(MAX_APPS) {
         let Some(name) = name.as_str() else { continue };
         let v = api_ok(s.api(api, peer, "AppdataGet", s.with_own(json!({"appname": name}))).await)?;
         all.insert(name.to_string(), v["appdata"].clone());
@@ -484,7 +498,7 @@ pub async fn forget(
         return Ok(result_page(&s, "Erasure requested", "/portal/me/forget", filed, ""));
     }
     let mut res = page::render("You are forgotten", None, html! { p role="status" { "Your record is erased." } }).into_response();
-    let (k, v) = clear_cookie(&headers, SESSION_COOKIE);
+    let (k, v) = clear_cookie(&st, SESSION_COOKIE);
     res.headers_mut().append(k, v);
     Ok(res)
 }
@@ -502,7 +516,7 @@ pub async fn end_session(st: &AppState, headers: &HeaderMap, cookie: &str, role:
         tx.revoke_lease(&s.lease_id).await?;
         tx.commit().await?;
     }
-    let (k, v) = clear_cookie(headers, cookie);
+    let (k, v) = clear_cookie(&st, cookie);
     res.headers_mut().append(k, v);
     Ok(res)
 }

@@ -44,6 +44,14 @@ impl TenantTx {
             .execute(self.conn())
             .await?
             .rows_affected();
+        if n == 1 {
+            // What the credential minted (xtokens, Vault leases, portal console sessions) dies with it.
+            sqlx::query("UPDATE leases SET revoked_at = $2 WHERE credential_id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(super::now_secs())
+                .execute(self.conn())
+                .await?;
+        }
         Ok(n == 1)
     }
 }

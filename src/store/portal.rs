@@ -15,13 +15,37 @@ pub struct Challenge {
 }
 
 impl TenantTx {
-    /// Challenges created for `identity_index` since `since` (for the per-identity rate limit).
-    pub async fn recent_challenges(&mut self, identity_index: &[u8], since: i64) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM portal_codes WHERE identity_index = $1 AND created_at >= $2")
-            .bind(identity_index)
-            .bind(since)
-            .fetch_one(self.conn())
-            .await?)
+    /// Serializes sign-in steps for one identity until the transaction ends, so concurrent
+    /// requests cannot all pass a count before any of them inserts.
+    pub async fn lock_identity(&mut self, identity_index: &[u8]) -> Result<()> {
+        let key = format!("portal/{}/{}", self.tenant_id(), hex::encode(identity_index));
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key).execute(self.conn()).await?;
+        Ok(())
+    }
+
+    /// Challenges created since `since` for `identity_index`: (from `requester`, from anyone).
+    pub async fn recent_challenges(&mut self, identity_index: &[u8], requester: &[u8], since: i64) -> Result<(i64, i64)> {
+        let row: (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE requester = $2), count(*) FROM portal_codes WHERE identity_index = $1 AND created_at >= $3",
+        )
+        .bind(identity_index)
+        .bind(requester)
+        .bind(since)
+        .fetch_one(self.conn())
+        .await?;
+        Ok(row)
+    }
+
+    /// Wrong codes entered for `user_token` since `since`, over all its challenges.
+    pub async fn failed_tries(&mut self, user_token: &str, since: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(sum(tries - CASE WHEN used THEN 1 ELSE 0 END), 0)::bigint FROM portal_codes
+             WHERE user_token = $1 AND created_at >= $2",
+        )
+        .bind(user_token)
+        .bind(since)
+        .fetch_one(self.conn())
+        .await?)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -29,6 +53,7 @@ impl TenantTx {
         &mut self,
         challenge: &str,
         identity_index: &[u8],
+        requester: &[u8],
         user_token: Option<&str>,
         code_hash: &[u8],
         expires_at: i64,
@@ -36,12 +61,13 @@ impl TenantTx {
     ) -> Result<()> {
         let tenant = self.tenant_id();
         sqlx::query(
-            "INSERT INTO portal_codes (tenant_id, challenge, identity_index, user_token, code_hash, expires_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO portal_codes (tenant_id, challenge, identity_index, requester, user_token, code_hash, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(tenant)
         .bind(challenge)
         .bind(identity_index)
+        .bind(requester)
         .bind(user_token)
         .bind(code_hash)
         .bind(expires_at)
@@ -70,8 +96,8 @@ impl TenantTx {
         Ok(())
     }
 
-    /// Deletes challenges that expired before `before`.
+    /// Deletes challenges created before `before`.
     pub async fn sweep_challenges(&mut self, before: i64) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM portal_codes WHERE expires_at < $1").bind(before).execute(self.conn()).await?.rows_affected())
+        Ok(sqlx::query("DELETE FROM portal_codes WHERE created_at < $1").bind(before).execute(self.conn()).await?.rows_affected())
     }
 }

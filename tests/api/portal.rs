@@ -82,6 +82,10 @@ fn form_body(fields: &[(&str, &str)]) -> String {
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
+/// Cookie names under the default (Secure) configuration.
+const SESSION: &str = "__Secure-sr_session";
+const DPO: &str = "__Secure-sr_dpo";
+
 /// The value of hidden/visible input `name` in a page.
 fn field(html: &str, name: &str) -> String {
     let at = html.find(&format!("name=\"{name}\"")).unwrap_or_else(|| panic!("no field {name} in page:\n{html}"));
@@ -104,7 +108,7 @@ impl Browser {
     async fn finish(&mut self, r: reqwest::Response) -> Got {
         for c in r.headers().get_all("set-cookie") {
             let c = c.to_str().unwrap();
-            for attr in ["HttpOnly", "SameSite=Strict", "Path=/portal"] {
+            for attr in ["HttpOnly", "SameSite=Strict", "Path=/portal", "Secure"] {
                 assert!(c.contains(attr), "cookie without {attr}: {c}");
             }
             let (k, v) = c.split(';').next().unwrap().split_once('=').unwrap();
@@ -153,7 +157,7 @@ impl Browser {
     }
 
     fn signed_in(&self) -> bool {
-        self.jar.contains_key("sr_session")
+        self.jar.contains_key(SESSION)
     }
 
     async fn sign_in(&mut self, hook: &Webhook, tenant: &str, email: &str) {
@@ -267,7 +271,7 @@ async fn sign_in_refuses_wrong_codes_a_sixth_try_other_tenants_and_forged_forms(
 
     // The per-identity limit: five codes per 10 minutes, answered alike for anyone.
     for _ in 0..3 {
-        b.jar.remove("sr_session");
+        b.jar.remove(SESSION);
         b.ask_code("default", &ada).await;
     }
     let start = b.get("/portal/").await;
@@ -326,7 +330,7 @@ async fn a_portal_session_reaches_only_its_own_record() {
         .await;
     assert_eq!(got.status, 200, "{}", got.text);
     let got = b.post("/portal/me/consents/withdraw", &[("csrf", &csrf), ("brief", &brief), ("identity", &eve_token)]).await;
-    assert_ne!(got.status, 200, "Ada has no such consent; Eve's is not reachable");
+    assert_eq!(got.status, 404, "Ada has no such consent; Eve's is not reachable");
     let export = b.post("/portal/me/export", &[("csrf", &csrf), ("identity", &eve_token)]).await;
     assert_eq!(export.status, 200);
     let doc: Value = serde_json::from_str(&export.text).unwrap();
@@ -343,7 +347,7 @@ async fn a_portal_session_reaches_only_its_own_record() {
     assert_eq!(ada_requests.ok()["rows"].as_array().unwrap().len(), 1);
 
     // The session's lease token itself, used against the API, reaches Ada only.
-    let jwt = b.jar["sr_session"].clone();
+    let jwt = b.jar[SESSION].clone();
     let r = app.call("UserGet", Some(&jwt), None, json!({"mode": "token", "identity": eve_token})).await;
     r.err(404);
     let r = app.call("AuditListUserEvents", Some(&jwt), None, json!({"mode": "token", "identity": eve_token})).await;
@@ -356,7 +360,7 @@ async fn a_portal_session_reaches_only_its_own_record() {
     let got = b.get("/portal/dpo").await;
     assert!(got.text.contains("Access token"), "the console asks for a credential");
     let mut forged = Browser::new(&app.base);
-    forged.jar.insert("sr_dpo".into(), jwt.clone());
+    forged.jar.insert(DPO.into(), jwt.clone());
     let got = forged.get("/portal/dpo").await;
     assert!(got.text.contains("Access token") && !got.text.contains("pending requests"));
     let uuid = ada_requests.body["rows"][0]["requestuuid"].as_str().unwrap().to_string();
@@ -427,14 +431,14 @@ async fn the_dpo_console_takes_only_officer_credentials_and_keeps_none() {
     // An application credential is a real credential, but not an officer's.
     let got = b.post("/portal/dpo/signin", &[("csrf", &csrf), ("tenant", "dpoland"), ("token", &writer)]).await;
     assert_eq!(got.status, 403);
-    assert!(!b.jar.contains_key("sr_dpo"));
+    assert!(!b.jar.contains_key(DPO));
     let csrf = field(&b.get("/portal/dpo").await.text, "csrf");
     let got = b.post("/portal/dpo/signin", &[("csrf", &csrf), ("tenant", "dpoland"), ("token", "wrong")]).await;
     assert_eq!(got.status, 403);
-    assert!(!b.jar.contains_key("sr_dpo"));
+    assert!(!b.jar.contains_key(DPO));
     let got = b.post("/portal/dpo/signin", &[("csrf", &csrf), ("tenant", "dpoland"), ("token", &admin)]).await;
     assert_eq!((got.status, got.location.as_deref()), (303, Some("/portal/dpo")));
-    let cookie = b.jar["sr_dpo"].clone();
+    let cookie = b.jar[DPO].clone();
     assert_ne!(cookie, admin, "the console keeps a lease, not the credential");
     let home = b.get("/portal/dpo").await;
     assert!(home.text.contains("pending requests"), "{}", home.text);
@@ -497,4 +501,197 @@ async fn sign_in_is_rate_limited_per_address_and_the_host_names_the_tenant() {
     assert_eq!(got.status, 429, "{}", got.text);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(hook.sent_to(&ada), 0);
+}
+
+/// Concurrent requests for one identity cannot all pass the count before one inserts: the
+/// identity is locked for the step (no more than 5 codes from one address, however parallel).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_code_requests_for_one_identity_stay_within_the_limit() {
+    let (app, hook) = portal_app(|_| {}).await;
+    let ada = email("race");
+    app.create_user(&app.root_token, None, json!({"email": ada})).await;
+    let mut b = Browser::new(&app.base);
+    let start = b.get("/portal/").await;
+    let csrf = field(&start.text, "csrf");
+    let cookie = b.cookie_header();
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let (http, url, cookie, csrf, ada) =
+            (b.http.clone(), format!("{}/portal/signin", app.base), cookie.clone(), csrf.clone(), ada.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = form_body(&[("csrf", &csrf), ("tenant", "default"), ("identity", &ada)]);
+            http.post(url).header("cookie", cookie).header("content-type", FORM).body(body).send().await.unwrap().status().as_u16()
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 5, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 429).count(), 7, "{codes:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(hook.sent_to(&ada), 5);
+}
+
+/// Ten wrong codes in an hour, over any number of challenges, and even the right code is
+/// refused; the code goes to the stored contact, not to the spelling typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_codes_are_budgeted_per_person_and_codes_go_to_the_stored_contact() {
+    let (app, hook) = portal_app(|_| {}).await;
+    let ada = email("budget");
+    let token = app.create_user(&app.root_token, None, json!({"email": ada})).await;
+    let mut b = Browser::new(&app.base);
+    let shouted = format!("  {}  ", ada.to_uppercase());
+    for _ in 0..2 {
+        let (challenge, csrf, _) = b.ask_code("default", &shouted).await;
+        let code = hook.code_for(&ada).await;
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        for _ in 0..5 {
+            assert_eq!(b.verify("default", &challenge, &csrf, wrong).await.status, 403);
+        }
+    }
+    assert!(hook.0.lock().unwrap().iter().all(|v| v["to"] == ada.as_str()), "sent to the stored email, lowercase");
+    let (challenge, csrf, _) = b.ask_code("default", &ada).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let code = hook.code_for(&ada).await;
+    let got = b.verify("default", &challenge, &csrf, &code).await;
+    assert_eq!(got.status, 429, "{}", got.text);
+    assert!(!b.signed_in());
+    // The guessing is in the person's own audit trail.
+    let events = app.root("AuditListUserEvents", json!({"mode": "token", "identity": token, "limit": 100})).await;
+    let denied =
+        events.ok()["rows"].as_array().unwrap().iter().filter(|e| e["eventtype"] == "PortalSignIn" && e["outcome"] == "denied").count();
+    assert_eq!(denied, 10);
+}
+
+/// Whatever a tenant grants its role self-service, a data subject's token never reaches
+/// tenant-wide or administrative endpoints, its own request decisions, or erasure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_service_grants_have_a_ceiling() {
+    let (app, hook) = portal_app(|_| {}).await;
+    let (_, admin) = app.create_tenant("ceiling").await;
+    let call = |ep: &'static str, body: Value| app.call(ep, Some(&admin), Some("ceiling"), body);
+    call("RoleCreate", json!({"rolename": "self-service"})).await.ok();
+    let everything = json!({"Effect": "Allow", "Action": ["*"], "Resource": ["*"]});
+    call("PolicyCreate", json!({"policyname": "all", "policy": everything})).await.ok();
+    call("RoleLinkPolicy", json!({"rolename": "self-service", "policyname": "all"})).await.ok();
+    let ada = email("ceiling");
+    let other = email("other");
+    let token = app.create_user(&admin, Some("ceiling"), json!({"email": ada, "name": "Ada"})).await;
+    app.create_user(&admin, Some("ceiling"), json!({"email": other, "name": "Other"})).await;
+    let mut b = Browser::new(&app.base);
+    b.sign_in(&hook, "ceiling", &ada).await;
+    let jwt = b.jar[SESSION].clone();
+    let me = |ep: &'static str, body: Value| app.call(ep, Some(&jwt), Some("ceiling"), body);
+    let own = json!({"mode": "token", "identity": token});
+
+    me("BulkListUnlock", json!({})).await.err(403);
+    me("UserCreate", json!({"profile": {"email": "new@example.com"}})).await.err(403);
+    me("UserDelete", own.clone()).await.err(403);
+    me("AuditGetEvent", json!({"auditeventuuid": uuid::Uuid::new_v4().to_string()})).await.err(403);
+    me("TokenCreate", json!({"tokentype": "email", "record": "x@example.com"})).await.err(403);
+    me("GroupCreate", json!({"groupname": "mine"})).await.err(403);
+    me("PolicyListAllPolicies", json!({})).await.err(403);
+    me("LegalBasisCreate", json!({"brief": "sneaky"})).await.err(403);
+    let creds = app
+        .raw(
+            reqwest::Method::POST,
+            "/v1/credentials/create",
+            &[("x-bunker-token", &jwt), ("x-bunker-tenant", "ceiling")],
+            b"{\"role\":\"tenant-admin\"}".to_vec(),
+        )
+        .await;
+    creds.err(403);
+    let req = me("UserDeleteRequest", own.clone()).await;
+    let uuid = req.ok()["requestuuid"].as_str().unwrap().to_string();
+    me("UserRequestApprove", json!({"requestuuid": uuid})).await.err(403);
+    app.call("UserGet", Some(&admin), Some("ceiling"), own.clone()).await.ok();
+
+    // What the grant is for still works: the user's own record, directly.
+    let csrf = field(&b.get("/portal/me").await.text, "csrf");
+    let got = b.post("/portal/me/profile", &[("csrf", &csrf), ("f:name", "Ada L.")]).await;
+    assert!(got.text.contains("Your changes are saved."), "{}", got.text);
+    // But a sign-in identity moves only through the DPO, even with the grant.
+    let got = b.post("/portal/me/profile", &[("csrf", &csrf), ("f:email", "thief@example.com")]).await;
+    assert!(got.text.contains("sent to the privacy officer"), "{}", got.text);
+    let now = app.call("UserGet", Some(&admin), Some("ceiling"), own).await;
+    assert_eq!(now.ok()["profile"], json!({"email": ada, "name": "Ada L."}));
+}
+
+/// Every signed-in form refuses a post without its token or from another site; nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_form_refuses_forgeries_and_cookies_are_secure() {
+    let (app, hook) = portal_app(|_| {}).await;
+    let ada = email("forms");
+    let token = app.create_user(&app.root_token, None, json!({"email": ada, "name": "Ada"})).await;
+    let brief = format!("news-{}", uuid::Uuid::new_v4().simple());
+    app.root("LegalBasisCreate", json!({"brief": brief, "status": "active"})).await.ok();
+    app.root("AgreementAccept", json!({"mode": "token", "identity": token, "brief": brief})).await.ok();
+    let mut b = Browser::new(&app.base);
+    b.sign_in(&hook, "default", &ada).await;
+    let csrf = field(&b.get("/portal/me").await.text, "csrf");
+    for (path, extra) in [
+        ("/portal/me/profile", vec![("f:name", "Mallory")]),
+        ("/portal/me/consents/withdraw", vec![("brief", brief.as_str())]),
+        ("/portal/me/export", vec![]),
+        ("/portal/me/forget", vec![]),
+        ("/portal/signout", vec![]),
+    ] {
+        assert_eq!(b.post(path, &extra).await.status, 403, "{path} without a token");
+        let mut with = extra.clone();
+        with.push(("csrf", &csrf));
+        for (h, v) in [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site"), ("sec-fetch-site", "same-site")] {
+            let r = b
+                .http
+                .post(format!("{}{path}", app.base))
+                .header("cookie", b.cookie_header())
+                .header(h, v)
+                .header("content-type", FORM)
+                .body(form_body(&with))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 403, "{path} with {h}: {v}");
+        }
+    }
+    assert!(b.signed_in());
+    let user = app.root("UserGet", json!({"mode": "token", "identity": token})).await;
+    assert_eq!(user.ok()["profile"]["name"], "Ada");
+    let agreement = app.root("AgreementGet", json!({"mode": "token", "identity": token, "brief": brief})).await;
+    assert_eq!(agreement.ok()["agreement"]["status"], "active");
+    assert_eq!(app.root("UserRequestListUserRequests", json!({"mode": "token", "identity": token})).await.ok()["rows"], json!([]));
+    // The same-origin post goes through.
+    let got = b.post("/portal/me/consents/withdraw", &[("csrf", &csrf), ("brief", &brief)]).await;
+    assert_eq!(got.status, 200, "{}", got.text);
+}
+
+/// Revoking the credential that opened the DPO console ends the console session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_the_officers_credential_ends_the_console_session() {
+    let (app, _) = portal_app(|_| {}).await;
+    let (_, admin) = app.create_tenant("revokeland").await;
+    let minted = app
+        .raw(
+            reqwest::Method::POST,
+            "/v1/credentials/create",
+            &[("x-bunker-token", &admin), ("x-bunker-tenant", "revokeland")],
+            b"{\"role\":\"dpo\"}".to_vec(),
+        )
+        .await;
+    let (dpo, id) = (minted.ok()["token"].as_str().unwrap().to_string(), minted.body["credentialid"].clone());
+    let mut b = Browser::new(&app.base);
+    let csrf = field(&b.get("/portal/dpo").await.text, "csrf");
+    assert_eq!(b.post("/portal/dpo/signin", &[("csrf", &csrf), ("tenant", "revokeland"), ("token", &dpo)]).await.status, 303);
+    assert!(b.get("/portal/dpo").await.text.contains("pending requests"));
+    let r = app
+        .raw(
+            reqwest::Method::POST,
+            "/v1/credentials/revoke",
+            &[("x-bunker-token", &admin), ("x-bunker-tenant", "revokeland")],
+            serde_json::to_vec(&json!({"credentialid": id})).unwrap(),
+        )
+        .await;
+    r.ok();
+    let home = b.get("/portal/dpo").await;
+    assert!(home.text.contains("Access token") && !home.text.contains("pending requests"), "{}", home.text);
 }
