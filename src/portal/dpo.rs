@@ -90,7 +90,7 @@ fn request_table(id: &str, rows: &[&Value]) -> Markup {
 
 fn sign_in_form(st: &AppState, headers: &HeaderMap, error: Option<&str>) -> Page {
     let ring = st.vault().keyring()?;
-    let (pre, new) = pre_session(&st, &headers);
+    let (pre, new) = pre_session(st, headers);
     let tenant = super::host_tenant(headers).unwrap_or_default();
     let body = html! {
         @if let Some(e) = error { p role="alert" { (e) } }
@@ -107,7 +107,7 @@ fn sign_in_form(st: &AppState, headers: &HeaderMap, error: Option<&str>) -> Page
     let status = if error.is_some() { StatusCode::FORBIDDEN } else { StatusCode::OK };
     let mut res = (status, page::render("Privacy officer console", None, body)).into_response();
     if new {
-        let (k, v) = set_cookie(&st, PRE_COOKIE, &pre, 3600);
+        let (k, v) = set_cookie(st, PRE_COOKIE, &pre, 3600);
         res.headers_mut().append(k, v);
     }
     Ok(res)

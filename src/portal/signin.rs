@@ -261,7 +261,7 @@ fn code_form(
     challenge: &str,
     error: Option<&str>,
 ) -> axum::response::Html<String> {
-    let pre = super::cookie(&st, &headers, PRE_COOKIE).unwrap_or_default();
+    let pre = super::cookie(st, headers, PRE_COOKIE).unwrap_or_default();
     let body = html! {
         @if let Some(e) = error {
             p role="alert" { (e) }

@@ -27,7 +27,7 @@ pub struct Session {
 
 /// The session behind cookie `name` if its lease is live and of `role`; `None` otherwise.
 pub async fn session(st: &AppState, headers: &HeaderMap, name: &str, role: &str) -> Result<Option<Session>, Fail> {
-    let Some(jwt) = super::cookie(&st, &headers, name) else { return Ok(None) };
+    let Some(jwt) = super::cookie(st, headers, name) else { return Ok(None) };
     let ring = st.vault().keyring()?;
     let Some(claims) = crate::auth::lease::verify(&ring, jwt) else { return Ok(None) };
     if claims.role != role {
@@ -56,7 +56,7 @@ async fn me(st: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
         Ok(Some(s)) => Ok(s),
         Ok(None) => {
             let mut res = Redirect::to("/portal/").into_response();
-            let (k, v) = clear_cookie(&st, SESSION_COOKIE);
+            let (k, v) = clear_cookie(st, SESSION_COOKIE);
             res.headers_mut().append(k, v);
             Err(res)
         }
@@ -516,7 +516,7 @@ pub async fn end_session(st: &AppState, headers: &HeaderMap, cookie: &str, role:
         tx.revoke_lease(&s.lease_id).await?;
         tx.commit().await?;
     }
-    let (k, v) = clear_cookie(&st, cookie);
+    let (k, v) = clear_cookie(st, cookie);
     res.headers_mut().append(k, v);
     Ok(res)
 }
