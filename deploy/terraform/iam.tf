@@ -1,6 +1,8 @@
 # The pods' role (IRSA): assumable only by the ServiceAccount <k8s_namespace>/<k8s_service_account>
-# through the EKS cluster's OIDC provider. It may read the wrapping-key secret and decrypt it
-# through Secrets Manager; nothing else (not the custodian shares, not the database key).
+# through the EKS cluster's OIDC provider. It may read the wrapping-key secret, and create, read
+# and destroy the tenants' key-encryption keys under their own name prefix (crypto-shredding:
+# TenantDelete force-deletes a tenant's secret), each through Secrets Manager and its KMS key;
+# nothing else (not the custodian shares, not the database key).
 
 data "aws_iam_policy_document" "pods_trust" {
   statement {
@@ -26,7 +28,7 @@ data "aws_iam_policy_document" "pods_trust" {
 
 resource "aws_iam_role" "pods" {
   name                 = "${var.name}-pods"
-  description          = "${var.name} pods (IRSA): read the wrapping-key secret only"
+  description          = "${var.name} pods (IRSA): read the wrapping-key secret, manage tenant KEK secrets"
   assume_role_policy   = data.aws_iam_policy_document.pods_trust.json
   max_session_duration = 3600
 }
@@ -55,10 +57,39 @@ data "aws_iam_policy_document" "pods" {
       values   = [aws_secretsmanager_secret.wrapping_key.arn]
     }
   }
+
+  statement {
+    sid    = "ManageTenantKeks"
+    effect = "Allow"
+    actions = [
+      "secretsmanager:CreateSecret",
+      "secretsmanager:GetSecretValue",
+      "secretsmanager:DescribeSecret",
+      "secretsmanager:DeleteSecret",
+    ]
+    resources = ["${local.secret_arn_prefix}:${local.tenant_kek_prefix}*"]
+  }
+
+  statement {
+    sid       = "EncryptTenantKeksThroughSecretsManager"
+    effect    = "Allow"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [aws_kms_key.secrets.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${var.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "StringLike"
+      variable = "kms:EncryptionContext:SecretARN"
+      values   = ["${local.secret_arn_prefix}:${local.tenant_kek_prefix}*"]
+    }
+  }
 }
 
 resource "aws_iam_role_policy" "pods" {
-  name   = "wrapping-key-read"
+  name   = "wrapping-key-read-tenant-keks"
   role   = aws_iam_role.pods.id
   policy = data.aws_iam_policy_document.pods.json
 }

@@ -1,7 +1,7 @@
 # Two customer-managed keys, both rotated yearly:
 #   database: Aurora storage, snapshots, Performance Insights, the RDS-managed master password
 #             secret and the PostgreSQL log group;
-#   secrets:  the wrapping-key and custodian secrets. Each principal may decrypt through
+#   secrets:  the wrapping-key, custodian and tenant-KEK secrets. Each principal may decrypt through
 #             Secrets Manager only, and only for its own secret (encryption context SecretARN);
 #             the secrets' resource policies (secrets.tf) in addition deny reading a secret to
 #             anyone but its one reader.
@@ -101,7 +101,7 @@ data "aws_iam_policy_document" "kms_secrets" {
 }
 
 resource "aws_kms_key" "secrets" {
-  description             = "${var.name}: wrapping-key and share-custodian secrets"
+  description             = "${var.name}: wrapping-key, share-custodian and tenant-KEK secrets"
   enable_key_rotation     = true
   deletion_window_in_days = var.kms_deletion_window_days
   policy                  = data.aws_iam_policy_document.kms_secrets.json

@@ -15,6 +15,9 @@ locals {
 
   wrapping_secret_name   = "${var.name}/wrapping-key"
   custodian_secret_names = [for i in range(var.custodian_count) : "${var.name}/custodian-${i + 1}"]
+  # Tenant key-encryption keys: the pods create one secret per tenant under this prefix
+  # (STRONGROOM_TENANT_KEYS=aws-secretsmanager:<prefix>) and force-delete it on TenantDelete.
+  tenant_kek_prefix = "${var.name}/tenant-keks/"
 
   # Secret ARNs end in a random 6-character suffix; key policies match on these patterns so the
   # keys need not depend on the secrets (which depend on the keys).

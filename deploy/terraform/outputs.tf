@@ -48,6 +48,16 @@ output "unseal_source" {
   value       = "aws-secretsmanager:${aws_secretsmanager_secret.wrapping_key.arn}"
 }
 
+output "tenant_keys" {
+  description = "Value for STRONGROOM_TENANT_KEYS (key `store` of the Kubernetes Secret strongroom-tenant-keys): tenants' KEKs as one secret each under this prefix."
+  value       = "aws-secretsmanager:${local.tenant_kek_prefix}"
+}
+
+output "tenant_keys_kms_key_id" {
+  description = "Value for STRONGROOM_TENANT_KEYS_KMS_KEY_ID (key `kms_key_id` of the Secret strongroom-tenant-keys): the KMS key tenant KEK secrets are encrypted under."
+  value       = aws_kms_key.secrets.arn
+}
+
 output "custodian_secret_arns" {
   description = "Secrets Manager secrets for the key shares, in custodian order: secret i is readable and writable by custodian_principal_arns[i] only."
   value       = aws_secretsmanager_secret.custodian[*].arn

@@ -8,7 +8,8 @@
 //!   created 0700). Development and demo only: the keys sit on the same machine.
 //! - `aws-secretsmanager:<name-prefix>`: one secret `<prefix><kek-id>` per KEK (SecretString is
 //!   the hex key); destroyed with `ForceDeleteWithoutRecovery`. Region, credentials and
-//!   `STRONGROOM_AWS_ENDPOINT_URL` as for the unseal source.
+//!   `STRONGROOM_AWS_ENDPOINT_URL` as for the unseal source; new secrets are encrypted under
+//!   the KMS key `STRONGROOM_TENANT_KEYS_KMS_KEY_ID` when set (else the account's default).
 //! - `vault-kv:<mount>/<prefix>`: one KV v2 secret `<prefix><kek-id>` per KEK (field `kek`);
 //!   destroyed by deleting its metadata, which removes every version. Address and auth as for
 //!   the unseal source.
@@ -63,6 +64,7 @@ pub enum TenantKekStore {
     Aws {
         client: aws_sdk_secretsmanager::Client,
         prefix: String,
+        kms_key_id: Option<String>,
     },
     VaultKv {
         conn: VaultConn,
@@ -101,9 +103,11 @@ impl TenantKekStore {
                 create_private_dir(&dir).map_err(|e| KekError::Config(format!("{}: {}", dir.display(), e.kind())))?;
                 Ok(TenantKekStore::File(dir))
             }
-            "aws-secretsmanager" => {
-                Ok(TenantKekStore::Aws { client: super::aws::client().await.map_err(KekError::Config)?, prefix: rest.to_string() })
-            }
+            "aws-secretsmanager" => Ok(TenantKekStore::Aws {
+                client: super::aws::client().await.map_err(KekError::Config)?,
+                prefix: rest.to_string(),
+                kms_key_id: std::env::var("STRONGROOM_TENANT_KEYS_KMS_KEY_ID").ok().map(|k| k.trim().to_string()).filter(|k| !k.is_empty()),
+            }),
             "vault-kv" => {
                 let (mount, prefix) =
                     super::vault_kv::split_location(rest).ok_or_else(|| KekError::Config("vault-kv needs MOUNT/PREFIX".into()))?;
@@ -143,7 +147,7 @@ impl TenantKekStore {
                     Err(e) => Err(KekError::Unreachable(format!("{}: {}", dir.display(), e.kind()))),
                 }
             }
-            TenantKekStore::Aws { client, prefix } => {
+            TenantKekStore::Aws { client, prefix, .. } => {
                 match client.get_secret_value().secret_id(format!("{prefix}{id}")).send().await {
                     Ok(out) => {
                         let text = Zeroizing::new(out.secret_string().ok_or(KekError::Malformed)?.to_string());
@@ -186,10 +190,11 @@ impl TenantKekStore {
                     .await
                     .map_err(|_| KekError::Unreachable("file store task failed".into()))?
             }
-            TenantKekStore::Aws { client, prefix } => {
+            TenantKekStore::Aws { client, prefix, kms_key_id } => {
                 client
                     .create_secret()
                     .name(format!("{prefix}{id}"))
+                    .set_kms_key_id(kms_key_id.clone())
                     .secret_string(text.as_str())
                     .send()
                     .await
@@ -216,7 +221,7 @@ impl TenantKekStore {
                     .await
                     .map_err(|_| KekError::Unreachable("file store task failed".into()))?
             }
-            TenantKekStore::Aws { client, prefix } => {
+            TenantKekStore::Aws { client, prefix, .. } => {
                 match client.delete_secret().secret_id(format!("{prefix}{id}")).force_delete_without_recovery(true).send().await {
                     Ok(_) => Ok(()),
                     Err(SdkError::ServiceError(s)) if s.err().is_resource_not_found_exception() => Ok(()),

@@ -457,6 +457,17 @@ fn aws_env(endpoint: &str, prefix: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Runs boto3 `code` against moto (`c`: a client of `service`); returns what it printed.
+fn moto_py(moto: &Moto, service: &str, code: &str) -> String {
+    let script = format!(
+        "import boto3\nc=boto3.client('{service}',endpoint_url='{}',region_name='eu-west-1',aws_access_key_id='testing',aws_secret_access_key='testing')\n{code}\n",
+        moto.url
+    );
+    let out = Command::new(crate::official_client::python()).args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// What moto holds under `name`: `present:<value>`, `absent` or `marked-for-deletion`.
 fn moto_secret(moto: &Moto, name: &str) -> String {
     let script = format!(
@@ -476,10 +487,15 @@ async fn aws_secrets_manager_holds_one_secret_per_tenant_force_deleted_by_tenant
     let moto = start_moto().await;
     let prefix = format!("strongroom/{}/tenant-kek/", uuid::Uuid::new_v4().simple());
     let db_url = fresh_database().await;
-    let env = aws_env(&moto.url, &prefix);
+    // New secrets are encrypted under the KMS key the deployment names.
+    let kms_key = moto_py(&moto, "kms", "print(c.create_key(Description='tenant keks')['KeyMetadata']['KeyId'])");
+    let mut env = aws_env(&moto.url, &prefix);
+    env.push(("STRONGROOM_TENANT_KEYS_KMS_KEY_ID", kms_key.clone()));
     let s = serve(&db_url, &env).await;
     let (root, shares) = init(&s).await;
     let main = kek_id(&db_url, 1).await.expect("init puts the main tenant's KEK in the store");
+    let described = moto_py(&moto, "secretsmanager", &format!("print(c.describe_secret(SecretId='{prefix}{main}').get('KmsKeyId'))"));
+    assert_eq!(described, kms_key);
     assert!(moto_secret(&moto, &format!("{prefix}{main}")).starts_with("present:"));
 
     // TenantCreate creates the tenant's secret; its data works.
