@@ -87,7 +87,11 @@ impl AppState {
     /// records, bulk unlocks and old leases; safe with several instances).
     pub fn start_sweeper(&self) {
         let interval = std::time::Duration::from_millis(self.inner.config.sweep_interval_ms);
-        tokio::spawn(crate::privacy::sweeper::sweep_loop(self.inner.vault.clone(), interval, self.inner.config.restore_window_s));
+        let policy = crate::privacy::sweeper::Policy {
+            restore_window_s: self.inner.config.restore_window_s,
+            callbacks: self.inner.config.callback_url.is_some(),
+        };
+        tokio::spawn(crate::privacy::sweeper::sweep_loop(self.inner.vault.clone(), interval, policy));
     }
 
     /// Starts the callback dispatcher (delivers the callback outbox to `STRONGROOM_CALLBACK_URL`;

@@ -1,4 +1,5 @@
-//! Callbacks: consent withdrawals, forget-me and profile changes are reported to the URL in
+//! Callbacks: consent withdrawals, forget-me, profile changes and users removed by the retention
+//! sweeper are reported to the URL in
 //! `STRONGROOM_CALLBACK_URL` through a transactional outbox. The API call queues a row
 //! ([`enqueue`]) in its own transaction, so a change that rolls back sends nothing, and never
 //! waits for the receiver. Every instance runs a dispatcher ([`dispatch_loop`]): every
@@ -32,6 +33,23 @@ const LEASE: Duration = Duration::from_secs(300);
 pub const PROFILE_CHANGE: &str = "profile-change";
 pub const FORGET_ME: &str = "forget-me";
 pub const CONSENT_WITHDRAWAL: &str = "consent-withdrawal";
+/// Sent by the retention sweeper for a user removed at its final time / after its restore window.
+pub const USER_EXPIRED: &str = "user-expired";
+pub const USER_PURGED: &str = "user-purged";
+
+/// A callback's JSON: event, tenant name, user token, time, and `extra`'s fields (no PII).
+pub fn payload(event: &str, tenant: &str, user_token: Option<&str>, extra: Value) -> Value {
+    let mut payload = json!({
+        "event": event,
+        "tenant": tenant,
+        "token": user_token,
+        "time": now_secs(),
+    });
+    if let (Some(p), Value::Object(e)) = (payload.as_object_mut(), extra) {
+        p.extend(e);
+    }
+    payload
+}
 
 /// Queues `event` for `user_token` in the call's transaction when callbacks are configured;
 /// `extra` (an object) is merged into the payload.
@@ -39,15 +57,7 @@ pub async fn enqueue(call: &mut Call, event: &str, user_token: Option<&str>, ext
     if !call.callbacks_enabled() {
         return Ok(());
     }
-    let mut payload = json!({
-        "event": event,
-        "tenant": call.who.tenant_name,
-        "token": user_token,
-        "time": now_secs(),
-    });
-    if let (Some(p), Value::Object(e)) = (payload.as_object_mut(), extra) {
-        p.extend(e);
-    }
+    let payload = payload(event, &call.who.tenant_name, user_token, extra);
     call.tx.enqueue_callback(event, user_token, &payload).await
 }
 

@@ -10,7 +10,9 @@
 //! (the user's key is gone with the row) and note only the user's token.
 //!
 //! Users soft-deleted by SystemDeleteUserProfiles are deleted for good the same way once their
-//! restore window has passed, each with a `UserPurged` event.
+//! restore window has passed, each with a `UserPurged` event. With callbacks configured, each
+//! removed user also queues a `user-expired` (or `user-purged`) callback in the same
+//! transaction, so the applications holding its token learn it is gone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,14 @@ use crate::error::Result;
 use crate::keys::keyring::Keyring;
 use crate::store::{now_secs, Db};
 use crate::vault::Vault;
+
+/// What a sweep does beyond deleting: how long soft-deleted users stay restorable, and whether
+/// removed users are reported through the callback outbox.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub restore_window_s: i64,
+    pub callbacks: bool,
+}
 
 /// Rows deleted per table in one transaction.
 pub const BATCH: i64 = 500;
@@ -83,13 +93,22 @@ enum UserSweep {
 
 /// One batch of expired (or soft-deleted past their window) users of one tenant: deleted, each
 /// with its `UserExpired` (or `UserPurged`) event, in one transaction. Returns how many.
-async fn sweep_users_batch(db: &Db, keks: &TenantKekStore, ring: &Keyring, tenant_id: i64, which: UserSweep) -> Result<u64> {
+async fn sweep_users_batch(
+    db: &Db,
+    keks: &TenantKekStore,
+    ring: &Keyring,
+    tenant_id: i64,
+    which: UserSweep,
+    callbacks: bool,
+) -> Result<u64> {
     let mut tx = db.tenant_tx(tenant_id).await?;
     // Rows (and the cascade's locks) first, the audit chain last: the sweeper then never holds
     // the chain head while waiting for a row an API call holds.
-    let (tokens, event) = match which {
-        UserSweep::Expired(now) => (tx.sweep_users(now, BATCH).await?, USER_EXPIRED),
-        UserSweep::SoftDeletedBefore(before) => (tx.sweep_soft_deleted(before, BATCH).await?, USER_PURGED),
+    let (tokens, event, callback) = match which {
+        UserSweep::Expired(now) => (tx.sweep_users(now, BATCH).await?, USER_EXPIRED, crate::privacy::callbacks::USER_EXPIRED),
+        UserSweep::SoftDeletedBefore(before) => {
+            (tx.sweep_soft_deleted(before, BATCH).await?, USER_PURGED, crate::privacy::callbacks::USER_PURGED)
+        }
     };
     if tokens.is_empty() {
         tx.rollback().await?;
@@ -101,6 +120,13 @@ async fn sweep_users_batch(db: &Db, keks: &TenantKekStore, ring: &Keyring, tenan
         details.insert("token".into(), Value::String(token.clone()));
         let draft = Draft { user_token: Some(token.clone()), user_key: None, details };
         crate::audit::append(&mut tx, &keys, event, ACTOR, "ok", draft).await?;
+    }
+    if callbacks {
+        let tenant = db.tenant(tenant_id).await?.map(|t| t.name).unwrap_or_default();
+        for token in &tokens {
+            let payload = crate::privacy::callbacks::payload(callback, &tenant, Some(token), Value::Null);
+            tx.enqueue_callback(callback, Some(token), &payload).await?;
+        }
     }
     tx.commit().await?;
     Ok(tokens.len() as u64)
@@ -146,19 +172,12 @@ async fn sweep_batch(db: &Db, tenant_id: i64, kind: Kind, now: i64) -> Result<(u
 }
 
 /// Sweeps one tenant until nothing expired at `now`, and no user soft-deleted more than
-/// `restore_window_s` before it, is left (or a batch fails).
-pub async fn sweep_tenant(
-    db: &Db,
-    keks: &TenantKekStore,
-    ring: &Keyring,
-    tenant_id: i64,
-    now: i64,
-    restore_window_s: i64,
-) -> Result<Swept> {
+/// `policy.restore_window_s` before it, is left (or a batch fails).
+pub async fn sweep_tenant(db: &Db, keks: &TenantKekStore, ring: &Keyring, tenant_id: i64, now: i64, policy: Policy) -> Result<Swept> {
     let mut swept = Swept::default();
-    for which in [UserSweep::Expired(now), UserSweep::SoftDeletedBefore(now.saturating_sub(restore_window_s))] {
+    for which in [UserSweep::Expired(now), UserSweep::SoftDeletedBefore(now.saturating_sub(policy.restore_window_s))] {
         loop {
-            let n = sweep_users_batch(db, keks, ring, tenant_id, which).await?;
+            let n = sweep_users_batch(db, keks, ring, tenant_id, which, policy.callbacks).await?;
             swept.users += n;
             if (n as i64) < BATCH {
                 break;
@@ -179,11 +198,11 @@ pub async fn sweep_tenant(
 
 /// One pass over every tenant (needs the keyring: user deletions are audited). Errors of one
 /// tenant are logged and do not stop the others.
-pub async fn sweep_all(db: &Db, keks: &TenantKekStore, ring: &Keyring, restore_window_s: i64) -> Result<Swept> {
+pub async fn sweep_all(db: &Db, keks: &TenantKekStore, ring: &Keyring, policy: Policy) -> Result<Swept> {
     let now = now_secs();
     let mut total = Swept::default();
     for tenant in db.tenant_ids().await? {
-        match sweep_tenant(db, keks, ring, tenant, now, restore_window_s).await {
+        match sweep_tenant(db, keks, ring, tenant, now, policy).await {
             Ok(s) => {
                 if s.total() > 0 {
                     tracing::debug!(tenant, ?s, "retention sweep");
@@ -205,13 +224,12 @@ fn publish(s: &Swept) {
     }
 }
 
-/// Runs [`sweep_all`] every `interval` while this instance is unsealed; soft-deleted users are
-/// purged once older than `restore_window_s`.
-pub async fn sweep_loop(vault: Arc<Vault>, interval: Duration, restore_window_s: i64) {
+/// Runs [`sweep_all`] every `interval` while this instance is unsealed.
+pub async fn sweep_loop(vault: Arc<Vault>, interval: Duration, policy: Policy) {
     loop {
         tokio::time::sleep(interval).await;
         let Ok(ring) = vault.keyring() else { continue };
-        match sweep_all(vault.db(), vault.tenant_keks(), &ring, restore_window_s).await {
+        match sweep_all(vault.db(), vault.tenant_keks(), &ring, policy).await {
             Ok(s) => publish(&s),
             Err(e) => tracing::warn!(error = %e, "retention sweep: could not list tenants"),
         }

@@ -227,3 +227,27 @@ async fn without_a_callback_url_nothing_is_queued() {
     // Assert
     assert_eq!(outbox_rows(&app).await, 0);
 }
+
+#[tokio::test]
+async fn a_user_removed_by_the_retention_sweeper_is_reported() {
+    let rx = Receiver::default();
+    let url = rx.clone().serve().await;
+    let app = TestApp::spawn_configured(|c| {
+        c.callback_url = Some(url);
+        c.callback_backoff_ms = 50;
+        c.sweep_interval_ms = 200;
+    })
+    .await;
+    app.state.start_callbacks();
+    app.state.start_sweeper();
+    let r = app.root("UserCreate", json!({"profile": {"email": "brief@example.com"}, "finaltime": "1s"})).await;
+    let token = r.ok()["token"].as_str().unwrap().to_string();
+
+    wait_for(10, "the user-expired callback", || rx.got().iter().any(|(e, _)| e == "user-expired")).await;
+    let got = rx.got();
+    let (_, body) = got.iter().find(|(e, _)| e == "user-expired").unwrap();
+    assert_eq!(body["token"], token.as_str());
+    assert_eq!(body["tenant"], "default");
+    assert!(!body.to_string().contains("brief@example.com"));
+    app.root("UserGet", json!({"mode": "token", "identity": token})).await.err(404);
+}
