@@ -1,8 +1,17 @@
-//! Configuration: defaults, then `STRONGROOM_*` environment variables (and `DATABASE_URL`),
-//! validated at load. `Debug` never shows the database password.
+//! Configuration: defaults, then a settings file (`--config FILE` or `STRONGROOM_CONFIG`),
+//! then `STRONGROOM_*` environment variables (and `DATABASE_URL`), validated at load. The file
+//! holds `NAME=VALUE` lines with the environment's names (comments with `#`, values optionally
+//! quoted), so a Kubernetes ConfigMap, a systemd EnvironmentFile and the environment all speak
+//! the same language; a name the file cannot hold is an error naming its line, not a silent
+//! no-op. `Debug` never shows the database password.
 
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
+
+use anyhow::Context;
 
 /// Default restore window of a soft-deleted user: 30 days.
 pub const DEFAULT_RESTORE_WINDOW_S: i64 = 30 * 86_400;
@@ -131,9 +140,67 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// `NAME=VALUE` lines of a settings file: name -> (line number, value). Blank lines and `#`
+/// comments are skipped; `export ` is allowed; one pair of matching quotes around a value goes.
+pub fn parse_settings(text: &str, origin: &str) -> anyhow::Result<BTreeMap<String, (usize, String)>> {
+    let mut out = BTreeMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let (name, value) = line.split_once('=').with_context(|| format!("{origin}:{}: expected NAME=VALUE", i + 1))?;
+        let name = name.trim();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
+            anyhow::bail!("{origin}:{}: setting names are upper-case, like the environment's", i + 1);
+        }
+        let value = value.trim();
+        let value = match value.as_bytes() {
+            [q @ (b'"' | b'\''), .., e] if q == e && value.len() >= 2 => &value[1..value.len() - 1],
+            _ => value,
+        };
+        if out.insert(name.to_string(), (i + 1, value.to_string())).is_some() {
+            anyhow::bail!("{origin}:{}: {name} is set twice", i + 1);
+        }
+    }
+    Ok(out)
+}
+
 impl Config {
     pub fn from_env() -> anyhow::Result<Config> {
         Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// Defaults, then the settings file `file` (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let Some(path) = file else { return Self::from_env() };
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the settings file {}", path.display()))?;
+        Self::layered(&text, &path.display().to_string(), |k| std::env::var(k).ok())
+    }
+
+    /// [`Config::from_vars`] over `env`, falling back to the settings in `file_text`; a setting
+    /// the file holds that configuration never reads is an error.
+    pub fn layered(file_text: &str, origin: &str, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
+        let file = parse_settings(file_text, origin)?;
+        let known = Self::setting_names();
+        if let Some((name, (line, _))) = file.iter().find(|(name, _)| !known.contains(name.as_str())) {
+            anyhow::bail!(
+                "{origin}:{line}: {name} is not a setting the file can hold (logging and cloud-client settings such as \
+                 STRONGROOM_LOG come from the environment)"
+            );
+        }
+        Self::from_vars(|k| env(k).or_else(|| file.get(k).map(|(_, v)| v.clone())))
+    }
+
+    /// Every name [`Config::from_vars`] reads.
+    pub fn setting_names() -> BTreeSet<String> {
+        let asked = RefCell::new(BTreeSet::new());
+        let _ = Self::from_vars(|k| {
+            asked.borrow_mut().insert(k.to_string());
+            None
+        });
+        asked.into_inner()
     }
 
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
@@ -273,6 +340,28 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_settings_file_sits_between_defaults_and_the_environment() {
+        let file = "# strongroom.conf\nSTRONGROOM_LISTEN=0.0.0.0:8080\nexport STRONGROOM_SWEEP_INTERVAL_MS='750'\n\nSTRONGROOM_PORTAL_NOTIFY_URL=\"https://sms.example/hook\"\n";
+        let env = |k: &str| (k == "STRONGROOM_SWEEP_INTERVAL_MS").then(|| "900".to_string());
+        let c = Config::layered(file, "strongroom.conf", env).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:8080".parse().unwrap(), "from the file");
+        assert_eq!(c.sweep_interval_ms, 900, "the environment wins");
+        assert_eq!(c.portal_notify_url.as_deref(), Some("https://sms.example/hook"), "quotes stripped");
+        assert_eq!(c.lockout_s, Config::default().lockout_s, "defaults below both");
+    }
+
+    #[test]
+    fn a_settings_file_is_validated_with_its_line_numbers() {
+        let err = |text: &str| Config::layered(text, "f.conf", |_| None).unwrap_err().to_string();
+        assert!(err("STRONGROOM_LISTN=1.2.3.4:1\n").starts_with("f.conf:1: STRONGROOM_LISTN is not a setting"));
+        assert!(err("\nSTRONGROOM_LOG=debug\n").starts_with("f.conf:2: STRONGROOM_LOG is not a setting"));
+        assert!(err("STRONGROOM_LISTEN\n").contains("expected NAME=VALUE"));
+        assert!(err("STRONGROOM_LOCKOUT_S=1\nSTRONGROOM_LOCKOUT_S=2\n").contains("set twice"));
+        assert!(err("STRONGROOM_LOCKOUT_S=soon\n").contains("STRONGROOM_LOCKOUT_S must be a positive integer"));
+        assert!(Config::setting_names().contains("DATABASE_URL"));
+    }
 
     #[test]
     fn debug_redacts_the_database_password() {

@@ -19,6 +19,9 @@ use strongroom::telemetry;
 #[derive(Parser)]
 #[command(name = "strongroom", version, about = "Multi-tenant vault for personal data (Databunker Pro v2 API)")]
 struct Cli {
+    /// Settings file (NAME=VALUE lines, the environment's names); the environment overrides it.
+    #[arg(long, global = true, env = "STRONGROOM_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -116,7 +119,7 @@ async fn connect(config: &Config) -> anyhow::Result<Db> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut config = Config::from_env()?;
+    let mut config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Cmd::Serve { listen } => {
             if let Some(l) = listen {

@@ -596,3 +596,48 @@ async fn serve_refuses_a_database_of_another_vault_when_the_vault_id_is_pinned()
     sigterm(&s.child);
     assert!(wait_exit(&mut s.child, Duration::from_secs(30)).await.success());
 }
+
+/// `serve` reads a settings file (`--config`): the database and the listen address come from
+/// it; a file with an unknown setting stops start-up with the file and line named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_its_settings_from_a_file_and_refuses_an_unknown_one() {
+    let db_url = fresh_database().await;
+    let dir = temp_dir("settings");
+    let port = free_port();
+    let file = dir.join("strongroom.conf");
+    std::fs::write(&file, format!("# settings\nDATABASE_URL={db_url}\nSTRONGROOM_LISTEN=\"127.0.0.1:{port}\"\n")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .arg("--config")
+        .arg(&file)
+        .arg("serve")
+        .env_remove("DATABASE_URL")
+        .env_remove("STRONGROOM_LISTEN")
+        .env("STRONGROOM_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http_client().get(format!("{}/v1/sys/seal-status", server.base)).send().await {
+            assert_eq!(r.json::<Value>().await.unwrap()["initialized"], false);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "serve did not come up on the file's address");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(server);
+
+    std::fs::write(&file, format!("DATABASE_URL={db_url}\nSTRONGROOM_LISTN=127.0.0.1:{port}\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .arg("serve")
+        .env("STRONGROOM_CONFIG", &file)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("strongroom.conf:2: STRONGROOM_LISTN is not a setting"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
