@@ -29,6 +29,7 @@ CREATE TABLE raw_users (
     sliding_secs bigint,
     final_at    bigint,
     expires_at  bigint,
+    deleted_at  bigint,
     PRIMARY KEY (tenant_id, id),
     CONSTRAINT raw_users_token_key UNIQUE (tenant_id, token)
 );
@@ -41,6 +42,8 @@ CREATE TABLE raw_user_index (
     FOREIGN KEY (tenant_id, user_id) REFERENCES raw_users (tenant_id, id) ON DELETE CASCADE
 );
 CREATE INDEX raw_user_index_user ON raw_user_index (tenant_id, user_id);
+CREATE INDEX raw_users_expiry ON raw_users (tenant_id, expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX raw_users_soft_deleted ON raw_users (tenant_id, deleted_at) WHERE deleted_at IS NOT NULL;
 ";
 
 /// One row ready to insert, built before the clock starts.
