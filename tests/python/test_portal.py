@@ -127,7 +127,7 @@ def code_for(b, email):
     main = b.current_window_handle
     b.switch_to.new_window("tab")
     b.get(f"{BASE}/portal/demo/outbox")
-    assert "DEMO MODE" in b.page_source
+    wait_for_text(b, "DEMO MODE")
     shot(b, "02-demo-outbox")
     code = None
     for row in b.find_elements(By.CSS_SELECTOR, "tbody tr"):
@@ -166,11 +166,18 @@ def staleness_of(old):
     return check
 
 
+def wait_for_text(b, text, timeout=20):
+    """Waits until the page's source holds `text` (a loaded page can briefly read as empty on a
+    busy machine)."""
+    WebDriverWait(b, timeout).until(lambda d: text in d.page_source)
+
+
 def click_and_wait(b, el):
     """Clicks `el` and waits for the next page to replace this one."""
     old = b.find_element(By.TAG_NAME, "html")
     el.click()
     WebDriverWait(b, 20).until(staleness_of(old))
+    WebDriverWait(b, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def submit(b, form_css="main form"):
@@ -187,7 +194,7 @@ def test_a_data_subject_and_the_dpo_walk_through_the_portal(browser, subject, do
     b.find_element(By.ID, "tenant").send_keys("default")
     b.find_element(By.ID, "identity").send_keys(email)
     submit(b)
-    assert "6-digit code is on its way" in b.page_source
+    wait_for_text(b, "6-digit code is on its way")
     check_page(b, "02-enter-code")
     assert email not in b.current_url
     b.find_element(By.ID, "code").send_keys(code_for(b, email))
@@ -202,7 +209,7 @@ def test_a_data_subject_and_the_dpo_walk_through_the_portal(browser, subject, do
     field.clear()
     field.send_keys("Grace Brewster Hopper")
     click_and_wait(b, b.find_element(By.XPATH, "//button[text()='Save changes']"))
-    assert "sent to the privacy officer" in b.page_source
+    wait_for_text(b, "sent to the privacy officer")
     check_page(b, "04-change-requested")
 
     # Consents: withdraw the newsletter, at once.
@@ -210,13 +217,13 @@ def test_a_data_subject_and_the_dpo_walk_through_the_portal(browser, subject, do
     assert brief in b.find_element(By.ID, "consents").text
     check_page(b, "05-consents")
     click_and_wait(b, b.find_element(By.CSS_SELECTOR, f"button[aria-label='Withdraw consent: {brief}']"))
-    assert "Your consent is withdrawn." in b.page_source
+    wait_for_text(b, "Your consent is withdrawn.")
     got = ok("AgreementGet", {"mode": "token", "identity": token, "brief": brief})
     assert got["agreement"]["status"] not in ("active", "yes", "pending"), got
 
     # App data, sessions and the access log.
     b.get(f"{BASE}/portal/me/apps")
-    assert "navy" in b.page_source
+    wait_for_text(b, "navy")
     check_page(b, "06-app-data")
     b.get(f"{BASE}/portal/me/sessions")
     assert "phone" in b.find_element(By.ID, "sessions").text
@@ -231,11 +238,14 @@ def test_a_data_subject_and_the_dpo_walk_through_the_portal(browser, subject, do
     check_page(b, "09-export")
     b.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()  # a download: the page stays
     target = downloads / "my-data.json"
-    for _ in range(100):
-        if target.exists():
+    export = None
+    for _ in range(200):  # Chromium writes a .crdownload first; wait for the whole file
+        try:
+            export = json.loads(target.read_text())
             break
-        time.sleep(0.1)
-    export = json.loads(target.read_text())
+        except (FileNotFoundError, ValueError):
+            time.sleep(0.1)
+    assert export is not None, "the export was not downloaded"
     assert export["token"] == token and export["profile"]["email"] == email
     assert export["appdata"]["shop"] == {"size": "M", "colour": "navy"}
     assert any(c["brief"] == brief for c in export["consents"])
@@ -246,7 +256,7 @@ def test_a_data_subject_and_the_dpo_walk_through_the_portal(browser, subject, do
     b.get(f"{BASE}/portal/me/forget")
     check_page(b, "10-forget-me")
     submit(b)
-    assert "sent to the privacy officer" in b.page_source
+    wait_for_text(b, "sent to the privacy officer")
     check_page(b, "11-erasure-requested")
     click_and_wait(b, b.find_element(By.XPATH, "//button[text()='Sign out']"))
     b.get(f"{BASE}/portal/me")
@@ -275,7 +285,7 @@ def test_a_data_subject_and_the_dpo_walk_through_the_portal(browser, subject, do
     assert ok("UserGet", {"mode": "token", "identity": token})["profile"]["name"] == "Grace Brewster Hopper"
 
     b.get(f"{BASE}/portal/dpo/requests/{by_type['delete']}")
-    assert "Erase this user's record" in b.page_source
+    wait_for_text(b, "Erase this user's record")
     check_page(b, "15-dpo-review-erasure")
     click_and_wait(b, b.find_element(By.CSS_SELECTOR, "button[value=approve]"))
     assert "Approved" in b.find_element(By.ID, "decision").text
@@ -285,7 +295,7 @@ def test_a_data_subject_and_the_dpo_walk_through_the_portal(browser, subject, do
     code, v = api("UserGet", {"mode": "token", "identity": token})
     assert code == 404, v
     b.get(f"{BASE}/portal/dpo/requests/{by_type['delete']}")
-    assert "no longer exists" in b.page_source
+    wait_for_text(b, "no longer exists")
     check_page(b, "17-dpo-user-gone")
     click_and_wait(b, b.find_element(By.XPATH, "//button[text()='Sign out']"))
 
