@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::page::{self, Nav, DPO_LINKS};
 use super::user::{actor_label, end_session, request_label, session, Session};
-use super::{api_ok, call_api, check_csrf, csrf_token, pre_session, set_cookie, Api, Fail, Page, Peer, DPO_COOKIE, PRE_COOKIE};
+use super::{api_ok, call_api, csrf_token, pre_session, set_cookie, Api, CsrfForm, Fail, Page, Peer, DPO_COOKIE};
 use crate::app::AppState;
 
 const CONSOLE_ROLES: &[&str] = &["dpo", "tenant-admin", "root"];
@@ -105,12 +105,7 @@ fn sign_in_form(st: &AppState, headers: &HeaderMap, error: Option<&str>) -> Page
         }
     };
     let status = if error.is_some() { StatusCode::FORBIDDEN } else { StatusCode::OK };
-    let mut res = (status, page::render("Privacy officer console", None, body)).into_response();
-    if new {
-        let (k, v) = set_cookie(st, PRE_COOKIE, &pre, 3600);
-        res.headers_mut().append(k, v);
-    }
-    Ok(res)
+    Ok(super::with_pre_cookie(st, (status, page::render("Privacy officer console", None, body)).into_response(), &pre, new))
 }
 
 #[derive(Deserialize)]
@@ -127,7 +122,7 @@ pub struct SignInForm {
 /// opens a dpo lease for the console.
 pub async fn sign_in(State(st): State<AppState>, headers: HeaderMap, peer: Peer, Form(f): Form<SignInForm>) -> Page {
     let ring = st.vault().keyring()?;
-    check_csrf(&ring, &headers, super::cookie(&st, &headers, PRE_COOKIE), &f.csrf)?;
+    super::check_pre_form(&st, &ring, &headers, &f.csrf)?;
     let tenant = super::tenant_name(&f.tenant)?;
     st.limits().check_blocked(peer.ip())?;
     let refused = "That organisation and access token do not open the console.";
@@ -151,12 +146,6 @@ pub async fn sign_in(State(st): State<AppState>, headers: HeaderMap, peer: Peer,
     let (k, v) = set_cookie(&st, DPO_COOKIE, &token, st.config().portal_session_s);
     res.headers_mut().append(k, v);
     Ok(res)
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 pub async fn sign_out(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Page {
@@ -320,7 +309,7 @@ pub async fn decide(
     Form(f): Form<DecideForm>,
 ) -> Page {
     let Some(s) = console(&st, &headers).await? else { return Ok(Redirect::to("/portal/dpo").into_response()) };
-    check_csrf(&*st.vault().keyring()?, &headers, Some(&s.jwt), &f.csrf)?;
+    s.check_form(&st, &headers, &f.csrf)?;
     let uuid = valid_uuid(&uuid)?;
     let endpoint = match f.decision.as_str() {
         "approve" => "UserRequestApprove",

@@ -272,6 +272,27 @@ pub fn check_csrf(ring: &Keyring, headers: &HeaderMap, binding: Option<&str>, pr
     }
 }
 
+/// Refuses a sign-in form (before any session) not bound to this browser's pre-session cookie.
+pub fn check_pre_form(st: &AppState, ring: &Keyring, headers: &HeaderMap, presented: &str) -> Result<(), Fail> {
+    check_csrf(ring, headers, cookie(st, headers, PRE_COOKIE), presented)
+}
+
+/// A sign-in page, with the pre-session cookie its forms are bound to when the browser is new.
+pub fn with_pre_cookie(st: &AppState, mut res: Response, pre: &str, new: bool) -> Response {
+    if new {
+        let (k, v) = set_cookie(st, PRE_COOKIE, pre, 3600);
+        res.headers_mut().append(k, v);
+    }
+    res
+}
+
+/// A form whose only field is its CSRF token.
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
 /// A fresh random cookie value (64 hex digits).
 pub fn random_value() -> String {
     let mut b = [0u8; 32];

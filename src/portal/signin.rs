@@ -23,7 +23,7 @@ use maud::html;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{check_csrf, csrf_token, page, pre_session, set_cookie, Fail, Page, Peer, PRE_COOKIE, SESSION_COOKIE};
+use super::{csrf_token, page, pre_session, set_cookie, Fail, Page, Peer, PRE_COOKIE, SESSION_COOKIE};
 use crate::app::AppState;
 use crate::audit::{self, Draft};
 use crate::keys::blind::IndexMode;
@@ -150,12 +150,7 @@ pub async fn start(State(st): State<AppState>, headers: HeaderMap) -> Page {
         }
         p { a href="/portal/dpo" { "Privacy officer console" } }
     };
-    let mut res = page::render("Sign in", None, body).into_response();
-    if new {
-        let (k, v) = set_cookie(&st, PRE_COOKIE, &pre, 3600);
-        res.headers_mut().append(k, v);
-    }
-    Ok(res)
+    Ok(super::with_pre_cookie(&st, page::render("Sign in", None, body).into_response(), &pre, new))
 }
 
 #[derive(Deserialize)]
@@ -171,7 +166,7 @@ pub struct SignInForm {
 /// POST /portal/signin: makes a challenge and, when the identity is a user's, sends its code.
 pub async fn send_code(State(st): State<AppState>, headers: HeaderMap, peer: Peer, Form(f): Form<SignInForm>) -> Page {
     let ring = st.vault().keyring()?;
-    check_csrf(&ring, &headers, super::cookie(&st, &headers, PRE_COOKIE), &f.csrf)?;
+    super::check_pre_form(&st, &ring, &headers, &f.csrf)?;
     st.portal().check_address(peer.ip())?;
     let tenant = super::tenant_name(&f.tenant)?;
     let mode = mode_of(&f.identity)?;
@@ -296,7 +291,7 @@ pub struct VerifyForm {
 /// POST /portal/verify: a right code opens the session; anything else is refused and counted.
 pub async fn verify(State(st): State<AppState>, headers: HeaderMap, peer: Peer, Form(f): Form<VerifyForm>) -> Page {
     let ring = st.vault().keyring()?;
-    check_csrf(&ring, &headers, super::cookie(&st, &headers, PRE_COOKIE), &f.csrf)?;
+    super::check_pre_form(&st, &ring, &headers, &f.csrf)?;
     st.portal().check_address(peer.ip())?;
     let tenant = super::tenant_name(&f.tenant)?;
     let refuse = |status: StatusCode, msg: &str| -> Page {

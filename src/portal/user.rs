@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::page::{self, Nav, USER_LINKS};
-use super::{api_ok, call_api, check_csrf, clear_cookie, csrf_token, Api, Fail, Page, Peer, SESSION_COOKIE};
+use super::{api_ok, call_api, check_csrf, clear_cookie, csrf_token, Api, CsrfForm, Fail, Page, Peer, SESSION_COOKIE};
 use crate::app::AppState;
 use crate::store::now_secs;
 
@@ -74,6 +74,11 @@ macro_rules! signed_in {
 }
 
 impl Session {
+    /// Refuses a form of this session without its CSRF token (or from another site).
+    pub fn check_form(&self, st: &AppState, headers: &HeaderMap, csrf: &str) -> Result<(), Fail> {
+        check_csrf(&*st.vault().keyring()?, headers, Some(&self.jwt), csrf)
+    }
+
     fn own(&self) -> Value {
         json!({"mode": "token", "identity": self.user_token.as_deref().unwrap_or_default()})
     }
@@ -233,7 +238,7 @@ pub async fn edit_profile(
 ) -> Page {
     let s = signed_in!(st, headers);
     let csrf = fields.iter().find(|(k, _)| k == "csrf").map_or("", |(_, v)| v.as_str());
-    check_csrf(&*st.vault().keyring()?, &headers, Some(&s.jwt), csrf)?;
+    s.check_form(&st, &headers, csrf)?;
     let user = api_ok(s.api(&api, &peer, "UserGet", s.own()).await)?;
     let profile = user["profile"].as_object().cloned().unwrap_or_default();
     let mut patch = Vec::new();
@@ -315,7 +320,7 @@ pub async fn withdraw(
     Form(f): Form<WithdrawForm>,
 ) -> Page {
     let s = signed_in!(st, headers);
-    check_csrf(&*st.vault().keyring()?, &headers, Some(&s.jwt), &f.csrf)?;
+    s.check_form(&st, &headers, &f.csrf)?;
     let filed =
         s.direct_or_request(&api, &peer, "AgreementCancel", "AgreementCancelRequest", s.with_own(json!({"brief": f.brief}))).await?;
     Ok(result_page(&s, "Consent withdrawn", "/portal/me/consents", filed, "Your consent is withdrawn."))
@@ -422,12 +427,6 @@ pub async fn export_page(State(st): State<AppState>, headers: HeaderMap) -> Page
     Ok(s.page("Download my data", "/portal/me/export", body))
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// POST /portal/me/export: the portability export (GDPR art. 20) as a JSON attachment.
 pub async fn export(
     State(st): State<AppState>,
@@ -437,7 +436,7 @@ pub async fn export(
     Form(f): Form<CsrfForm>,
 ) -> Page {
     let s = signed_in!(st, headers);
-    check_csrf(&*st.vault().keyring()?, &headers, Some(&s.jwt), &f.csrf)?;
+    s.check_form(&st, &headers, &f.csrf)?;
     let user = api_ok(s.api(&api, &peer, "UserGet", s.own()).await)?;
     let versions = api_ok(s.api(&api, &peer, "UserListVersions", s.own()).await)?;
     let consents = api_ok(s.api(&api, &peer, "AgreementListUserAgreements", s.own()).await)?;
@@ -492,7 +491,7 @@ pub async fn forget(
     Form(f): Form<CsrfForm>,
 ) -> Page {
     let s = signed_in!(st, headers);
-    check_csrf(&*st.vault().keyring()?, &headers, Some(&s.jwt), &f.csrf)?;
+    s.check_form(&st, &headers, &f.csrf)?;
     let filed = s.direct_or_request(&api, &peer, "UserDelete", "UserDeleteRequest", s.own()).await?;
     if filed.is_some() {
         return Ok(result_page(&s, "Erasure requested", "/portal/me/forget", filed, ""));
@@ -511,7 +510,7 @@ pub async fn sign_out(State(st): State<AppState>, headers: HeaderMap, Form(f): F
 pub async fn end_session(st: &AppState, headers: &HeaderMap, cookie: &str, role: &str, csrf: &str, to: &str) -> Page {
     let mut res = Redirect::to(to).into_response();
     if let Some(s) = session(st, headers, cookie, role).await? {
-        check_csrf(&*st.vault().keyring()?, headers, Some(&s.jwt), csrf)?;
+        s.check_form(st, headers, csrf)?;
         let mut tx = st.db().tenant_tx(s.tenant_id).await?;
         tx.revoke_lease(&s.lease_id).await?;
         tx.commit().await?;
