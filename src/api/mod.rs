@@ -97,6 +97,13 @@ impl Call {
             // A role that may read only some fields gets through; the handler masks the rest.
             allowed = policy.allows(&who.role, &claimed.tenant, auth::policy::PARTIAL_PROFILE, endpoint, &meta).await;
         }
+        // Tenant and system management reach across tenants: only the main tenant's own root
+        // credential, whatever a tenant's roles and policies say.
+        if auth::policy::main_root_only(endpoint)
+            && !(who.is_root() && who.tenant_id == crate::vault::DEFAULT_TENANT_ID && who.lease_id.is_none())
+        {
+            allowed = false;
+        }
         if !allowed {
             audit.details.insert("message".into(), format!("role {} may not call {endpoint}", who.role).into());
             crate::audit::append(&mut tx, &keys, endpoint, &who.actor(), "denied", audit).await?;

@@ -256,8 +256,17 @@ impl Authorizer {
 }
 
 /// The resource an endpoint acts on (the object of the policy request).
+/// Endpoints that act across tenants (tenant and system management; TenantGet aside, which a
+/// tenant's admin may call for its own tenant): the main tenant's root credential only, checked
+/// in `Call::open` on top of casbin so that no tenant-defined policy can grant them.
+pub fn main_root_only(endpoint: &str) -> bool {
+    matches!(resource_of(endpoint), "system" | "tenants") && endpoint != "TenantGet"
+}
+
 pub fn resource_of(endpoint: &str) -> &'static str {
     match endpoint {
+        // Detokenizing in bulk is a tokens right, not a bulk-listing one.
+        "BulkListTokens" | "BulkDeleteTokens" => "tokens",
         e if e.starts_with("Tenant") => "tenants",
         e if e.starts_with("Audit") => "audit",
         e if e.starts_with("Bulk") || e == "UserSearch" => "users.bulk",

@@ -390,3 +390,49 @@ async fn a_field_limited_custom_role_sees_bulk_listed_profiles_masked() {
     // Not granted: the group listing.
     app.call("BulkListGroupUsers", Some(&x), Some("msk"), json!({"unlockuuid": u, "groupname": "g"})).await.err(403);
 }
+
+/// No tenant-defined policy can grant tenant or system management: a tenant's own role allowed
+/// "everything" still gets 403 on System* and Tenant* (TenantGet of its own tenant aside), and
+/// a DPO cannot detokenize in bulk.
+#[tokio::test]
+async fn a_tenant_defined_role_cannot_reach_system_or_tenant_management() {
+    let app = TestApp::spawn().await;
+    let (tid, admin) = app.create_tenant("grabby").await;
+    let call = |ep: &'static str, body: Value| app.call(ep, Some(&admin), Some("grabby"), body);
+    call("RoleCreate", json!({"rolename": "overlord"})).await.ok();
+    for (name, res) in [("all", json!(["*"])), ("sys", json!(["system", "tenants"]))] {
+        let policy = json!({"Effect": "Allow", "Action": ["*"], "Resource": res});
+        call("PolicyCreate", json!({"policyname": name, "policy": policy})).await.ok();
+        call("RoleLinkPolicy", json!({"rolename": "overlord", "policyname": name})).await.ok();
+    }
+    let x = call("XTokenCreateForRole", json!({"rolename": "overlord"})).await;
+    let x = x.ok()["xtoken"].as_str().unwrap().to_string();
+    let me = |ep: &'static str, body: Value| app.call(ep, Some(&x), Some("grabby"), body);
+    // The role works inside its tenant...
+    me("UserCreate", json!({"profile": {"email": "in@grabby.example"}})).await.ok();
+    // ...but never across tenants.
+    let u = me("BulkListUnlock", json!({})).await.ok()["unlockuuid"].clone();
+    me("SystemGetSystemStats", json!({})).await.err(403);
+    me("SystemGetUserProfiles", json!({"mode": "email", "identity": "in@grabby.example", "unlockuuid": u})).await.err(403);
+    me("SystemSearchUserProfiles", json!({"identity": "in@grabby.example", "unlockuuid": u})).await.err(403);
+    me("SystemDeleteUserProfiles", json!({"mode": "email", "identity": "in@grabby.example", "unlockuuid": u})).await.err(403);
+    me("TenantListTenants", json!({})).await.err(403);
+    me("TenantCreate", json!({"tenantname": "spawned", "tenantorg": "x"})).await.err(403);
+    me("TenantUpdate", json!({"tenantid": 1, "tenantname": "taken"})).await.err(403);
+    me("TenantDelete", json!({"tenantid": tid})).await.err(403);
+    // The built-in tenant-admin is refused the same way, and root still works.
+    call("SystemGetSystemStats", json!({})).await.err(403);
+    app.root("SystemGetSystemStats", json!({})).await.ok();
+
+    // Bulk detokenizing is a tokens right: the DPO (bulk listing, no tokens) is refused.
+    let tok = call("TokenCreate", json!({"tokentype": "email", "record": "card@grabby.example"})).await;
+    let tok = tok.ok()["tokenuuid"].as_str().unwrap().to_string();
+    let dpo = call("XTokenCreateForRole", json!({"rolename": "dpo"})).await.ok()["xtoken"].as_str().unwrap().to_string();
+    let as_dpo = |ep: &'static str, body: Value| app.call(ep, Some(&dpo), Some("grabby"), body);
+    let u = as_dpo("BulkListUnlock", json!({})).await.ok()["unlockuuid"].clone();
+    as_dpo("BulkListTokens", json!({"unlockuuid": u, "tokens": [tok]})).await.err(403);
+    as_dpo("BulkDeleteTokens", json!({"unlockuuid": u, "tokens": [tok]})).await.err(403);
+    let u = unlock(&app, &admin, Some("grabby")).await;
+    let rows = call("BulkListTokens", json!({"unlockuuid": u, "tokens": [tok]})).await;
+    assert_eq!(rows.ok()["rows"][0]["record"], "card@grabby.example");
+}
