@@ -272,9 +272,11 @@ fn requested_expiry(sliding: &Option<Value>, finaltime: &Option<Value>, now: i64
     Ok(Expiry { sliding_secs, final_at })
 }
 
-/// The tenant's key for token lookups (keyed hashes of token values and of unique records).
-fn lookup_key(call: &Call) -> Key {
-    call.ring.derived(&format!("tenant-token-index:{}", call.keys.tenant_id()))
+/// The tenant's keys, whose token-lookup key (keyed hashes of token values and of unique
+/// records) is derived with the tenant's KEK when it has one, so a shredded tenant's tokens
+/// cannot be tested against guessed emails or card numbers in an old backup.
+fn lookup_keys(call: &Call) -> std::sync::Arc<crate::keys::keyring::TenantKeys> {
+    call.keys.clone()
 }
 
 fn token_hash(key: &Key, token: &str) -> Vec<u8> {
@@ -391,8 +393,9 @@ async fn token_create(State(st): State<AppState>, claimed: Claimed, Body(req): B
         let record = zeroize::Zeroizing::new(kind.normalize(&req.record)?);
         let now = now_secs();
         let expiry = requested_expiry(&req.slidingtime, &req.finaltime, now)?;
-        let key = lookup_key(&call);
-        let (uuid, tokenbase) = create_one(&mut call, &key, kind, &record, req.unique.unwrap_or(false), expiry, now).await?;
+        let keys = lookup_keys(&call);
+        let key = keys.token_index_key();
+        let (uuid, tokenbase) = create_one(&mut call, key, kind, &record, req.unique.unwrap_or(false), expiry, now).await?;
         call.note("tokenuuid", uuid.as_str());
         Ok(fields([("tokenbase", tokenbase.into()), ("tokenuuid", uuid.into())]))
     }
@@ -404,8 +407,9 @@ async fn token_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body
     let mut call = Call::open(&st, &claimed, "TokenGet", req.request_metadata).await?;
     let result = async {
         let now = now_secs();
-        let key = lookup_key(&call);
-        let row = find(&mut call, &key, &req.token, now).await?;
+        let keys = lookup_keys(&call);
+        let key = keys.token_index_key();
+        let row = find(&mut call, key, &req.token, now).await?;
         call.tx.touch_token(&row.uuid, row.expiry(), now).await?;
         let o = open(&call, row)?;
         call.note("tokenuuid", o.uuid.as_str());
@@ -420,8 +424,9 @@ async fn token_delete(State(st): State<AppState>, claimed: Claimed, Body(req): B
     let mut call = Call::open(&st, &claimed, "TokenDelete", req.request_metadata).await?;
     let result = async {
         let now = now_secs();
-        let key = lookup_key(&call);
-        let row = find(&mut call, &key, &req.token, now).await?;
+        let keys = lookup_keys(&call);
+        let key = keys.token_index_key();
+        let row = find(&mut call, key, &req.token, now).await?;
         call.note("tokenuuid", row.uuid.as_str());
         call.note("tokentype", row.tokentype.as_str());
         call.tx.delete_tokens(std::slice::from_ref(&row.uuid), &[], now).await?;
@@ -446,12 +451,13 @@ async fn token_create_bulk(State(st): State<AppState>, claimed: Claimed, Body(re
             let record = zeroize::Zeroizing::new(kind.normalize(&r.record).map_err(|e| Error::bad(format!("records[{i}]: {e}")))?);
             checked.push((kind, record));
         }
-        let key = lookup_key(&call);
+        let keys = lookup_keys(&call);
+        let key = keys.token_index_key();
         let unique = req.unique.unwrap_or(false);
         let mut created = Vec::with_capacity(checked.len());
         let mut uuids = Vec::with_capacity(checked.len());
         for (kind, record) in &checked {
-            let (uuid, tokenbase) = create_one(&mut call, &key, *kind, record, unique, expiry, now).await?;
+            let (uuid, tokenbase) = create_one(&mut call, key, *kind, record, unique, expiry, now).await?;
             uuids.push(Value::from(uuid.as_str()));
             created.push(json!({"tokenbase": tokenbase, "tokenuuid": uuid, "record": record.as_str()}));
         }
@@ -477,8 +483,9 @@ async fn bulk_list_tokens(State(st): State<AppState>, claimed: Claimed, Body(req
         call.require_unlock(&req.unlockuuid).await?;
         check_bulk(&req.tokens)?;
         let now = now_secs();
-        let key = lookup_key(&call);
-        let (uuids, hashes) = refs(&key, &req.tokens, "tokens")?;
+        let keys = lookup_keys(&call);
+        let key = keys.token_index_key();
+        let (uuids, hashes) = refs(key, &req.tokens, "tokens")?;
         let found = call.tx.tokens_by_refs(&uuids, &hashes, now).await?;
         let mut rows = Vec::with_capacity(found.len());
         for row in found {
@@ -498,8 +505,9 @@ async fn bulk_delete_tokens(State(st): State<AppState>, claimed: Claimed, Body(r
         call.require_unlock(&req.unlockuuid).await?;
         check_bulk(&req.tokens)?;
         let now = now_secs();
-        let key = lookup_key(&call);
-        let (uuids, hashes) = refs(&key, &req.tokens, "tokens")?;
+        let keys = lookup_keys(&call);
+        let key = keys.token_index_key();
+        let (uuids, hashes) = refs(key, &req.tokens, "tokens")?;
         let deleted = call.tx.delete_tokens(&uuids, &hashes, now).await?;
         call.note("deleted", deleted);
         Ok(fields([("deleted", deleted.into())]))

@@ -65,6 +65,8 @@ pub struct TenantKeys {
     deks: BTreeMap<i32, Key>,
     index: Key,
     digest: Key,
+    /// Keyed hashes of tokenization values and unique token records.
+    token_index: Key,
 }
 
 impl TenantKeys {
@@ -124,6 +126,18 @@ impl TenantKeys {
     pub fn digest_hex(&self, data: &[u8]) -> String {
         hex::encode(&blind::keyed_digest(&self.digest, "version-digest", data)[..16])
     }
+
+    /// A keyed hash for `purpose` under this tenant's digest key (so, for a tenant with a KEK,
+    /// unguessable once the KEK is destroyed): for values stored in tenant rows that must be
+    /// comparable but not readable, such as a requester's network.
+    pub fn keyed(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        blind::keyed_digest(&self.digest, purpose, data)
+    }
+
+    /// The key of token lookups (tokenization values and unique records).
+    pub fn token_index_key(&self) -> &Key {
+        &self.token_index
+    }
 }
 
 /// The unsealed key hierarchy: master key, derived service keys, and a cache of tenant keys.
@@ -179,12 +193,16 @@ impl Keyring {
             deks.insert(*version, Key::from_slice(&pt)?);
         }
         let current = *deks.keys().next_back().ok_or(CryptoError)?;
-        let (index_label, digest_label) = (format!("tenant-index:{tenant_id}"), format!("tenant-digest:{tenant_id}"));
-        let (index, digest) = match kek {
-            None => (derive(&self.master, &index_label), derive(&self.master, &digest_label)),
-            Some(kek) => (derive_with_kek(&self.master, kek, &index_label), derive_with_kek(&self.master, kek, &digest_label)),
+        // Every key that makes a stored, guessable value checkable (blind indexes, digests, token
+        // lookups) depends on the KEK when there is one.
+        let tenant_key = |label: String| match kek {
+            None => derive(&self.master, &label),
+            Some(kek) => derive_with_kek(&self.master, kek, &label),
         };
-        let keys = Arc::new(TenantKeys { tenant_id, current, deks, index, digest });
+        let index = tenant_key(format!("tenant-index:{tenant_id}"));
+        let digest = tenant_key(format!("tenant-digest:{tenant_id}"));
+        let token_index = tenant_key(format!("tenant-token-index:{tenant_id}"));
+        let keys = Arc::new(TenantKeys { tenant_id, current, deks, index, digest, token_index });
         self.tenants.write().expect("keyring lock").insert(tenant_id, keys.clone());
         Ok(keys)
     }
@@ -324,6 +342,12 @@ mod tests {
         let with2 = ring2.load_tenant(3, Some(&kek), &[(1, ring2.wrap_tenant_key(3, Some(&kek), 1, &dek))]).unwrap();
         assert_eq!(email(&with), email(&with2));
         assert_eq!(with.digest_hex(b"v1"), with2.digest_hex(b"v1"));
+        // Token lookups and other keyed hashes follow the same rule.
+        let tok = |t: &TenantKeys| blind::keyed_digest(t.token_index_key(), "token-value", b"4111111111111111");
+        assert_ne!(tok(&plain), tok(&with));
+        assert_eq!(tok(&with), tok(&with2));
+        assert_eq!(tok(&plain), blind::keyed_digest(&derive(&ring2.master, "tenant-token-index:3"), "token-value", b"4111111111111111"));
+        assert_ne!(plain.keyed("portal-requester", b"10.0.0.1"), with.keyed("portal-requester", b"10.0.0.1"));
     }
 
     #[test]

@@ -107,9 +107,10 @@ pub fn network(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// A keyed hash of the requesting network (stored with a challenge; never the address itself).
-fn requester(ring: &Keyring, ip: IpAddr) -> [u8; 32] {
-    crate::keys::blind::keyed_digest(&ring.derived("portal-requester"), "requester", network(ip).to_string().as_bytes())
+/// A keyed hash of the requesting network (stored with a challenge; never the address itself),
+/// under the tenant's own keys: gone with a shredded tenant's KEK.
+fn requester(keys: &TenantKeys, ip: IpAddr) -> [u8; 32] {
+    keys.keyed("portal-requester", network(ip).to_string().as_bytes())
 }
 
 fn mode_of(identity: &str) -> Result<IndexMode, Fail> {
@@ -178,7 +179,7 @@ pub async fn send_code(State(st): State<AppState>, headers: HeaderMap, peer: Pee
         let keys = crate::custody::rotation::tenant_keys(st.vault().tenant_keks(), &ring, &mut tx).await?;
         let index =
             keys.index(mode, &f.identity).ok_or_else(|| Fail::new(StatusCode::BAD_REQUEST, "Enter an email address or a phone number."))?;
-        let from = requester(&ring, peer.ip());
+        let from = requester(&keys, peer.ip());
         // One sign-in step per identity at a time: the count below cannot be raced.
         tx.lock_identity(&index).await?;
         let (mine, all) = tx.recent_challenges(&index, &from, now - IDENTITY_WINDOW_S).await?;
