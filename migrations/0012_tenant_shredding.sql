@@ -9,3 +9,8 @@
 ALTER TABLE tenants ADD COLUMN kek_id text
     CONSTRAINT tenants_kek_id_uuid CHECK (kek_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$');
 CREATE UNIQUE INDEX tenants_kek_id_key ON tenants (kek_id) WHERE kek_id IS NOT NULL;
+
+-- Set when a TenantDelete begins, committed before the KEK is destroyed: from then on no
+-- instance serves the tenant (request lookups skip it, whatever keys an instance has cached),
+-- and a retry after a failure part-way knows the KEK may already be gone.
+ALTER TABLE tenants ADD COLUMN shredding_at bigint;

@@ -149,6 +149,10 @@ async fn tenant_create(State(st): State<AppState>, claimed: Claimed, Body(req): 
 struct DeleteReq {
     #[serde(default, deserialize_with = "int_or_string")]
     tenantid: Option<i64>,
+    /// The operator confirms that the tenant's KEK is already gone (a backup restored after the
+    /// tenant was shredded): its rows may be deleted although the store does not hold the KEK.
+    #[serde(default)]
+    kekabsent: bool,
     #[serde(default)]
     request_metadata: Metadata,
 }
@@ -174,20 +178,51 @@ async fn tenant_delete(State(st): State<AppState>, claimed: Claimed, Body(req): 
         if id == crate::vault::DEFAULT_TENANT_ID {
             return Err(Error::bad("the main tenant cannot be deleted"));
         }
-        let Some(kek_id) = call.tx.lock_tenant(id).await? else {
+        // 1. The tombstone, committed on its own: from here no instance serves the tenant. On a
+        //    first attempt the KEK must be where the store says: an "absent" KEK then means a
+        //    misaddressed store (wrong prefix, mount or directory), not a shredded tenant.
+        let store = st.vault().tenant_keks();
+        let confirmed_absent = req.kekabsent;
+        let begun = st
+            .db()
+            .begin_tenant_deletion(id, |kek_id, already| async move {
+                match (&kek_id, already) {
+                    (Some(kek_id), false) => match store.get(kek_id).await {
+                        Ok(Some(_)) => Ok(()),
+                        Ok(None) if confirmed_absent => Ok(()),
+                        Ok(None) => Err(Error::Conflict(
+                            "the tenant's KEK is not in the configured tenant key store: either this is the wrong store (nothing was \
+                             deleted), or the tenant was shredded before this backup was restored (repeat with \"kekabsent\": true)"
+                                .into(),
+                        )),
+                        Err(e) => {
+                            tracing::warn!(tenant = id, store = %store.describe(), error = %e, "TenantDelete: tenant key store unreachable");
+                            Err(Error::Unavailable("tenant key store unavailable; the tenant was not deleted".into()))
+                        }
+                    },
+                    _ => Ok(()),
+                }
+            })
+            .await?;
+        let Some((kek_id, _)) = begun else {
             return Err(Error::not_found("tenant"));
         };
+        ring.forget_tenant(id);
+        // 2. The KEK, destroyed first: from here the tenant's rows open nowhere, backups included.
         let shredded = match &kek_id {
             Some(kek_id) => {
-                let store = st.vault().tenant_keks();
                 if let Err(e) = store.destroy(kek_id).await {
-                    tracing::warn!(tenant = id, store = %store.describe(), error = %e, "TenantDelete: could not destroy the tenant KEK; nothing deleted");
-                    return Err(Error::Unavailable("tenant key store unavailable; the tenant was not deleted".into()));
+                    tracing::warn!(tenant = id, store = %store.describe(), error = %e, "TenantDelete: could not destroy the tenant KEK");
+                    return Err(Error::Unavailable(
+                        "tenant key store unavailable: the tenant is out of service but its KEK may not be destroyed; retry TenantDelete".into(),
+                    ));
                 }
                 true
             }
             None => false,
         };
+        // 3. The rows.
+        call.tx.lock_tenant(id).await?.ok_or_else(|| Error::not_found("tenant"))?;
         let rows = call.tx.delete_tenant(id).await?;
         call.note("shredded", shredded);
         deleted = Some((id, shredded, rows));

@@ -108,14 +108,16 @@ impl Db {
         Ok(TenantTx { tx, tenant_id, key_version, policy_version, kek_id })
     }
 
-    /// Opens a transaction scoped to the tenant called `name`; `None` when no such tenant.
+    /// Opens a transaction scoped to the tenant called `name`; `None` when no such tenant (or
+    /// when it is being deleted: every request of every instance stops at once).
     pub async fn tenant_tx_by_name(&self, name: &str) -> Result<Option<TenantTx>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(i64, i32, i32, Option<String>, String, String)> =
-            sqlx::query_as(&format!("SELECT id, key_version, policy_version, kek_id, {ENTER_SCOPE} FROM tenants WHERE name = $1"))
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let row: Option<(i64, i32, i32, Option<String>, String, String)> = sqlx::query_as(&format!(
+            "SELECT id, key_version, policy_version, kek_id, {ENTER_SCOPE} FROM tenants WHERE name = $1 AND shredding_at IS NULL"
+        ))
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
         Ok(row.map(|(id, key_version, policy_version, kek_id, _, _)| TenantTx { tx, tenant_id: id, key_version, policy_version, kek_id }))
     }
 

@@ -213,8 +213,30 @@ impl Db {
         Ok((total, rows.iter().map(tenant_from_row).collect()))
     }
 
+    /// Tenants in service (not being deleted), for the background loops.
     pub async fn tenant_ids(&self) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar("SELECT id FROM tenants ORDER BY id").fetch_all(self.pool()).await?)
+        Ok(sqlx::query_scalar("SELECT id FROM tenants WHERE shredding_at IS NULL ORDER BY id").fetch_all(self.pool()).await?)
+    }
+
+    /// Begins deleting tenant `id`: with the tenant row locked, `check(kek_id, already)` runs
+    /// (`already`: an earlier attempt began and may have destroyed the KEK), then the tombstone
+    /// is committed. `None`: no such tenant. Returns the tenant's KEK id and `already`.
+    pub async fn begin_tenant_deletion<F, Fut>(&self, id: i64, check: F) -> Result<Option<(Option<String>, bool)>>
+    where
+        F: FnOnce(Option<String>, bool) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let mut tx = self.pool().begin().await?;
+        let row: Option<(Option<String>, Option<i64>)> =
+            sqlx::query_as("SELECT kek_id, shredding_at FROM tenants WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(&mut *tx).await?;
+        let Some((kek_id, shredding_at)) = row else { return Ok(None) };
+        let already = shredding_at.is_some();
+        check(kek_id.clone(), already).await?;
+        if !already {
+            sqlx::query("UPDATE tenants SET shredding_at = $2 WHERE id = $1").bind(id).bind(super::now_secs()).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(Some((kek_id, already)))
     }
 }
 

@@ -240,8 +240,12 @@ async fn a_deleted_tenant_stays_unreadable_in_a_backup_taken_before_while_others
     assert!(ring.load_tenant(b, None, &b_wrapped).is_err(), "the master key alone does not open B either");
     assert!(ring.load_tenant(b, Some(&read_kek_file(&store_dir, &b_kek)), &b_wrapped).is_ok());
 
-    // Deleting A again on the restored vault clears its rows (the KEK is already gone).
-    assert_eq!(s.root("TenantDelete", json!({"tenantid": a})).await.ok()["shredded"], true);
+    // Deleting A again on the restored vault: an absent KEK could also mean a misaddressed
+    // store, so it takes the operator's confirmation; then its rows are cleared.
+    let msg = s.root("TenantDelete", json!({"tenantid": a})).await.err(409);
+    assert!(msg.contains("kekabsent"), "{msg}");
+    assert_eq!(rows_of_tenant(&restored, a).await["users"], 2, "nothing deleted without the confirmation");
+    assert_eq!(s.root("TenantDelete", json!({"tenantid": a, "kekabsent": true})).await.ok()["shredded"], true);
     assert!(rows_of_tenant(&restored, a).await.values().all(|n| *n == 0));
     drop(s);
     std::fs::remove_dir_all(dir).unwrap();
@@ -590,4 +594,52 @@ async fn vault_kv_holds_one_secret_per_tenant_whose_metadata_tenant_delete_destr
     unseal(&s, &shares[..2]).await;
     let r = send(&s, "/v2/UserGet", Some(&root), None, json!({"mode": "token", "identity": root_user})).await;
     assert_eq!(r.err(503), "tenant keys unavailable");
+}
+
+/// An absent KEK on a first TenantDelete means a misaddressed store, not a shredded tenant:
+/// refused, nothing deleted. A deletion begun (the tombstone) stops every request at once, even
+/// on an instance holding the tenant's keys in memory, and a retry finishes the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misaddressed_store_deletes_nothing_and_a_begun_deletion_stops_service_and_converges() {
+    let dir = temp_dir("keks-wrong");
+    let (right, wrong) = (dir.join("right"), dir.join("wrong"));
+    // A vault upgraded to a store: its main tenant keeps database-only custody (so a wrong store
+    // does not stop the root credential), the tenant made since has a KEK.
+    let app = TestApp::spawn().await;
+    let store = file_store(&right);
+    let app = app.restart_configured(|c| c.tenant_keys = Some(store)).await;
+    let (shares, db_url) = (app.shares.clone(), app.db_url.clone());
+    app.unseal(&shares[0]).await.ok();
+    app.unseal(&shares[1]).await.ok();
+    let (a, xa) = app.create_tenant("gamma").await;
+    let ada = app.create_user(&xa, Some("gamma"), json!({"email": "ada@gamma.example"})).await;
+    let a_kek = kek_id(&db_url, a).await.unwrap();
+
+    // The same database served with another (empty) store directory.
+    let wrong_store = file_store(&wrong);
+    let misaddressed = app.restart_configured(|c| c.tenant_keys = Some(wrong_store)).await;
+    misaddressed.unseal(&shares[0]).await.ok();
+    misaddressed.unseal(&shares[1]).await.ok();
+    let msg = misaddressed.root("TenantDelete", json!({"tenantid": a})).await.err(409);
+    assert!(msg.contains("wrong store") && !msg.contains(&a_kek), "{msg}");
+    assert!(right.join(format!("{a_kek}.key")).exists());
+    assert_eq!(rows_of_tenant(&db_url, a).await["users"], 1, "nothing deleted");
+
+    // The right store: the tenant serves, with its keys cached here.
+    let store = file_store(&right);
+    let s = misaddressed.restart_configured(|c| c.tenant_keys = Some(store)).await;
+    s.unseal(&shares[0]).await.ok();
+    s.unseal(&shares[1]).await.ok();
+    s.call("UserGet", Some(&xa), Some("gamma"), json!({"mode": "token", "identity": ada})).await.ok();
+    // A deletion that began elsewhere and failed part-way leaves the tombstone: no more service.
+    let mut c = owner(&db_url).await;
+    sqlx::query("UPDATE tenants SET shredding_at = 1 WHERE id = $1").bind(a).execute(&mut c).await.unwrap();
+    s.call("UserGet", Some(&xa), Some("gamma"), json!({"mode": "token", "identity": ada})).await.err(403);
+    s.call("UserCreate", Some(&xa), Some("gamma"), json!({"profile": {"email": "new@gamma.example"}})).await.err(403);
+    // The retry destroys the KEK and the rows.
+    assert_eq!(s.root("TenantDelete", json!({"tenantid": a})).await.ok()["shredded"], true);
+    assert!(!right.join(format!("{a_kek}.key")).exists());
+    assert!(rows_of_tenant(&db_url, a).await.values().all(|n| *n == 0));
+    drop(s);
+    std::fs::remove_dir_all(dir).unwrap();
 }
