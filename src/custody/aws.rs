@@ -92,11 +92,14 @@ pub struct AwsSecret {
     secret_id: String,
 }
 
-/// What went wrong talking to Secrets Manager, for logs and seal-status: the service's error,
-/// or that it could not be reached. Never request or response bodies.
-pub(super) fn describe_error<E: std::error::Error, R>(e: &SdkError<E, R>) -> String {
+/// What went wrong talking to Secrets Manager, for logs and seal-status: the service's error
+/// code, or that it could not be reached. Never request or response bodies, and not the
+/// service's message either: it can name the secret (and so a tenant's KEK id).
+pub(super) fn describe_error<E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
+    e: &SdkError<E, R>,
+) -> String {
     match e {
-        SdkError::ServiceError(s) => s.err().to_string(),
+        SdkError::ServiceError(s) => format!("AWS Secrets Manager refused the request: {}", s.err().code().unwrap_or("unknown error")),
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => "could not reach AWS Secrets Manager".to_string(),
         other => format!("{other}"),
     }
