@@ -52,13 +52,14 @@ pub struct Swept {
     pub sessions: u64,
     pub tokens: u64,
     pub shared_records: u64,
+    pub files: u64,
     pub unlocks: u64,
     pub leases: u64,
 }
 
 impl Swept {
     pub fn total(&self) -> u64 {
-        self.users + self.sessions + self.tokens + self.shared_records + self.unlocks + self.leases
+        self.users + self.sessions + self.tokens + self.shared_records + self.files + self.unlocks + self.leases
     }
 
     fn add(&mut self, o: Swept) {
@@ -73,6 +74,7 @@ impl Swept {
             Kind::Sessions => &mut self.sessions,
             Kind::Tokens => &mut self.tokens,
             Kind::SharedRecords => &mut self.shared_records,
+            Kind::Files => &mut self.files,
             Kind::Unlocks => &mut self.unlocks,
             Kind::Leases => &mut self.leases,
         }
@@ -138,18 +140,20 @@ enum Kind {
     Sessions,
     Tokens,
     SharedRecords,
+    Files,
     Unlocks,
     Leases,
 }
 
 impl Kind {
-    const ALL: [Kind; 5] = [Kind::Sessions, Kind::Tokens, Kind::SharedRecords, Kind::Unlocks, Kind::Leases];
+    const ALL: [Kind; 6] = [Kind::Sessions, Kind::Tokens, Kind::SharedRecords, Kind::Files, Kind::Unlocks, Kind::Leases];
 
     fn label(self) -> &'static str {
         match self {
             Kind::Sessions => "sessions",
             Kind::Tokens => "tokens",
             Kind::SharedRecords => "shared_records",
+            Kind::Files => "files",
             Kind::Unlocks => "unlocks",
             Kind::Leases => "leases",
         }
@@ -164,6 +168,7 @@ async fn sweep_batch(db: &Db, tenant_id: i64, kind: Kind, now: i64) -> Result<(u
         // Tokens keep their existing (unbatched) sweep: one statement takes them all.
         Kind::Tokens => (tx.sweep_tokens(now).await?, false),
         Kind::SharedRecords => (tx.sweep_shared_records(now, BATCH).await?, true),
+        Kind::Files => (tx.sweep_files(now, BATCH).await?, true),
         Kind::Unlocks => (tx.sweep_unlocks(now, BATCH).await?, true),
         Kind::Leases => (tx.sweep_leases(now - LEASE_GRACE_S, BATCH).await?, true),
     };

@@ -134,4 +134,17 @@ impl TenantTx {
             .rows_affected();
         Ok(n == 1)
     }
+
+    /// Deletes up to `limit` files past their expiry (SKIP LOCKED: instances never collide).
+    pub async fn sweep_files(&mut self, now: i64, limit: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM files WHERE uuid = ANY(ARRAY(
+                 SELECT uuid FROM files WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED))",
+        )
+        .bind(now)
+        .bind(limit)
+        .execute(self.conn())
+        .await?
+        .rows_affected())
+    }
 }

@@ -184,7 +184,7 @@ async fn a_bulk_finaltime_applies_to_every_record_unless_a_record_sets_its_own()
 }
 
 #[tokio::test]
-async fn the_sweeper_deletes_expired_sessions_tokens_shared_records_unlocks_and_old_leases() {
+async fn the_sweeper_deletes_expired_sessions_tokens_shared_records_files_unlocks_and_old_leases() {
     let app = sweeping_app().await;
     let user = app.create_user(&app.root_token, None, json!({"login": "owner"})).await;
     let (s_old, s_new) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
@@ -200,6 +200,11 @@ async fn the_sweeper_deletes_expired_sessions_tokens_shared_records_unlocks_and_
     let sh_old = app.root("SharedRecordCreate", share(())).await.ok()["recorduuid"].as_str().unwrap().to_string();
     let sh_new = app.root("SharedRecordCreate", share(())).await.ok()["recorduuid"].as_str().unwrap().to_string();
     app.root("BulkListUnlock", json!({})).await.ok();
+    let file = |name: &str| json!({"mode": "token", "identity": user, "filename": name, "filedata": "aGVsbG8", "finaltime": "1h"});
+    let f_old = app.root("FileCreate", file("old.txt")).await.ok()["fileuuid"].as_str().unwrap().to_string();
+    let mut newer = file("new.txt");
+    newer["filedata"] = "d29ybGQ".into();
+    let f_new = app.root("FileCreate", newer).await.ok()["fileuuid"].as_str().unwrap().to_string();
 
     let mut su = superuser(&app).await;
     let tenant: i64 = sqlx::query_scalar("SELECT id FROM tenants ORDER BY id LIMIT 1").fetch_one(&mut su).await.unwrap();
@@ -207,6 +212,7 @@ async fn the_sweeper_deletes_expired_sessions_tokens_shared_records_unlocks_and_
     sqlx::query("UPDATE sessions SET expires_at = $2 WHERE uuid = $1").bind(&s_old).bind(past).execute(&mut su).await.unwrap();
     sqlx::query("UPDATE tokens SET expires_at = $2 WHERE uuid = $1").bind(&tok_old).bind(past).execute(&mut su).await.unwrap();
     sqlx::query("UPDATE shared_records SET expires_at = $2 WHERE uuid = $1").bind(&sh_old).bind(past).execute(&mut su).await.unwrap();
+    sqlx::query("UPDATE files SET expires_at = $2 WHERE uuid = $1").bind(&f_old).bind(past).execute(&mut su).await.unwrap();
     sqlx::query("UPDATE bulk_unlocks SET expires_at = $1").bind(past).execute(&mut su).await.unwrap();
     for (id, expired) in [("lease-old", now() - 2 * 86_400), ("lease-recent", now() - 3_600)] {
         sqlx::query(
@@ -228,6 +234,7 @@ async fn the_sweeper_deletes_expired_sessions_tokens_shared_records_unlocks_and_
     wait_for(15, "expired session deleted", || gone("sessions", "uuid", s_old.clone())).await;
     wait_for(15, "expired token deleted", || gone("tokens", "uuid", tok_old.clone())).await;
     wait_for(15, "expired shared record deleted", || gone("shared_records", "uuid", sh_old.clone())).await;
+    wait_for(15, "expired file deleted", || gone("files", "uuid", f_old.clone())).await;
     wait_for(15, "expired unlock deleted", || async { count(&app, "SELECT count(*) FROM bulk_unlocks").await == 0 }).await;
     wait_for(15, "old lease deleted", || gone("leases", "lease_id", "lease-old".into())).await;
 
@@ -236,6 +243,7 @@ async fn the_sweeper_deletes_expired_sessions_tokens_shared_records_unlocks_and_
         ("sessions", "uuid", &s_new),
         ("tokens", "uuid", &tok_new),
         ("shared_records", "uuid", &sh_new),
+        ("files", "uuid", &f_new),
         ("leases", "lease_id", &"lease-recent".to_string()),
     ] {
         assert_eq!(count(&app, &format!("SELECT count(*) FROM {table} WHERE {key} = '{id}'")).await, 1, "{table} {id}");
