@@ -43,9 +43,16 @@ impl TenantTx {
         .map_err(|e| on_constraint(e, GROUP_TAKEN))
     }
 
-    /// A group by id or, when no id is given, by name.
+    /// A group by id, by name, or by both (then both must match: an id with another group's
+    /// name finds nothing rather than the group the id names).
     pub async fn find_group(&mut self, id: Option<i64>, name: Option<&str>) -> Result<Option<GroupRow>> {
-        let row = sqlx::query("SELECT id, name, description, grouptype FROM groups WHERE id = $1 OR ($1 IS NULL AND name = $2)")
+        if id.is_none() && name.is_none() {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT id, name, description, grouptype FROM groups
+              WHERE ($1::bigint IS NULL OR id = $1) AND ($2::text IS NULL OR name = $2)",
+        )
             .bind(id)
             .bind(name)
             .fetch_optional(self.conn())

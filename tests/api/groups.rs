@@ -97,7 +97,9 @@ async fn groups_are_created_read_listed_updated_and_deleted() {
     t.call("GroupUpdate", json!({"groupname": "x"})).await.err(400);
     t.call("GroupUpdate", json!({"groupid": staff, "groupname": "no way"})).await.err(400);
 
-    // Delete.
+    // Delete. An id with another group's name names no group: nothing is deleted.
+    t.call("GroupDelete", json!({"groupid": staff, "groupname": "ops"})).await.err(404);
+    t.call("GroupGet", json!({"groupid": staff, "groupname": "crew"})).await.ok();
     t.call("GroupDelete", json!({"groupid": staff})).await.ok();
     t.call("GroupGet", json!({"groupid": staff})).await.err(404);
     t.call("GroupDelete", json!({"groupid": staff})).await.err(404);
