@@ -25,15 +25,17 @@ fn unlock_hash(call: &Call, uuid: &str) -> [u8; 32] {
 }
 
 impl Call {
-    /// 403 unless `unlockuuid` is a live unlock of this tenant. Bulk and search endpoints call
-    /// this before anything else.
+    /// 403 unless `unlockuuid` is a live unlock of this tenant taken by this same credential (or
+    /// lease): an unlock is a deliberate act of one caller, not a pass for anyone who sees it.
+    /// Bulk and search endpoints call this before anything else.
     pub async fn require_unlock(&mut self, unlockuuid: &str) -> Result<()> {
         if unlockuuid.trim().is_empty() {
             return Err(Error::bad("missing field `unlockuuid` (get one from BulkListUnlock)"));
         }
         let hash = unlock_hash(self, unlockuuid);
-        if !self.tx.unlock_is_live(&hash).await? {
-            return Err(Error::Forbidden("unlock uuid is unknown, expired or of another tenant".into()));
+        let actor = self.who.actor();
+        if !self.tx.unlock_is_live(&hash, &actor).await? {
+            return Err(Error::Forbidden("unlock uuid is unknown, expired, of another tenant or of another caller".into()));
         }
         Ok(())
     }

@@ -18,13 +18,15 @@ impl TenantTx {
         Ok(())
     }
 
-    /// Whether an unlock with this hash is live in this tenant.
-    pub async fn unlock_is_live(&mut self, hash: &[u8]) -> Result<bool> {
-        let live: Option<i64> = sqlx::query_scalar("SELECT 1::bigint FROM bulk_unlocks WHERE uuid_hash = $1 AND expires_at > $2")
-            .bind(hash)
-            .bind(now_secs())
-            .fetch_optional(self.conn())
-            .await?;
+    /// Whether an unlock with this hash, taken by `actor`, is live in this tenant.
+    pub async fn unlock_is_live(&mut self, hash: &[u8], actor: &str) -> Result<bool> {
+        let live: Option<i64> =
+            sqlx::query_scalar("SELECT 1::bigint FROM bulk_unlocks WHERE uuid_hash = $1 AND expires_at > $2 AND actor = $3")
+                .bind(hash)
+                .bind(now_secs())
+                .bind(actor)
+                .fetch_optional(self.conn())
+                .await?;
         Ok(live.is_some())
     }
 

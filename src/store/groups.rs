@@ -53,10 +53,10 @@ impl TenantTx {
             "SELECT id, name, description, grouptype FROM groups
               WHERE ($1::bigint IS NULL OR id = $1) AND ($2::text IS NULL OR name = $2)",
         )
-            .bind(id)
-            .bind(name)
-            .fetch_optional(self.conn())
-            .await?;
+        .bind(id)
+        .bind(name)
+        .fetch_optional(self.conn())
+        .await?;
         Ok(row.as_ref().map(group_from_row))
     }
 

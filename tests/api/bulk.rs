@@ -26,3 +26,23 @@ async fn an_unlock_uuid_is_issued_to_admins_and_dpos_only_and_is_tenant_bound() 
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM bulk_unlocks").fetch_one(tx.conn()).await.unwrap();
     assert_eq!(n, 0, "the default tenant sees none of bulky's unlocks");
 }
+
+/// An unlock is one caller's deliberate act: another credential of the same tenant cannot use
+/// it, and it dies at its expiry.
+#[tokio::test]
+async fn an_unlock_serves_only_the_caller_that_took_it_and_only_until_it_expires() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("bulkonce").await;
+    app.create_user(&admin, Some("bulkonce"), json!({"email": "one@bulk.example"})).await;
+    let dpo = app.call("XTokenCreateForRole", Some(&admin), Some("bulkonce"), json!({"rolename": "dpo"})).await;
+    let dpo = dpo.ok()["xtoken"].as_str().unwrap().to_string();
+    let u = app.call("BulkListUnlock", Some(&admin), Some("bulkonce"), json!({})).await.ok()["unlockuuid"].as_str().unwrap().to_string();
+    let body = json!({"unlockuuid": u});
+    let msg = app.call("BulkListAllUsers", Some(&dpo), Some("bulkonce"), body.clone()).await.err(403);
+    assert!(msg.contains("another caller"), "{msg}");
+    assert_eq!(app.call("BulkListAllUsers", Some(&admin), Some("bulkonce"), body.clone()).await.ok()["total"], 1);
+    // Expired (moved into the past): refused to its own taker too.
+    let mut su = <sqlx::PgConnection as sqlx::Connection>::connect(&app.db_url).await.unwrap();
+    sqlx::query("UPDATE bulk_unlocks SET expires_at = 1").execute(&mut su).await.unwrap();
+    app.call("BulkListAllUsers", Some(&admin), Some("bulkonce"), body).await.err(403);
+}
