@@ -203,6 +203,12 @@ async fn file(call: &mut Call, kind: Kind, mode: &str, identity: &str, change: V
     // The trial's version number was never stored.
     call.audit.details.remove("version");
     let (user, key) = find_user(call, mode, identity).await?;
+    let mut change = change;
+    if matches!(kind, Kind::Update | Kind::Patch) {
+        // The profile version the change was filed against: approving it later applies it only
+        // to the record the approver can still see (see `decide`).
+        change["version"] = user.version.into();
+    }
     let uuid = uuid::Uuid::new_v4().to_string();
     let blob = seal(call, &key, CHANGES, &uuid, &change)?;
     let actor = call.who.actor();
@@ -274,7 +280,9 @@ async fn request_get(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
     let mut call = Call::open(&st, &claimed, "UserRequestGet", req.request_metadata).await?;
     let result = async {
         let (row, _, key) = find_request(&mut call, &req.requestuuid, false).await?;
-        let change = open(&call, &key, CHANGES, &row.uuid, &row.change)?;
+        let mut change = open(&call, &key, CHANGES, &row.uuid, &row.change)?;
+        // The record version a profile change was filed against, shown beside the change.
+        let filed_version = change.as_object_mut().and_then(|o| o.remove("version")).unwrap_or(Value::Null);
         let reason = match &row.reason {
             Some(blob) => open(&call, &key, REASONS, &row.uuid, blob)?,
             None => Value::Null,
@@ -285,6 +293,7 @@ async fn request_get(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
             "status": row.status,
             "token": row.token,
             "change": change,
+            "version": filed_version,
             "creationtime": row.created_at,
             "filedby": row.filed_by,
             "reason": reason,
@@ -316,6 +325,14 @@ async fn decide(call: &mut Call, req: &DecideReq, approve: bool) -> Result<Map<S
     }
     if approve {
         let change = open(call, &key, CHANGES, &row.uuid, &row.change)?;
+        if let Some(filed) = change.get("version").and_then(Value::as_i64) {
+            if filed != i64::from(user.version) {
+                return Err(Error::Conflict(format!(
+                    "the record changed since this request was filed (version {filed}, now {}): cancel it and file it again",
+                    user.version
+                )));
+            }
+        }
         apply(call, Kind::parse(&row.kind)?, "token", &user.token, &change).await?;
     }
     call.note("status", status);

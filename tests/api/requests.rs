@@ -87,6 +87,7 @@ async fn an_update_request_waits_then_applies_exactly_once_on_approval() {
     assert_eq!(req["status"], "pending");
     assert_eq!(req["token"], u.as_str());
     assert_eq!(req["change"], json!({ "profile": { "name": "Anna", "city": null } }));
+    assert_eq!(req["version"], 1, "the record version the change was filed against");
     assert!(req["creationtime"].as_i64().unwrap() > 0);
     assert!(req["decidedby"].is_null() && req["decisiontime"].is_null() && req["reason"].is_null());
 
@@ -381,4 +382,28 @@ async fn the_change_and_reason_are_sealed_at_rest_and_decisions_are_audited_with
     }
     let filed = events.iter().filter(|e| e["eventtype"] == "UserUpdateRequest").count();
     assert_eq!(filed, 2, "filing is audited and bound to the user");
+}
+
+/// An approval applies a change only to the record it was filed against: if the record has
+/// changed since, approving is 409 and the request stays pending (the DPO would otherwise
+/// approve a diff against a profile that no longer exists, and overwrite the newer change).
+#[tokio::test]
+async fn approving_a_change_to_a_record_that_changed_since_is_refused() {
+    let t = T::new().await;
+    let u = t.user(json!({ "login": "bea", "name": "Bea" })).await;
+    let writer = t.role("app-writer").await;
+    let update = t.file(&writer, "UserUpdateRequest", &u, json!({ "profile": { "name": "Beatrix" } })).await;
+    let patch = t.file(&writer, "UserPatchRequest", &u, json!({ "patch": [{"op": "replace", "path": "/name", "value": "B."}] })).await;
+    t.admin("UserUpdate", json!({ "mode": "token", "identity": u, "profile": { "city": "Bonn" } })).await.ok();
+    for uuid in [&update, &patch] {
+        let msg = t.approve(uuid).await.err(409);
+        assert!(msg.contains("changed since this request was filed"), "{msg}");
+        assert_eq!(t.get(uuid).await["status"], "pending");
+    }
+    assert_eq!(t.profile(&u).await["profile"], json!({ "login": "bea", "name": "Bea", "city": "Bonn" }));
+    t.call(&t.dpo, "UserRequestCancel", json!({ "requestuuid": update })).await.ok();
+    // A delete request is not tied to a version.
+    let forget = t.file(&writer, "UserDeleteRequest", &u, json!({})).await;
+    t.admin("UserUpdate", json!({ "mode": "token", "identity": u, "profile": { "city": "Köln" } })).await.ok();
+    t.approve(&forget).await.ok();
 }
