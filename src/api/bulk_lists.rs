@@ -118,6 +118,13 @@ pub(super) fn all_modes() -> Vec<Mode> {
     std::iter::once(Mode::Token).chain(IndexMode::ALL.into_iter().map(Mode::Index)).collect()
 }
 
+/// Records whose profiles a bulk call returned (their tokens, not their data): the audit event
+/// then says exactly whose data left the vault.
+fn note_returned(call: &mut Call, rows: &[Value]) {
+    let tokens: Vec<Value> = rows.iter().map(|r| r["token"].clone()).collect();
+    call.note("tokens", Value::Array(tokens));
+}
+
 async fn list_users(State(st): State<AppState>, claimed: Claimed, Body(req): Body<ListUsersReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "BulkListUsers", req.request_metadata).await?;
     let result = async {
@@ -138,6 +145,7 @@ async fn list_users(State(st): State<AppState>, claimed: Claimed, Body(req): Bod
         }
         call.note("requested", lookups.len());
         call.note("found", rows.len());
+        note_returned(&mut call, &rows);
         Ok(fields([("total", rows.len().into()), ("rows", Value::Array(rows))]))
     }
     .await;
@@ -156,6 +164,7 @@ async fn list_all_users(State(st): State<AppState>, claimed: Claimed, Body(req):
         }
         call.note("offset", offset);
         call.note("count", rows.len());
+        note_returned(&mut call, &rows);
         Ok(fields([("total", total.into()), ("rows", Value::Array(rows))]))
     }
     .await;
@@ -180,6 +189,7 @@ async fn list_group_users(State(st): State<AppState>, claimed: Claimed, Body(req
         }
         call.note("groupid", group.id);
         call.note("count", rows.len());
+        note_returned(&mut call, &rows);
         Ok(fields([("total", total.into()), ("rows", Value::Array(rows))]))
     }
     .await;
@@ -220,6 +230,7 @@ async fn user_search(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
             rows.push(user_json(&mut call, u).await?);
         }
         call.note("found", rows.len());
+        note_returned(&mut call, &rows);
         Ok(fields([("total", rows.len().into()), ("rows", Value::Array(rows))]))
     }
     .await;

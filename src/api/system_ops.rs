@@ -281,8 +281,10 @@ async fn keys_unless_shredded(st: &AppState, call: &Call, tx: &mut crate::store:
 }
 
 /// `[{token, profile, tenantid, tenantname}]` of every user the identity names under one of
-/// `modes`, tenant by tenant, each tenant read with its own keys and in its own scope.
-async fn cross_tenant_profiles(st: &AppState, call: &Call, modes: &[Mode], identity: &str) -> Result<Vec<Value>> {
+/// `modes`, tenant by tenant, each tenant read with its own keys and in its own scope. Each read
+/// profile is also audited in its own tenant, bound to its user (`event`), so the data subject's
+/// own audit trail shows the main tenant's root reading it.
+async fn cross_tenant_profiles(st: &AppState, call: &Call, event: &str, modes: &[Mode], identity: &str) -> Result<Vec<Value>> {
     let mut rows = Vec::new();
     for t in all_tenants(st).await? {
         let mut tx = st.db().tenant_tx(t.id).await?;
@@ -290,13 +292,21 @@ async fn cross_tenant_profiles(st: &AppState, call: &Call, modes: &[Mode], ident
             tx.rollback().await?;
             continue;
         };
-        for u in find_in(&mut tx, &keys, modes, identity).await? {
-            let key = user_key(&keys, &u)?;
+        let found = find_in(&mut tx, &keys, modes, identity).await?;
+        for u in &found {
+            let key = user_key(&keys, u)?;
             let mut profile = open_profile(&keys, &key, &u.token, u.version, &u.profile)?;
             call.mask_profile(&mut profile).await;
+            let mut draft = crate::audit::Draft { user_token: Some(u.token.clone()), user_key: Some(key), ..Default::default() };
+            draft.details.insert("crosstenant".into(), true.into());
+            crate::audit::append(&mut tx, &keys, event, &call.who.actor(), "ok", draft).await?;
             rows.push(json!({"token": u.token, "profile": profile, "tenantid": t.id, "tenantname": t.name}));
         }
-        tx.rollback().await?;
+        if found.is_empty() {
+            tx.rollback().await?;
+        } else {
+            tx.commit().await?;
+        }
     }
     Ok(rows)
 }
@@ -312,7 +322,7 @@ async fn get_user_profiles(State(st): State<AppState>, claimed: Claimed, Body(re
         call.require_unlock(&req.unlockuuid).await?;
         let modes = modes_for(&call, req.mode.as_deref(), &req.identity, false)?;
         call.note("mode", req.mode.clone().unwrap_or_default());
-        let rows = cross_tenant_profiles(&st, &call, &modes, &req.identity).await?;
+        let rows = cross_tenant_profiles(&st, &call, "SystemGetUserProfiles", &modes, &req.identity).await?;
         note_found(&mut call, &rows);
         Ok(fields([("total", rows.len().into()), ("rows", Value::Array(rows))]))
     }
@@ -327,7 +337,7 @@ async fn search_user_profiles(State(st): State<AppState>, claimed: Claimed, Body
         if req.identity.trim().is_empty() {
             return Err(Error::bad("identity must not be empty"));
         }
-        let rows = cross_tenant_profiles(&st, &call, &all_modes(), &req.identity).await?;
+        let rows = cross_tenant_profiles(&st, &call, "SystemSearchUserProfiles", &all_modes(), &req.identity).await?;
         note_found(&mut call, &rows);
         Ok(fields([("total", rows.len().into()), ("rows", Value::Array(rows))]))
     }

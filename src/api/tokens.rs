@@ -493,6 +493,7 @@ async fn bulk_list_tokens(State(st): State<AppState>, claimed: Claimed, Body(req
             rows.push(json!({"tokenuuid": o.uuid, "tokenbase": o.tokenbase, "record": o.record, "tokentype": o.tokentype}));
         }
         call.note("count", rows.len());
+        call.note("tokenuuids", rows.iter().map(|r| r["tokenuuid"].clone()).collect::<Vec<Value>>());
         Ok(fields([("rows", Value::Array(rows))]))
     }
     .await;
@@ -510,6 +511,7 @@ async fn bulk_delete_tokens(State(st): State<AppState>, claimed: Claimed, Body(r
         let (uuids, hashes) = refs(key, &req.tokens, "tokens")?;
         let deleted = call.tx.delete_tokens(&uuids, &hashes, now).await?;
         call.note("deleted", deleted);
+        call.note("requested", uuids.clone());
         Ok(fields([("deleted", deleted.into())]))
     }
     .await;

@@ -46,3 +46,24 @@ async fn an_unlock_serves_only_the_caller_that_took_it_and_only_until_it_expires
     sqlx::query("UPDATE bulk_unlocks SET expires_at = 1").execute(&mut su).await.unwrap();
     app.call("BulkListAllUsers", Some(&admin), Some("bulkonce"), body).await.err(403);
 }
+
+/// A bulk listing's audit event says whose records left the vault (their tokens).
+#[tokio::test]
+async fn a_bulk_listing_is_audited_with_the_tokens_it_returned() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("bulkaudit").await;
+    let call = |ep: &'static str, body: serde_json::Value| app.call(ep, Some(&admin), Some("bulkaudit"), body);
+    let a = app.create_user(&admin, Some("bulkaudit"), json!({"email": "a@bulkaudit.example"})).await;
+    let b = app.create_user(&admin, Some("bulkaudit"), json!({"email": "b@bulkaudit.example"})).await;
+    let u = call("BulkListUnlock", json!({})).await.ok()["unlockuuid"].clone();
+    assert_eq!(call("BulkListAllUsers", json!({"unlockuuid": u})).await.ok()["total"], 2);
+    let events = call("BulkListAllAuditEvents", json!({"unlockuuid": u, "limit": 50})).await;
+    let listing = events.ok()["rows"].as_array().unwrap().iter().find(|e| e["eventtype"] == "BulkListAllUsers").unwrap().clone();
+    let event = call("AuditGetEvent", json!({"auditeventuuid": listing["auditeventuuid"]})).await;
+    let mut tokens: Vec<String> =
+        event.ok()["details"]["tokens"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+    tokens.sort();
+    let mut want = vec![a, b];
+    want.sort();
+    assert_eq!(tokens, want);
+}

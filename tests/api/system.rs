@@ -436,3 +436,24 @@ async fn a_tenant_defined_role_cannot_reach_system_or_tenant_management() {
     let rows = call("BulkListTokens", json!({"unlockuuid": u, "tokens": [tok]})).await;
     assert_eq!(rows.ok()["rows"][0]["record"], "card@grabby.example");
 }
+
+/// A cross-tenant read by the main tenant's root is in the data subject's own audit trail, in
+/// the tenant that holds the record.
+#[tokio::test]
+async fn cross_tenant_reads_are_audited_in_the_users_own_tenant() {
+    let app = TestApp::spawn().await;
+    let (_, b) = app.create_tenant("audited").await;
+    let user = app.create_user(&b, Some("audited"), json!({"email": "seen@audited.example"})).await;
+    let u = root_unlock(&app).await;
+    let found = app.root("SystemGetUserProfiles", json!({"mode": "email", "identity": "seen@audited.example", "unlockuuid": u})).await;
+    assert_eq!(found.ok()["total"], 1);
+    app.root("SystemSearchUserProfiles", json!({"identity": "seen@audited.example", "unlockuuid": u})).await.ok();
+    let events = app.call("AuditListUserEvents", Some(&b), Some("audited"), json!({"mode": "token", "identity": user})).await;
+    let rows = events.ok()["rows"].as_array().unwrap().clone();
+    for ep in ["SystemGetUserProfiles", "SystemSearchUserProfiles"] {
+        let e = rows.iter().find(|e| e["eventtype"] == ep).unwrap_or_else(|| panic!("{ep} not in {rows:?}"));
+        assert!(e["actor"].as_str().unwrap().starts_with("root:"), "{e}");
+    }
+    let report = strongroom::audit::verify(&app.db).await.unwrap();
+    assert!(report.broken.is_empty(), "{:?}", report.broken);
+}
