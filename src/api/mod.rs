@@ -114,6 +114,12 @@ impl Call {
         Ok(Call { tx, who, keys, ring, audit, policy, meta, endpoint, state: state.clone() })
     }
 
+    /// Whether this call's role may also call `endpoint` on `resource` (for calls that reach
+    /// data another endpoint guards, such as a shared record snapshotting app data).
+    pub async fn may(&self, resource: &str, endpoint: &str) -> bool {
+        self.policy.allows(&self.who.role, &self.who.tenant_name, resource, endpoint, &self.meta).await
+    }
+
     /// Field-level masking of a profile this call read: for a tenant-defined role, a top-level
     /// field the role may not read under this endpoint becomes "***" (strings) or disappears
     /// (other types). Built-in roles see whole records.

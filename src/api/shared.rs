@@ -135,6 +135,10 @@ async fn shared_create(State(st): State<AppState>, claimed: Claimed, Body(req): 
         let snapshot = match appname {
             Some(app) => {
                 call.note("appname", app);
+                // Sharing app data is reading it: the role must be allowed to.
+                if !call.may("users.appdata", "AppdataGet").await {
+                    return Err(Error::denied());
+                }
                 let row = call.tx.appdata(user.id, app, false).await?.ok_or_else(|| Error::not_found("app data"))?;
                 pick(open_appdata(&call.keys, &key, &user.token, app, row.version, &row.data)?, names.as_deref())
             }

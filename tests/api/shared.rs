@@ -179,3 +179,29 @@ async fn shared_record_endpoints_follow_the_role_policy() {
     app.call("SharedRecordGet", Some(&auditor), Some("shrole"), json!({"recorduuid": uuid})).await.err(403);
     app.call("SharedRecordGet", None, Some("shrole"), json!({"recorduuid": uuid})).await.err(403);
 }
+
+/// A role that may share records but not read app data cannot snapshot app data into a share.
+#[tokio::test]
+async fn sharing_app_data_needs_the_right_to_read_it() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("sharer").await;
+    let call = |ep: &'static str, body: Value| app.call(ep, Some(&admin), Some("sharer"), body);
+    let user = app.create_user(&admin, Some("sharer"), json!({"email": "s@sharer.example", "name": "S"})).await;
+    call("AppdataCreate", json!({"mode": "token", "identity": user, "appname": "shop", "appdata": {"tier": "gold"}})).await.ok();
+    call("RoleCreate", json!({"rolename": "linker"})).await.ok();
+    let policy = json!({"Effect": "Allow", "Action": ["SharedRecordCreate"], "Resource": ["shared", "users.profile.name"]});
+    call("PolicyCreate", json!({"policyname": "links", "policy": policy})).await.ok();
+    call("RoleLinkPolicy", json!({"rolename": "linker", "policyname": "links"})).await.ok();
+    let x = call("XTokenCreateForRole", json!({"rolename": "linker"})).await.ok()["xtoken"].as_str().unwrap().to_string();
+    let share = |extra: Value| {
+        let mut b = json!({"mode": "token", "identity": user, "finaltime": "1h"});
+        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        b
+    };
+    app.call("SharedRecordCreate", Some(&x), Some("sharer"), share(json!({"appname": "shop"}))).await.err(403);
+    let ok = app.call("SharedRecordCreate", Some(&x), Some("sharer"), share(json!({}))).await;
+    let uuid = ok.ok()["recorduuid"].as_str().unwrap().to_string();
+    let got = call("SharedRecordGet", json!({"recorduuid": uuid})).await;
+    assert_eq!(got.ok()["data"]["name"], "S");
+    assert_eq!(got.ok()["data"]["email"], "***", "the profile snapshot is masked to what the role may read");
+}
