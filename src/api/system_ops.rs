@@ -357,33 +357,58 @@ async fn delete_user_profiles(State(st): State<AppState>, claimed: Claimed, Body
         call.note("mode", req.mode.clone().unwrap_or_default());
         let actor = format!("{}@{}", call.who.actor(), call.who.tenant_name);
         let mut rows = Vec::new();
+        let mut failed = Vec::new();
         let now = now_secs();
         let restorable_until = now.saturating_add(st.config().restore_window_s);
         for t in tenants {
-            let mut tx = st.db().tenant_tx(t.id).await?;
-            let Some(keys) = keys_unless_shredded(&st, &call, &mut tx).await? else {
-                tx.rollback().await?;
-                continue;
-            };
-            let found = find_in(&mut tx, &keys, &modes, &req.identity).await?;
-            if found.is_empty() {
-                tx.rollback().await?;
-                continue;
+            // Each tenant commits on its own; one that fails is reported, not hidden behind an
+            // error for the whole call while others' deletions stand.
+            let done = async {
+                let mut tx = st.db().tenant_tx(t.id).await?;
+                let Some(keys) = keys_unless_shredded(&st, &call, &mut tx).await? else {
+                    tx.rollback().await?;
+                    return Ok(Vec::new());
+                };
+                let found = find_in(&mut tx, &keys, &modes, &req.identity).await?;
+                let mut deleted = Vec::new();
+                for u in &found {
+                    if tx.soft_delete_user(u.id, now).await? {
+                        let mut draft = crate::audit::Draft { user_token: Some(u.token.clone()), ..Default::default() };
+                        draft.details.insert("by".into(), actor.clone().into());
+                        draft.details.insert("restorable_until".into(), restorable_until.into());
+                        crate::audit::append(&mut tx, &keys, "SystemDeleteUserProfiles", &actor, "ok", draft).await?;
+                        deleted.push(json!({"token": u.token, "tenantid": t.id, "tenantname": t.name}));
+                    }
+                }
+                if deleted.is_empty() {
+                    tx.rollback().await?;
+                } else {
+                    tx.commit().await?;
+                }
+                Ok::<_, Error>(deleted)
             }
-            for u in &found {
-                if tx.soft_delete_user(u.id, now).await? {
-                    let mut draft = crate::audit::Draft { user_token: Some(u.token.clone()), ..Default::default() };
-                    draft.details.insert("by".into(), actor.clone().into());
-                    draft.details.insert("restorable_until".into(), restorable_until.into());
-                    crate::audit::append(&mut tx, &keys, "SystemDeleteUserProfiles", &actor, "ok", draft).await?;
-                    rows.push(json!({"token": u.token, "tenantid": t.id, "tenantname": t.name}));
+            .await;
+            match done {
+                Ok(deleted) => rows.extend(deleted),
+                Err(e) => {
+                    tracing::warn!(tenant = t.id, error = %e, "SystemDeleteUserProfiles: a tenant failed; the others stand");
+                    failed.push(json!({"tenantid": t.id, "tenantname": t.name, "status": e.status().as_u16()}));
                 }
             }
-            tx.commit().await?;
         }
         note_found(&mut call, &rows);
+        if !failed.is_empty() {
+            call.note("failed", Value::Array(failed.clone()));
+        }
         if rows.is_empty() {
-            return Err(Error::not_found("user record"));
+            return Err(if failed.is_empty() {
+                Error::not_found("user record")
+            } else {
+                Error::Unavailable(format!("{} tenant(s) could not be searched; nothing was deleted", failed.len()))
+            });
+        }
+        if !failed.is_empty() {
+            return Ok(fields([("total", rows.len().into()), ("rows", Value::Array(rows)), ("failed", Value::Array(failed))]));
         }
         Ok(fields([("total", rows.len().into()), ("rows", Value::Array(rows))]))
     }

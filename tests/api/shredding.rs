@@ -643,3 +643,34 @@ async fn a_misaddressed_store_deletes_nothing_and_a_begun_deletion_stops_service
     drop(s);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// SystemDeleteUserProfiles across tenants commits tenant by tenant: when one tenant cannot be
+/// reached (here its KEK no longer parses), the others' deletions stand and the answer says
+/// which tenant failed instead of reporting an error for the whole call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_tenant_delete_reports_the_tenant_that_failed() {
+    let dir = temp_dir("keks-partial");
+    let store_dir = dir.join("keks");
+    let app = spawn_with_store(&file_store(&store_dir)).await;
+    let (p1, x1) = app.create_tenant("partone").await;
+    let (p2, x2) = app.create_tenant("parttwo").await;
+    app.create_user(&x1, Some("partone"), json!({"email": "twice@part.example"})).await;
+    app.create_user(&x2, Some("parttwo"), json!({"email": "twice@part.example"})).await;
+    let kek2 = kek_id(&app.db_url, p2).await.unwrap();
+    let store = file_store(&store_dir);
+    let app = app.restart_configured(|c| c.tenant_keys = Some(store)).await;
+    let shares = app.shares.clone();
+    app.unseal(&shares[0]).await.ok();
+    app.unseal(&shares[1]).await.ok();
+    std::fs::write(store_dir.join(format!("{kek2}.key")), "not a key\n").unwrap();
+
+    let u = app.root("BulkListUnlock", json!({})).await.ok()["unlockuuid"].clone();
+    let r = app.root("SystemDeleteUserProfiles", json!({"mode": "email", "identity": "twice@part.example", "unlockuuid": u})).await;
+    let body = r.ok();
+    assert_eq!(body["total"], 1);
+    assert_eq!(body["rows"][0]["tenantid"], p1);
+    assert_eq!(body["failed"][0]["tenantid"], p2);
+    assert_eq!(rows_of_tenant(&app.db_url, p2).await["users"], 1);
+    drop(app);
+    std::fs::remove_dir_all(dir).unwrap();
+}
