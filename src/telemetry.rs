@@ -29,6 +29,7 @@ pub const HTTP_DURATION: &str = "strongroom_http_request_duration_seconds";
 pub const SEALED: &str = "strongroom_sealed";
 pub const UNSEAL_ATTEMPTS: &str = "strongroom_unseal_attempts_total";
 pub const AUDIT_EVENTS: &str = "strongroom_audit_events_total";
+pub const CALLBACK_DEAD_LETTERS: &str = "strongroom_callback_dead_letters_total";
 pub const REWRAP_PENDING: &str = "strongroom_rewrap_pending";
 pub const REWRAP_ROWS: &str = "strongroom_rewrap_rows_total";
 pub const SWEEPER_DELETED: &str = "strongroom_sweeper_deleted_total";
@@ -175,6 +176,12 @@ pub fn audit_event(tenant_id: i64, outcome: &str) {
     counter!(AUDIT_EVENTS, "outcome" => outcome.to_string()).increment(1);
 }
 
+/// A callback kept as a dead letter after its last failed attempt.
+pub fn callback_dead_letter(tenant_id: i64) {
+    note_tenant(tenant_id);
+    counter!(CALLBACK_DEAD_LETTERS).increment(1);
+}
+
 /// Rows (user and event keys) re-wrapped under a tenant's current data key.
 pub fn rewrap_rows(n: u64) {
     counter!(REWRAP_ROWS).increment(n);
@@ -210,6 +217,7 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     describe_gauge!(SEALED, "1 while this instance is sealed (or uninitialized), 0 when unsealed");
     describe_counter!(UNSEAL_ATTEMPTS, "Unseal attempts by method (shares, wrapping_key) and result");
     describe_counter!(AUDIT_EVENTS, "Audit events written, by outcome (ok, denied, error:<status>)");
+    describe_counter!(CALLBACK_DEAD_LETTERS, "Callbacks given up after their last attempt and kept as dead letters");
     describe_gauge!(REWRAP_PENDING, "Keys still wrapped by an older tenant data-key version, by kind (users, events)");
     describe_counter!(REWRAP_ROWS, "Keys re-wrapped under the current tenant data key");
     describe_counter!(SWEEPER_DELETED, "Expired rows deleted by the retention sweeper, by kind");

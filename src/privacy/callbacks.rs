@@ -6,7 +6,9 @@
 //! [`INTERVAL`], for every tenant, it claims a batch of due rows (`FOR UPDATE SKIP LOCKED`, see
 //! `TenantTx::claim_callbacks`) and POSTs each payload as JSON with an `X-Strongroom-Event`
 //! header. A 2xx deletes the row; anything else retries after `min(2^attempts, 300)` backoff
-//! units (a second by default); after [`MAX_ATTEMPTS`] the row is dropped with a warning.
+//! units (a second by default); after [`MAX_ATTEMPTS`] the row stays as a dead letter
+//! (`dead_at` set, never claimed again, counted in `strongroom_callback_dead_letters_total`) so an
+//! undelivered erasure notice is never silently lost.
 //!
 //! Payloads hold no personal data: the event, the tenant name, the user token, the time and,
 //! for consent withdrawals, the brief. AgreementRevokeAll sends one callback per legal basis
@@ -95,8 +97,12 @@ async fn dispatch_batch(db: &Db, http: &reqwest::Client, url: &str, unit: Durati
         match outcome {
             Ok(()) => tx.delete_callback(p.id).await?,
             Err(why) if p.attempts + 1 >= MAX_ATTEMPTS => {
-                tracing::warn!(tenant = tenant_id, id = p.id, event = %p.event, attempts = p.attempts + 1, error = %why, "callback given up");
-                tx.delete_callback(p.id).await?;
+                tracing::warn!(
+                    tenant = tenant_id, id = p.id, event = %p.event, attempts = p.attempts + 1, error = %why,
+                    "callback given up: kept as a dead letter (callback_outbox.dead_at)"
+                );
+                tx.bury_callback(p.id, now_ms()).await?;
+                crate::telemetry::callback_dead_letter(tenant_id);
             }
             Err(why) => {
                 let wait = backoff(p.attempts + 1, unit);

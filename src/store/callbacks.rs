@@ -50,7 +50,7 @@ impl TenantTx {
     pub async fn claim_callbacks(&mut self, now: i64, lease_ms: i64) -> Result<Vec<Pending>> {
         let rows = sqlx::query(
             "UPDATE callback_outbox o SET next_at = $2
-             FROM (SELECT tenant_id, id FROM callback_outbox WHERE next_at <= $1
+             FROM (SELECT tenant_id, id FROM callback_outbox WHERE next_at <= $1 AND dead_at IS NULL
                    ORDER BY next_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) due
              WHERE o.tenant_id = due.tenant_id AND o.id = due.id
              RETURNING o.id, o.event, o.payload, o.attempts",
@@ -69,6 +69,16 @@ impl TenantTx {
     /// Removes a delivered (or abandoned) callback.
     pub async fn delete_callback(&mut self, id: i64) -> Result<()> {
         sqlx::query("DELETE FROM callback_outbox WHERE id = $1").bind(id).execute(self.conn()).await?;
+        Ok(())
+    }
+
+    /// Keeps a callback that failed its last attempt as a dead letter (never claimed again).
+    pub async fn bury_callback(&mut self, id: i64, now_ms: i64) -> Result<()> {
+        sqlx::query("UPDATE callback_outbox SET attempts = attempts + 1, dead_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now_ms)
+            .execute(self.conn())
+            .await?;
         Ok(())
     }
 

@@ -251,3 +251,33 @@ async fn a_user_removed_by_the_retention_sweeper_is_reported() {
     assert!(!body.to_string().contains("brief@example.com"));
     app.root("UserGet", json!({"mode": "token", "identity": token})).await.err(404);
 }
+
+/// A callback that fails its last attempt is kept as a dead letter, never retried and never
+/// silently dropped: an erasure notice that did not arrive stays visible.
+#[tokio::test]
+async fn a_callback_that_keeps_failing_becomes_a_dead_letter() {
+    let rx = Receiver::default();
+    rx.fail_first.store(usize::MAX, Ordering::SeqCst);
+    let app = app_calling(rx.clone().serve().await).await;
+    let token = create(&app, json!({"name": "Gone"})).await;
+    app.root("UserDelete", json!({"mode": "token", "identity": token})).await.ok();
+    // Skip the backoff of the first attempts: one attempt left, due now.
+    let mut su = sqlx::PgConnection::connect(&app.db_url).await.unwrap();
+    let max = strongroom::privacy::callbacks::MAX_ATTEMPTS;
+    sqlx::query("UPDATE callback_outbox SET attempts = $1, next_at = 0").bind(max - 1).execute(&mut su).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let dead: Option<(i32, String)> =
+            sqlx::query_as("SELECT attempts, event FROM callback_outbox WHERE dead_at IS NOT NULL").fetch_optional(&mut su).await.unwrap();
+        if let Some((attempts, event)) = dead {
+            assert_eq!((attempts, event.as_str()), (max, "forget-me"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the callback was not kept as a dead letter");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let calls = rx.calls.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rx.calls.load(Ordering::SeqCst), calls, "a dead letter is not retried");
+    assert_eq!(outbox_rows(&app).await, 1);
+}
