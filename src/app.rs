@@ -99,7 +99,8 @@ impl AppState {
     pub fn start_callbacks(&self) {
         if let Some(url) = &self.inner.config.callback_url {
             let backoff = Duration::from_millis(self.inner.config.callback_backoff_ms);
-            tokio::spawn(crate::privacy::callbacks::dispatch_loop(self.db().clone(), url.clone(), backoff));
+            let to = crate::privacy::callbacks::Target { url: url.clone(), secret: self.inner.config.webhook_secret.clone() };
+            tokio::spawn(crate::privacy::callbacks::dispatch_loop(self.db().clone(), to, backoff));
         }
     }
 

@@ -58,6 +58,9 @@ pub struct Config {
     /// `STRONGROOM_CALLBACK_BACKOFF_MS`: the retry unit; attempt `n` failing waits
     /// `min(2^n, 300)` units (default 1000: seconds).
     pub callback_backoff_ms: u64,
+    /// `STRONGROOM_WEBHOOK_SECRET`: signs callbacks and portal notifications (see
+    /// `privacy::webhook`); at least 32 characters. Never shown by `Debug`.
+    pub webhook_secret: Option<zeroize::Zeroizing<String>>,
     /// `STRONGROOM_PORTAL_NOTIFY_URL`: where the portal POSTs one-time sign-in codes (an email or
     /// SMS gateway); `None`: codes go nowhere (except the demo outbox).
     pub portal_notify_url: Option<String>,
@@ -98,6 +101,7 @@ impl Default for Config {
             share_burst: 20,
             callback_url: None,
             callback_backoff_ms: 1000,
+            webhook_secret: None,
             portal_notify_url: None,
             portal_code_ttl_s: 600,
             portal_session_s: 3600,
@@ -122,6 +126,7 @@ impl std::fmt::Debug for Config {
             .field("vault_id", &self.vault_id)
             .field("callback_url", &self.callback_url.as_deref().map(redact_url))
             .field("portal_notify_url", &self.portal_notify_url.as_deref().map(redact_url))
+            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -311,6 +316,12 @@ impl Config {
         if let Some(n) = positive("STRONGROOM_CALLBACK_BACKOFF_MS")? {
             c.callback_backoff_ms = n;
         }
+        if let Some(v) = get("STRONGROOM_WEBHOOK_SECRET").map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+            if v.len() < 32 {
+                anyhow::bail!("STRONGROOM_WEBHOOK_SECRET must be at least 32 characters");
+            }
+            c.webhook_secret = Some(zeroize::Zeroizing::new(v));
+        }
         if let Some(v) = get("STRONGROOM_PORTAL_NOTIFY_URL").map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
             if !(v.starts_with("http://") || v.starts_with("https://")) {
                 anyhow::bail!("STRONGROOM_PORTAL_NOTIFY_URL must be an http:// or https:// URL");
@@ -350,6 +361,16 @@ mod tests {
         assert_eq!(c.sweep_interval_ms, 900, "the environment wins");
         assert_eq!(c.portal_notify_url.as_deref(), Some("https://sms.example/hook"), "quotes stripped");
         assert_eq!(c.lockout_s, Config::default().lockout_s, "defaults below both");
+    }
+
+    #[test]
+    fn the_webhook_secret_is_long_and_never_shown() {
+        let short = Config::from_vars(|k| (k == "STRONGROOM_WEBHOOK_SECRET").then(|| "short".to_string()));
+        assert!(short.unwrap_err().to_string().contains("at least 32"));
+        let secret = "0123456789abcdef0123456789abcdef-s3cr3t";
+        let c = Config::from_vars(|k| (k == "STRONGROOM_WEBHOOK_SECRET").then(|| secret.to_string())).unwrap();
+        assert_eq!(c.webhook_secret.as_deref().map(String::as_str), Some(secret));
+        assert!(!format!("{c:?}").contains("s3cr3t"));
     }
 
     #[test]

@@ -239,8 +239,10 @@ fn deliver(st: &AppState, tenant: &str, mode: IndexMode, to: &str, code: &str, c
             "to": to, "code": code, "expires_in": ttl,
         });
         let challenge = challenge.to_string();
+        let secret = st.config().webhook_secret.clone();
         tokio::spawn(async move {
-            match http.post(&url).json(&body).send().await {
+            let bytes = serde_json::to_vec(&body).unwrap_or_default();
+            match crate::privacy::webhook::post(&http, &url, secret.as_ref().map(|s| s.as_bytes()), bytes).send().await {
                 Ok(r) if r.status().is_success() => {}
                 Ok(r) => tracing::error!(challenge, status = r.status().as_u16(), "portal notification refused by the webhook"),
                 Err(e) => tracing::error!(challenge, error = %e.without_url(), "portal notification failed"),

@@ -69,13 +69,18 @@ pub fn backoff(attempts: i32, unit: Duration) -> Duration {
     unit * factor
 }
 
+/// Where callbacks go, and the secret that signs them (see `privacy::webhook`).
+#[derive(Clone)]
+pub struct Target {
+    pub url: String,
+    pub secret: Option<zeroize::Zeroizing<String>>,
+}
+
 /// Delivers one payload; `Err` names why it was not.
-async fn deliver(http: &reqwest::Client, url: &str, p: &Pending) -> std::result::Result<(), String> {
-    let resp = http
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
+async fn deliver(http: &reqwest::Client, to: &Target, p: &Pending) -> std::result::Result<(), String> {
+    let secret = to.secret.as_ref().map(|s| s.as_bytes());
+    let resp = super::webhook::post(http, &to.url, secret, p.payload.clone().into_bytes())
         .header("X-Strongroom-Event", &p.event)
-        .body(p.payload.clone())
         .send()
         .await
         .map_err(|e| e.without_url().to_string())?;
@@ -87,12 +92,12 @@ async fn deliver(http: &reqwest::Client, url: &str, p: &Pending) -> std::result:
 }
 
 /// One batch of one tenant; returns how many were claimed.
-async fn dispatch_batch(db: &Db, http: &reqwest::Client, url: &str, unit: Duration, tenant_id: i64) -> Result<usize> {
+async fn dispatch_batch(db: &Db, http: &reqwest::Client, to: &Target, unit: Duration, tenant_id: i64) -> Result<usize> {
     let mut tx = db.tenant_tx(tenant_id).await?;
     let claimed = tx.claim_callbacks(now_ms(), LEASE.as_millis() as i64).await?;
     tx.commit().await?;
     for p in &claimed {
-        let outcome = deliver(http, url, p).await;
+        let outcome = deliver(http, to, p).await;
         let mut tx = db.tenant_tx(tenant_id).await?;
         match outcome {
             Ok(()) => tx.delete_callback(p.id).await?,
@@ -117,10 +122,10 @@ async fn dispatch_batch(db: &Db, http: &reqwest::Client, url: &str, unit: Durati
 
 /// One pass over every tenant: claims batches until none is full. Errors of one tenant are
 /// logged and do not stop the others.
-pub async fn dispatch_all(db: &Db, http: &reqwest::Client, url: &str, unit: Duration) -> Result<()> {
+pub async fn dispatch_all(db: &Db, http: &reqwest::Client, to: &Target, unit: Duration) -> Result<()> {
     for tenant in db.tenant_ids().await? {
         loop {
-            match dispatch_batch(db, http, url, unit, tenant).await {
+            match dispatch_batch(db, http, to, unit, tenant).await {
                 Ok(n) if n as i64 >= crate::store::callbacks::CLAIM_BATCH => continue,
                 Ok(_) => break,
                 Err(e) => {
@@ -134,7 +139,7 @@ pub async fn dispatch_all(db: &Db, http: &reqwest::Client, url: &str, unit: Dura
 }
 
 /// Runs [`dispatch_all`] every [`INTERVAL`].
-pub async fn dispatch_loop(db: Db, url: String, unit: Duration) {
+pub async fn dispatch_loop(db: Db, to: Target, unit: Duration) {
     crate::custody::install_crypto_provider();
     let http = match reqwest::Client::builder().timeout(TIMEOUT).build() {
         Ok(c) => c,
@@ -145,7 +150,7 @@ pub async fn dispatch_loop(db: Db, url: String, unit: Duration) {
     };
     loop {
         tokio::time::sleep(INTERVAL).await;
-        if let Err(e) = dispatch_all(&db, &http, &url, unit).await {
+        if let Err(e) = dispatch_all(&db, &http, &to, unit).await {
             tracing::warn!(error = %e, "callback dispatch: could not list tenants");
         }
     }

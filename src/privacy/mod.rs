@@ -5,3 +5,4 @@
 
 pub mod callbacks;
 pub mod sweeper;
+pub mod webhook;

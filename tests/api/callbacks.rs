@@ -281,3 +281,48 @@ async fn a_callback_that_keeps_failing_becomes_a_dead_letter() {
     assert_eq!(rx.calls.load(Ordering::SeqCst), calls, "a dead letter is not retried");
     assert_eq!(outbox_rows(&app).await, 1);
 }
+
+/// With STRONGROOM_WEBHOOK_SECRET, each callback carries an HMAC-SHA-256 signature over its
+/// timestamp and exact body, checked here independently of the vault's code.
+#[tokio::test]
+async fn callbacks_are_signed_with_the_webhook_secret() {
+    use hmac::{Hmac, Mac};
+    type Signed = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+    let got: Signed = Arc::default();
+    let keep = got.clone();
+    let hook = Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let keep = keep.clone();
+            async move {
+                let sig = headers.get("x-strongroom-signature").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                keep.lock().unwrap().push((sig, body.to_vec()));
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, hook).await });
+    let secret = "a-webhook-secret-of-at-least-32-characters";
+    let app = TestApp::spawn_configured(|c| {
+        c.callback_url = Some(url);
+        c.callback_backoff_ms = 50;
+        c.webhook_secret = Some(zeroize::Zeroizing::new(secret.to_string()));
+    })
+    .await;
+    app.state.start_callbacks();
+    let token = create(&app, json!({"name": "Sig"})).await;
+    app.root("UserDelete", json!({"mode": "token", "identity": token})).await.ok();
+    wait_for(5, "the signed callback", || !got.lock().unwrap().is_empty()).await;
+    let (sig, body) = got.lock().unwrap()[0].clone();
+    let (t, v1) = sig.strip_prefix("t=").and_then(|r| r.split_once(",v1=")).expect("t=…,v1=…");
+    let t: i64 = t.parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!((now - t).abs() < 60);
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(&body);
+    assert_eq!(v1, hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["token"], token.as_str());
+}
