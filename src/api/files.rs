@@ -183,7 +183,10 @@ async fn file_create(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
         };
         let (fileuuid, duplicate) = match call.tx.insert_file(user.id, &file).await? {
             Ok(()) => (uuid, false),
-            Err(existing) => (existing, true),
+            Err(existing) => {
+                call.tx.tighten_file_expiry(&existing, &expiry, now_secs()).await?;
+                (existing, true)
+            }
         };
         call.note("fileuuid", fileuuid.as_str());
         call.note("size", content.len());

@@ -351,3 +351,38 @@ async fn originals_are_not_readable_at_rest_nor_in_the_audit_trail() {
         }
     }
 }
+
+/// Asking again for a unique token (or uploading the same file again) with a shorter life
+/// shortens the existing one: it never outlives what the latest caller asked for.
+#[tokio::test]
+async fn a_repeated_unique_token_or_file_takes_the_shorter_life() {
+    let app = TestApp::spawn().await;
+    let first = app.root("TokenCreate", json!({"tokentype": "email", "record": "keep@example.com", "unique": true})).await;
+    let uuid = first.ok()["tokenuuid"].as_str().unwrap().to_string();
+    let again =
+        app.root("TokenCreate", json!({"tokentype": "email", "record": "keep@example.com", "unique": true, "finaltime": "1h"})).await;
+    assert_eq!(again.ok()["tokenuuid"], uuid.as_str());
+    let mut su = <sqlx::PgConnection as sqlx::Connection>::connect(&app.db_url).await.unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (final_at, expires): (Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT final_at, expires_at FROM tokens WHERE uuid = $1").bind(&uuid).fetch_one(&mut su).await.unwrap();
+    assert!(final_at.is_some_and(|f| f <= now + 3600 + 5) && expires.is_some_and(|e| e <= now + 3600 + 5), "{final_at:?} {expires:?}");
+    // A longer life asked later does not extend it.
+    app.root("TokenCreate", json!({"tokentype": "email", "record": "keep@example.com", "unique": true, "finaltime": "30d"})).await.ok();
+    let (final_again,): (Option<i64>,) =
+        sqlx::query_as("SELECT final_at FROM tokens WHERE uuid = $1").bind(&uuid).fetch_one(&mut su).await.unwrap();
+    assert_eq!(final_again, final_at);
+
+    let user = app.create_user(&app.root_token, None, json!({"login": "filer"})).await;
+    let file = |extra: serde_json::Value| {
+        let mut b = json!({"mode": "token", "identity": user, "filename": "a.txt", "filedata": "aGVsbG8"});
+        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        b
+    };
+    let f = app.root("FileCreate", file(json!({}))).await.ok()["fileuuid"].as_str().unwrap().to_string();
+    let dup = app.root("FileCreate", file(json!({"finaltime": "1h"}))).await;
+    assert_eq!((dup.ok()["fileuuid"].as_str(), dup.ok()["duplicate"].as_bool()), (Some(f.as_str()), Some(true)));
+    let (expires,): (Option<i64>,) =
+        sqlx::query_as("SELECT expires_at FROM files WHERE uuid = $1").bind(&f).fetch_one(&mut su).await.unwrap();
+    assert!(expires.is_some_and(|e| e <= now + 3600 + 5), "{expires:?}");
+}
