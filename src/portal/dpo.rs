@@ -259,14 +259,25 @@ pub async fn request(
         }
         h2 { "Change" }
         (diff(kind, &r["change"], Some(&current["profile"])))
+        // A profile change filed against an older version of the record cannot be approved (the
+        // vault refuses it): say so before the officer tries, and offer only cancelling.
+        @let stale = r["version"].as_i64().is_some_and(|filed| Some(filed) != current["version"].as_i64());
         @if r["status"] == "pending" {
             h2 { "Decision" }
+            @if stale {
+                p role="alert" id="stale" {
+                    "The record changed after this request was filed (version " (r["version"]) ", now " (current["version"])
+                    "), so the diff above is against a newer profile than the person saw. Cancel it; the person can file it again."
+                }
+            }
             form method="post" action=(format!("/portal/dpo/requests/{uuid}/decide")) {
                 input type="hidden" name="csrf" value=(s.csrf);
                 label for="reason" { "Reason (recorded with the decision)" }
                 textarea id="reason" name="reason" rows="3" maxlength="1024" {}
-                button type="submit" name="decision" value="approve" { "Approve" }
-                " "
+                @if !stale {
+                    button type="submit" name="decision" value="approve" { "Approve" }
+                    " "
+                }
                 button.secondary type="submit" name="decision" value="cancel" { "Cancel request" }
             }
         }

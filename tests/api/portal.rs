@@ -695,3 +695,33 @@ async fn revoking_the_officers_credential_ends_the_console_session() {
     let home = b.get("/portal/dpo").await;
     assert!(home.text.contains("Access token") && !home.text.contains("pending requests"), "{}", home.text);
 }
+
+/// The console tells the officer when a profile change was filed against an older version of
+/// the record, and offers only to cancel it (approving would be refused anyway).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_flags_a_change_filed_against_an_older_record() {
+    let (app, hook) = portal_app(|_| {}).await;
+    let ada = email("stale");
+    let token = app.create_user(&app.root_token, None, json!({"email": ada, "name": "Ada"})).await;
+    let mut b = Browser::new(&app.base);
+    b.sign_in(&hook, "default", &ada).await;
+    let csrf = field(&b.get("/portal/me").await.text, "csrf");
+    assert!(b.post("/portal/me/profile", &[("csrf", &csrf), ("f:name", "Ada L.")]).await.text.contains("sent to the privacy officer"));
+    let rows = app.root("UserRequestListUserRequests", json!({"mode": "token", "identity": token})).await;
+    let uuid = rows.ok()["rows"][0]["requestuuid"].as_str().unwrap().to_string();
+
+    let mut dpo = Browser::new(&app.base);
+    let c = field(&dpo.get("/portal/dpo").await.text, "csrf");
+    assert_eq!(dpo.post("/portal/dpo/signin", &[("csrf", &c), ("tenant", "default"), ("token", &app.root_token)]).await.status, 303);
+    let page = dpo.get(&format!("/portal/dpo/requests/{uuid}")).await.text;
+    assert!(page.contains("value=\"approve\"") && !page.contains("id=\"stale\""));
+    // The record changes meanwhile.
+    app.root("UserUpdate", json!({"mode": "token", "identity": token, "profile": {"city": "Bonn"}})).await.ok();
+    let page = dpo.get(&format!("/portal/dpo/requests/{uuid}")).await.text;
+    assert!(page.contains("id=\"stale\"") && !page.contains("value=\"approve\""), "{page}");
+    // And a forged approval is refused by the vault, the request still pending.
+    let c = field(&page, "csrf");
+    let got = dpo.post(&format!("/portal/dpo/requests/{uuid}/decide"), &[("csrf", &c), ("decision", "approve")]).await;
+    assert_eq!(got.status, 409);
+    assert_eq!(app.root("UserRequestGet", json!({"requestuuid": uuid})).await.ok()["request"]["status"], "pending");
+}
