@@ -34,6 +34,8 @@ struct Inner {
     authorizer: crate::auth::policy::Authorizer,
     limits: crate::auth::ratelimit::Limits,
     portal: crate::portal::Outbox,
+    /// What the last probe of the tenant key store found (`None`: not probed yet).
+    kek_probe: std::sync::Mutex<Option<String>>,
 }
 
 impl AppState {
@@ -67,7 +69,17 @@ impl AppState {
             Duration::from_secs(config.lockout_s),
             config.credential_rps,
         );
-        Ok(AppState { inner: Arc::new(Inner { vault, config, source, authorizer, limits, portal: crate::portal::Outbox::new() }) })
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                vault,
+                config,
+                source,
+                authorizer,
+                limits,
+                portal: crate::portal::Outbox::new(),
+                kek_probe: Default::default(),
+            }),
+        })
     }
 
     /// Starts unsealing from the configured source, retrying with backoff; no-op without one.
@@ -75,6 +87,60 @@ impl AppState {
         if let Some(source) = &self.inner.source {
             tokio::spawn(crate::custody::auto_unseal(self.inner.vault.clone(), source.clone()));
         }
+    }
+
+    /// Starts probing the tenant key store (now, then every 5 minutes): a store that is reachable
+    /// but holds none of the sampled live tenants' KEKs is almost surely misaddressed (a wrong
+    /// prefix, mount or directory): such tenants would answer "tenant has been deleted". The
+    /// finding is logged and shown by `/v1/sys/health` as `tenant_key_store`.
+    pub fn start_tenant_key_probe(&self) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let found = me.probe_tenant_key_store().await;
+                *me.inner.kek_probe.lock().unwrap_or_else(|p| p.into_inner()) = Some(found);
+                tokio::time::sleep(Duration::from_secs(300)).await;
+            }
+        });
+    }
+
+    async fn probe_tenant_key_store(&self) -> String {
+        let keks = self.vault().tenant_keks();
+        if !keks.is_external() {
+            return "database".into();
+        }
+        let sample = match self.db().sample_kek_ids(3).await {
+            Ok(s) => s,
+            Err(e) => return format!("not checked: {e}"),
+        };
+        if sample.is_empty() {
+            return "ok".into();
+        }
+        let (mut present, mut absent) = (0, 0);
+        for id in &sample {
+            match keks.get(id).await {
+                Ok(Some(_)) => present += 1,
+                Ok(None) => absent += 1,
+                Err(_) => {}
+            }
+        }
+        if present > 0 {
+            "ok".into()
+        } else if absent == sample.len() {
+            tracing::error!(
+                store = %keks.describe(), sampled = sample.len(),
+                "the tenant key store holds none of the sampled tenants' KEKs: is STRONGROOM_TENANT_KEYS the right store?"
+            );
+            format!("holds none of the {} sampled tenant KEKs (wrong store?)", sample.len())
+        } else {
+            tracing::warn!(store = %keks.describe(), "the tenant key store is unreachable");
+            "unreachable".into()
+        }
+    }
+
+    /// The tenant key store's state as last probed.
+    pub fn tenant_key_store_state(&self) -> Option<String> {
+        self.inner.kek_probe.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Starts the background re-wrap of keys after tenant data-key rotations.

@@ -131,6 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             state.start_auto_unseal();
             state.start_rewrap();
             state.start_sweeper();
+            state.start_tenant_key_probe();
             state.start_callbacks();
             serve_all(state, bind(config.listen).await?).await?;
         }
@@ -226,6 +227,7 @@ async fn demo_serve(mut config: Config, listen: SocketAddr, data_dir: &Path) -> 
     state.vault().unseal(&shares[1]).await?;
     state.start_rewrap();
     state.start_sweeper();
+    state.start_tenant_key_probe();
     state.start_callbacks();
     let listener = bind(listen).await?;
     let bar = "=".repeat(78);

@@ -112,6 +112,7 @@ async fn health(State(st): State<AppState>) -> Response {
         "initialized": s.initialized,
         "sealed": s.sealed,
         "database": if db_up { "up" } else { "down" },
+        "tenant_key_store": st.tenant_key_store_state(),
         "version": env!("CARGO_PKG_VERSION"),
     });
     (code, Json(body)).into_response()

@@ -213,6 +213,14 @@ impl Db {
         Ok((total, rows.iter().map(tenant_from_row).collect()))
     }
 
+    /// Up to `limit` KEK ids of tenants in service (for probing the tenant key store).
+    pub async fn sample_kek_ids(&self, limit: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT kek_id FROM tenants WHERE kek_id IS NOT NULL AND shredding_at IS NULL ORDER BY id LIMIT $1")
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
     /// Tenants in service (not being deleted), for the background loops.
     pub async fn tenant_ids(&self) -> Result<Vec<i64>> {
         Ok(sqlx::query_scalar("SELECT id FROM tenants WHERE shredding_at IS NULL ORDER BY id").fetch_all(self.pool()).await?)

@@ -700,6 +700,18 @@ async fn a_misaddressed_store_deletes_nothing_and_a_begun_deletion_stops_service
     let misaddressed = app.restart_configured(|c| c.tenant_keys = Some(wrong_store)).await;
     misaddressed.unseal(&shares[0]).await.ok();
     misaddressed.unseal(&shares[1]).await.ok();
+    // The store probe says so on /v1/sys/health.
+    misaddressed.state.start_tenant_key_probe();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let h = misaddressed.get_sys("health").await;
+        if let Some(state) = h.body["tenant_key_store"].as_str() {
+            assert!(state.contains("holds none of the 1 sampled tenant KEKs"), "{state}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no probe result");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let msg = misaddressed.root("TenantDelete", json!({"tenantid": a})).await.err(409);
     assert!(msg.contains("wrong store") && !msg.contains(&a_kek), "{msg}");
     assert!(right.join(format!("{a_kek}.key")).exists());
@@ -708,9 +720,15 @@ async fn a_misaddressed_store_deletes_nothing_and_a_begun_deletion_stops_service
     // The right store: the tenant serves, with its keys cached here.
     let store = file_store(&right);
     let s = misaddressed.restart_configured(|c| c.tenant_keys = Some(store)).await;
+    s.state.start_tenant_key_probe();
     s.unseal(&shares[0]).await.ok();
     s.unseal(&shares[1]).await.ok();
     s.call("UserGet", Some(&xa), Some("gamma"), json!({"mode": "token", "identity": ada})).await.ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.get_sys("health").await.body["tenant_key_store"] != "ok" {
+        assert!(Instant::now() < deadline, "the right store is not reported ok");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // A deletion that began elsewhere and failed part-way leaves the tombstone: no more service.
     let mut c = owner(&db_url).await;
     sqlx::query("UPDATE tenants SET shredding_at = 1 WHERE id = $1").bind(a).execute(&mut c).await.unwrap();
