@@ -407,3 +407,24 @@ async fn approving_a_change_to_a_record_that_changed_since_is_refused() {
     t.admin("UserUpdate", json!({ "mode": "token", "identity": u, "profile": { "city": "Köln" } })).await.ok();
     t.approve(&forget).await.ok();
 }
+
+/// Two officers approving the same request at the same moment: one wins, the other gets 409,
+/// and the change is applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_approvals_apply_a_request_exactly_once() {
+    let t = T::new().await;
+    let u = t.user(json!({ "login": "race", "name": "Race" })).await;
+    let writer = t.role("app-writer").await;
+    let uuid = t.file(&writer, "UserPatchRequest", &u, json!({ "patch": [{"op": "add", "path": "/visits", "value": 1}] })).await;
+    let second_dpo = t.role("dpo").await;
+    let (a, b) = tokio::join!(
+        t.call(&t.dpo, "UserRequestApprove", json!({ "requestuuid": uuid })),
+        t.call(&second_dpo, "UserRequestApprove", json!({ "requestuuid": uuid }))
+    );
+    let mut codes = [a.code, b.code];
+    codes.sort();
+    assert_eq!(codes, [200, 409], "{:?} {:?}", a.body, b.body);
+    let got = t.profile(&u).await;
+    assert_eq!(got["version"], 2, "applied once");
+    assert_eq!(got["profile"]["visits"], 1);
+}
