@@ -184,7 +184,7 @@ async fn file_create(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
         let (fileuuid, duplicate) = match call.tx.insert_file(user.id, &file).await? {
             Ok(()) => (uuid, false),
             Err(existing) => {
-                call.tx.tighten_file_expiry(&existing, &expiry, now_secs()).await?;
+                call.tx.tighten_expiry(crate::store::Expiring::Files, &existing, &expiry, now_secs()).await?;
                 (existing, true)
             }
         };

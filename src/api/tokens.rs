@@ -321,7 +321,7 @@ async fn create_one(
         call.tx.delete_expired_token_of_record(h, now).await?;
         if let Some(row) = call.tx.token_by_record(h, now).await? {
             let o = open(call, row)?;
-            call.tx.tighten_token_expiry(&o.uuid, &expiry, now).await?;
+            call.tx.tighten_expiry(crate::store::Expiring::Tokens, &o.uuid, &expiry, now).await?;
             return Ok((o.uuid, o.tokenbase));
         }
     }

@@ -190,6 +190,39 @@ impl TenantTx {
     }
 }
 
+/// Tables whose rows carry `final_at`/`expires_at` and can be handed back again by a repeated
+/// request (a unique token, a duplicate file).
+#[derive(Debug, Clone, Copy)]
+pub enum Expiring {
+    Tokens,
+    Files,
+}
+
+impl TenantTx {
+    /// Shortens the life of row `uuid` of `table` to a newly requested expiry when that is
+    /// earlier: a repeated request that gets back the existing row never keeps it longer than it
+    /// asked for.
+    pub async fn tighten_expiry(&mut self, table: Expiring, uuid: &str, expiry: &sessions::Expiry, now: i64) -> crate::error::Result<()> {
+        let (final_at, expires_at) = (expiry.final_at, expiry.expires_at(now));
+        if final_at.is_none() && expires_at.is_none() {
+            return Ok(());
+        }
+        // The table name comes from this closed set, never from input.
+        let table = match table {
+            Expiring::Tokens => "tokens",
+            Expiring::Files => "files",
+        };
+        let sql = format!(
+            "UPDATE {table} SET
+                final_at = CASE WHEN $2::bigint IS NULL THEN final_at ELSE LEAST(COALESCE(final_at, $2), $2) END,
+                expires_at = CASE WHEN $3::bigint IS NULL THEN expires_at ELSE LEAST(COALESCE(expires_at, $3), $3) END
+              WHERE uuid = $1"
+        );
+        sqlx::query(&sql).bind(uuid).bind(final_at).bind(expires_at).execute(self.conn()).await?;
+        Ok(())
+    }
+}
+
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

@@ -144,25 +144,4 @@ impl TenantTx {
         let n = sqlx::query("DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at <= $1").bind(now).execute(self.conn()).await?;
         Ok(n.rows_affected())
     }
-
-    /// Shortens the life of token `uuid` to a newly requested expiry when that is earlier (a
-    /// repeated request that gets back the existing token never keeps it longer than it asked).
-    pub async fn tighten_token_expiry(&mut self, uuid: &str, expiry: &crate::store::sessions::Expiry, now: i64) -> Result<()> {
-        let (final_at, expires_at) = (expiry.final_at, expiry.expires_at(now));
-        if final_at.is_none() && expires_at.is_none() {
-            return Ok(());
-        }
-        sqlx::query(
-            "UPDATE tokens SET
-                final_at = CASE WHEN $2::bigint IS NULL THEN final_at ELSE LEAST(COALESCE(final_at, $2), $2) END,
-                expires_at = CASE WHEN $3::bigint IS NULL THEN expires_at ELSE LEAST(COALESCE(expires_at, $3), $3) END
-              WHERE uuid = $1",
-        )
-        .bind(uuid)
-        .bind(final_at)
-        .bind(expires_at)
-        .execute(self.conn())
-        .await?;
-        Ok(())
-    }
 }
