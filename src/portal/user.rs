@@ -29,24 +29,20 @@ pub struct Session {
 pub async fn session(st: &AppState, headers: &HeaderMap, name: &str, role: &str) -> Result<Option<Session>, Fail> {
     let Some(jwt) = super::cookie(st, headers, name) else { return Ok(None) };
     let ring = st.vault().keyring()?;
+    // The claims name the tenant; the API's own lease check does the rest (tenant, live lease,
+    // a user-self lease bound to a record and no other).
     let Some(claims) = crate::auth::lease::verify(&ring, jwt) else { return Ok(None) };
-    if claims.role != role {
-        return Ok(None);
-    }
     let mut tx = st.db().tenant_tx(claims.tid).await?;
-    let live = tx.live_lease(&claims.sub).await?;
+    let who = crate::auth::verify_lease(&mut tx, &ring, &claims.ten, jwt).await?;
     tx.commit().await?;
-    let Some(user_token) = live else { return Ok(None) };
-    if (role == "user-self") != user_token.is_some() {
-        return Ok(None);
-    }
+    let Some(who) = who.filter(|w| w.role == role) else { return Ok(None) };
     Ok(Some(Session {
-        tenant: claims.ten,
-        tenant_id: claims.tid,
+        tenant: who.tenant_name,
+        tenant_id: who.tenant_id,
         csrf: csrf_token(&ring, jwt),
         jwt: jwt.to_string(),
-        lease_id: claims.sub,
-        user_token,
+        lease_id: who.lease_id.unwrap_or_default(),
+        user_token: who.self_user,
     }))
 }
 
