@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::page::{self, Nav, DPO_LINKS};
 use super::user::{actor_label, end_session, request_label, session, Session};
-use super::{api_ok, call_api, csrf_token, pre_session, set_cookie, Api, CsrfForm, Fail, Page, Peer, DPO_COOKIE};
+use super::{api_ok, csrf_token, pre_session, set_cookie, Api, CsrfForm, Fail, Page, Peer, DPO_COOKIE};
 use crate::app::AppState;
 
 const CONSOLE_ROLES: &[&str] = &["dpo", "tenant-admin", "root"];
@@ -30,19 +30,15 @@ fn render(s: &Session, title: &str, body: Markup) -> Response {
     page::render(title, Some(&nav(s)), body).into_response()
 }
 
-async fn dpo_api(s: &Session, api: &Api, peer: &Peer, endpoint: &str, body: Value) -> (StatusCode, Value) {
-    call_api(api, peer, &s.tenant, &s.jwt, endpoint, body).await
-}
-
 /// GET /portal/dpo: the sign-in form, or the tenant's requests and counts.
 pub async fn home(State(st): State<AppState>, Extension(api): Extension<Api>, peer: Peer, headers: HeaderMap) -> Page {
     let Some(s) = console(&st, &headers).await? else {
         return sign_in_form(&st, &headers, None);
     };
-    let unlock = api_ok(dpo_api(&s, &api, &peer, "BulkListUnlock", json!({})).await)?;
+    let unlock = api_ok(s.api(&api, &peer, "BulkListUnlock", json!({})).await)?;
     let unlockuuid = unlock["unlockuuid"].clone();
-    let list = api_ok(dpo_api(&s, &api, &peer, "BulkListAllUserRequests", json!({"unlockuuid": unlockuuid, "limit": 200})).await)?;
-    let users = api_ok(dpo_api(&s, &api, &peer, "BulkListAllUsers", json!({"unlockuuid": unlockuuid, "limit": 1})).await)?;
+    let list = api_ok(s.api(&api, &peer, "BulkListAllUserRequests", json!({"unlockuuid": unlockuuid, "limit": 200})).await)?;
+    let users = api_ok(s.api(&api, &peer, "BulkListAllUsers", json!({"unlockuuid": unlockuuid, "limit": 1})).await)?;
     let rows = list["rows"].as_array().cloned().unwrap_or_default();
     let pending: Vec<&Value> = rows.iter().filter(|r| r["status"] == "pending").collect();
     let body = html! {
@@ -233,7 +229,7 @@ pub async fn request(
 ) -> Page {
     let Some(s) = console(&st, &headers).await? else { return Ok(Redirect::to("/portal/dpo").into_response()) };
     let uuid = valid_uuid(&uuid)?;
-    let (status, got) = dpo_api(&s, &api, &peer, "UserRequestGet", json!({"requestuuid": uuid})).await;
+    let (status, got) = s.api(&api, &peer, "UserRequestGet", json!({"requestuuid": uuid})).await;
     if status == StatusCode::NOT_FOUND {
         let body = html! {
             p role="status" { "This request, or the user it concerns, no longer exists: an approved erasure removes the user's record and its requests." }
@@ -244,10 +240,10 @@ pub async fn request(
     let r = api_ok((status, got))?["request"].clone();
     let token = r["token"].as_str().unwrap_or_default().to_string();
     let own = json!({"mode": "token", "identity": token});
-    let current = api_ok(dpo_api(&s, &api, &peer, "UserGet", own.clone()).await)?;
+    let current = api_ok(s.api(&api, &peer, "UserGet", own.clone()).await)?;
     let mut trail = own.clone();
     trail["limit"] = 50.into();
-    let events = api_ok(dpo_api(&s, &api, &peer, "AuditListUserEvents", trail).await)?;
+    let events = api_ok(s.api(&api, &peer, "AuditListUserEvents", trail).await)?;
     let kind = r["requesttype"].as_str().unwrap_or_default();
     let body = html! {
         dl {
@@ -331,7 +327,7 @@ pub async fn decide(
     if !f.reason.trim().is_empty() {
         body["reason"] = f.reason.trim().into();
     }
-    api_ok(dpo_api(&s, &api, &peer, endpoint, body).await)?;
+    api_ok(s.api(&api, &peer, endpoint, body).await)?;
     let done = if endpoint == "UserRequestApprove" { "Approved: the change is applied." } else { "Cancelled: nothing was changed." };
     let body = html! {
         p.notice role="status" id="decision" { (done) }

@@ -87,7 +87,8 @@ impl Session {
         v
     }
 
-    async fn api(&self, api: &Api, peer: &Peer, endpoint: &str, body: Value) -> (StatusCode, Value) {
+    /// Calls a v2 endpoint in-process with this session's lease token.
+    pub async fn api(&self, api: &Api, peer: &Peer, endpoint: &str, body: Value) -> (StatusCode, Value) {
         call_api(api, peer, &self.tenant, &self.jwt, endpoint, body).await
     }
 
