@@ -11,16 +11,12 @@ use zeroize::Zeroizing;
 use super::body::{int_or_string, Body, Metadata};
 use super::{fields, Call};
 use crate::app::AppState;
-use crate::auth::Claimed;
+use crate::auth::{Claimed, Role};
 use crate::error::{Error, Result};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/credentials/create", post(create)).route("/v1/credentials/revoke", post(revoke))
 }
-
-/// Roles a credential can be minted for: not root (one per vault, from init) and not user-self
-/// (a data subject's token comes from XTokenCreateForUser).
-pub const MINTABLE: &[&str] = &["tenant-admin", "dpo", "auditor", "app-writer", "app-reader", "vault-plugin"];
 
 #[derive(Deserialize)]
 struct CreateReq {
@@ -41,16 +37,25 @@ async fn create(State(st): State<AppState>, claimed: Claimed, Body(req): Body<Cr
     let mut call = Call::open(&st, &claimed, "CredentialCreate", req.request_metadata).await?;
     let mut token = None;
     let result = async {
-        let role = req.role.trim();
-        if !MINTABLE.contains(&role) {
-            return Err(Error::bad(format!("role must be one of {}", MINTABLE.join(", "))));
+        let role = Role::parse(req.role.trim())
+            .filter(|r| Role::CREDENTIAL_KINDS.contains(r))
+            .ok_or_else(|| Error::bad(format!("role must be one of {}", Role::names(&Role::CREDENTIAL_KINDS))))?;
+        let caller = call.who.credential_id;
+        only_credentials(&call)?;
+        if !call.who.role.may_create_credential(&role) {
+            return Err(Error::Forbidden(format!("a {} credential may not create a {role} credential", call.who.role)));
         }
-        call.note("role", role);
+        // Held until commit: a concurrent revocation of the caller either sees the new
+        // credential (and revokes it too) or makes this call fail.
+        if !call.tx.hold_live_credential(caller).await? {
+            return Err(Error::denied());
+        }
+        call.note("role", role.as_str());
         let t = Zeroizing::new(uuid::Uuid::new_v4().to_string());
-        let id = call.tx.insert_credential(&call.ring.credential_hash(&t), role).await?;
+        let id = call.tx.insert_credential(&call.ring.credential_hash(&t), role.as_str(), Some(caller)).await?;
         call.note("credentialid", id);
         token = Some(t);
-        Ok(fields([("credentialid", id.into()), ("role", role.into())]))
+        Ok(fields([("credentialid", id.into()), ("role", role.as_str().into())]))
     }
     .await;
     call.finish_revealing(result, "token", token.map(|t| t.to_string())).await
@@ -61,6 +66,7 @@ async fn revoke(State(st): State<AppState>, claimed: Claimed, Body(req): Body<Re
     let result = async {
         let id = req.credentialid.filter(|i| *i > 0).ok_or_else(|| Error::bad("credentialid must be a positive integer"))?;
         call.note("credentialid", id);
+        only_credentials(&call)?;
         if id == call.who.credential_id {
             return Err(Error::bad("a credential cannot revoke itself"));
         }
@@ -71,4 +77,13 @@ async fn revoke(State(st): State<AppState>, claimed: Claimed, Body(req): Body<Re
     }
     .await;
     call.finish(result).await
+}
+
+/// Credentials are created and revoked with credentials only: never with a lease (an xtoken, a
+/// Vault lease, a portal session), which would outlive its own expiry through what it created.
+fn only_credentials(call: &Call) -> Result<()> {
+    if call.who.is_lease() {
+        return Err(Error::Forbidden("credentials are created and revoked with a credential, not a leased token".into()));
+    }
+    Ok(())
 }

@@ -70,6 +70,10 @@ struct RoleReq {
     rolename: Option<String>,
     #[serde(default)]
     roledesc: Option<String>,
+    /// Our extension: whether the Vault/OpenBao plugin may mint leases of this role (never
+    /// while one of its policies grants a management right; see `auth::roles`).
+    #[serde(default)]
+    mintable: Option<bool>,
     #[serde(default, deserialize_with = "int_or_string")]
     policyid: Option<i64>,
     #[serde(default)]
@@ -83,7 +87,7 @@ async fn role_create(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
     let result = async {
         let name = req.rolename.as_deref().map(str::trim).ok_or_else(|| Error::bad("missing field `rolename`"))?;
         check_name("rolename", name)?;
-        let id = call.tx.insert_role(name, req.roledesc.as_deref().unwrap_or("")).await?;
+        let id = call.tx.insert_role(name, req.roledesc.as_deref().unwrap_or(""), req.mintable.unwrap_or(false)).await?;
         call.note("roleid", id);
         Ok(fields([("roleid", id.into())]))
     }
@@ -99,10 +103,10 @@ async fn role_update(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
         if let Some(n) = name {
             check_name("rolename", n)?;
         }
-        if name.is_none() && req.roledesc.is_none() {
-            return Err(Error::bad("nothing to update: give rolename or roledesc"));
+        if name.is_none() && req.roledesc.is_none() && req.mintable.is_none() {
+            return Err(Error::bad("nothing to update: give rolename, roledesc or mintable"));
         }
-        if !call.tx.update_role(id, name, req.roledesc.as_deref()).await? {
+        if !call.tx.update_role(id, name, req.roledesc.as_deref(), req.mintable).await? {
             return Err(Error::not_found("role"));
         }
         rebuild_rules(&mut call.tx).await?;

@@ -12,7 +12,9 @@ use super::body::{Body, Metadata};
 use super::vault_plugin::{mint, parse_ttl};
 use super::{fields, Call};
 use crate::app::AppState;
+use crate::auth::roles::MintPurpose;
 use crate::auth::Claimed;
+use crate::auth::Role;
 use crate::error::{Error, Result};
 
 pub fn routes() -> Router<AppState> {
@@ -68,13 +70,16 @@ async fn for_role(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
         let rolename = req.rolename.as_deref().map(str::trim).filter(|r| !r.is_empty());
         // A tenant-defined role (by id or name) wins over a built-in name.
         let role = match call.tx.find_role(roleid, rolename).await? {
-            Some(r) => format!("{}{}", crate::auth::policy::CUSTOM_PREFIX, r.name),
+            Some(r) => Role::tenant(&r.name),
             None if roleid.is_some() => return Err(Error::not_found("role")),
-            None => rolename.ok_or_else(|| Error::bad("give roleid or rolename"))?.to_string(),
+            None => {
+                let name = rolename.ok_or_else(|| Error::bad("give roleid or rolename"))?;
+                Role::parse(name).ok_or_else(|| Error::bad("no such role in this tenant"))?
+            }
         };
-        let (t, lease_id, duration) = mint(&mut call, &st, &role, parse_ttl(&req.finaltime)?, idle, None).await?;
-        token = Some(t);
-        Ok(fields([("lease_id", lease_id.into()), ("ttl", duration.into())]))
+        let m = mint(&mut call, &st, &role, MintPurpose::RoleXToken, parse_ttl(&req.finaltime)?, idle, None).await?;
+        token = Some(m.token);
+        Ok(fields([("lease_id", m.lease_id.into()), ("ttl", m.duration.into())]))
     }
     .await;
     call.finish_revealing(result, "xtoken", token).await
@@ -86,9 +91,9 @@ async fn for_user(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
     let result = async {
         let idle = sliding(&req.slidingtime)?;
         let (user, _) = super::users::find_user(&mut call, &req.mode, &req.identity).await?;
-        let (t, lease_id, duration) = mint(&mut call, &st, "user-self", parse_ttl(&req.finaltime)?, idle, Some(&user.token)).await?;
-        token = Some(t);
-        Ok(fields([("lease_id", lease_id.into()), ("ttl", duration.into())]))
+        let m = mint(&mut call, &st, &Role::UserSelf, MintPurpose::UserXToken, parse_ttl(&req.finaltime)?, idle, Some(&user.token)).await?;
+        token = Some(m.token);
+        Ok(fields([("lease_id", m.lease_id.into()), ("ttl", m.duration.into()), ("token", user.token.into())]))
     }
     .await;
     call.finish_revealing(result, "xtoken", token).await

@@ -5,6 +5,9 @@
 pub mod lease;
 pub mod policy;
 pub mod ratelimit;
+pub mod roles;
+
+pub use roles::Role;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -79,13 +82,20 @@ pub fn subdomain(host: &str) -> Option<String> {
 pub struct Principal {
     pub tenant_id: i64,
     pub tenant_name: String,
+    /// The stored credential presented (0 for a lease).
     pub credential_id: i64,
-    /// A built-in role name (see `policies/policy.csv`), decided on by the casbin enforcer.
-    pub role: String,
+    /// Decided on by the casbin enforcer (`policies/policy.csv`, the tenant's own policies).
+    pub role: Role,
     /// Set when the caller presented a leased role token rather than a stored credential.
     pub lease_id: Option<String>,
     /// For a user login token: the only user record it may reach.
     pub self_user: Option<String>,
+    /// The credential at the root of this principal's lineage: its own id for a credential, the
+    /// minting credential's for a lease (`None`: a portal sign-in). Everything this principal
+    /// mints records it, so revoking that credential reaches all of it.
+    pub lineage_root: Option<i64>,
+    /// For a lease: its hard expiry, which nothing it mints may outlive.
+    pub lease_max_expires_at: Option<i64>,
 }
 
 impl Principal {
@@ -98,7 +108,12 @@ impl Principal {
     }
 
     pub fn is_root(&self) -> bool {
-        self.role == "root"
+        self.role == Role::Root
+    }
+
+    /// Whether the caller presented a lease (xtoken, Vault lease, portal session).
+    pub fn is_lease(&self) -> bool {
+        self.lease_id.is_some()
     }
 }
 
@@ -108,41 +123,49 @@ pub async fn verify(tx: &mut TenantTx, ring: &Keyring, tenant_name: &str, token:
     let Some(row) = tx.credential_by_hash(&ring.credential_hash(token)).await? else {
         return Ok(None);
     };
-    if !policy::ROLES.contains(&row.kind.as_str()) {
+    let Some(role) = Role::parse(&row.kind).filter(|r| !r.is_tenant_role()) else {
         return Ok(None);
-    }
+    };
     Ok(Some(Principal {
         tenant_id: tx.tenant_id(),
         tenant_name: tenant_name.to_string(),
         credential_id: row.id,
-        role: row.kind,
+        role,
         lease_id: None,
         self_user: None,
+        lineage_root: Some(row.id),
+        lease_max_expires_at: None,
     }))
 }
 
 /// Verifies a leased role token: signature and expiry, the tenant it was minted for, then a live
-/// lease row in this tenant (revocation and renewal hold on every instance at once).
+/// lease row in this tenant whose lineage root is not revoked (revocation and renewal hold on
+/// every instance at once).
 pub async fn verify_lease(tx: &mut TenantTx, ring: &Keyring, tenant_name: &str, token: &str) -> Result<Option<Principal>> {
     let Some(claims) = lease::verify(ring, token) else {
         return Ok(None);
     };
-    if claims.tid != tx.tenant_id() || !(policy::ROLES.contains(&claims.role.as_str()) || claims.role.starts_with(policy::CUSTOM_PREFIX)) {
-        return Ok(None);
-    }
-    let Some(self_user) = tx.live_lease(&claims.sub).await? else {
+    let Some(role) = Role::parse(&claims.role) else {
         return Ok(None);
     };
-    if (claims.role == "user-self") != self_user.is_some() {
+    if claims.tid != tx.tenant_id() {
+        return Ok(None);
+    }
+    let Some(live) = tx.live_lease(&claims.sub).await? else {
+        return Ok(None);
+    };
+    if (role == Role::UserSelf) != live.user_token.is_some() {
         return Ok(None);
     }
     Ok(Some(Principal {
         tenant_id: tx.tenant_id(),
         tenant_name: tenant_name.to_string(),
         credential_id: 0,
-        role: claims.role,
+        role,
         lease_id: Some(claims.sub),
-        self_user,
+        self_user: live.user_token,
+        lineage_root: live.root_credential_id,
+        lease_max_expires_at: Some(live.max_expires_at),
     }))
 }
 

@@ -23,7 +23,7 @@ pub const BUILT_IN: &str = include_str!("../../policies/policy.csv");
 /// The built-in roles, as credential kinds.
 pub const ROLES: &[&str] = &["root", "tenant-admin", "dpo", "auditor", "app-writer", "app-reader", "vault-plugin", "user-self"];
 /// Casbin subjects of a tenant's own roles are `role:<name>`.
-pub const CUSTOM_PREFIX: &str = "role:";
+pub const CUSTOM_PREFIX: &str = super::roles::TENANT_PREFIX;
 /// The resource a read endpoint asks for when a role may see only some profile fields.
 pub const PARTIAL_PROFILE: &str = "users.profile#partial";
 

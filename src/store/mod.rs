@@ -49,6 +49,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "tenant shredding", include_str!("../../migrations/0012_tenant_shredding.sql")),
     (13, "privacy portal", include_str!("../../migrations/0013_portal.sql")),
     (14, "callback dead letters", include_str!("../../migrations/0014_callback_dead_letters.sql")),
+    (15, "lineage", include_str!("../../migrations/0015_lineage.sql")),
 ];
 
 pub fn migrator() -> Migrator {

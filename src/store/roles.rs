@@ -10,6 +10,8 @@ pub struct RoleRow {
     pub id: i64,
     pub name: String,
     pub description: String,
+    /// The tenant lets the Vault plugin mint leases of this role (see `auth::roles`).
+    pub mintable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -27,23 +29,29 @@ const ROLE_TAKEN: &[(&str, &str)] = &[("roles_name_key", "role name already exis
 const POLICY_TAKEN: &[(&str, &str)] = &[("policies_name_key", "policy name already exists")];
 
 impl TenantTx {
-    pub async fn insert_role(&mut self, name: &str, description: &str) -> Result<i64> {
+    pub async fn insert_role(&mut self, name: &str, description: &str, mintable: bool) -> Result<i64> {
         let tenant = self.tenant_id();
-        sqlx::query_scalar("INSERT INTO roles (tenant_id, name, description, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
-            .bind(tenant)
-            .bind(name)
-            .bind(description)
-            .bind(now_secs())
-            .fetch_one(self.conn())
-            .await
-            .map_err(|e| on_constraint(e, ROLE_TAKEN))
+        sqlx::query_scalar(
+            "INSERT INTO roles (tenant_id, name, description, created_at, mintable) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(description)
+        .bind(now_secs())
+        .bind(mintable)
+        .fetch_one(self.conn())
+        .await
+        .map_err(|e| on_constraint(e, ROLE_TAKEN))
     }
 
-    pub async fn update_role(&mut self, id: i64, name: Option<&str>, description: Option<&str>) -> Result<bool> {
-        let n = sqlx::query("UPDATE roles SET name = COALESCE($2, name), description = COALESCE($3, description) WHERE id = $1")
-            .bind(id)
-            .bind(name)
-            .bind(description)
+    pub async fn update_role(&mut self, id: i64, name: Option<&str>, description: Option<&str>, mintable: Option<bool>) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE roles SET name = COALESCE($2, name), description = COALESCE($3, description), mintable = COALESCE($4, mintable) WHERE id = $1",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(description)
+        .bind(mintable)
             .execute(self.conn())
             .await
             .map_err(|e| on_constraint(e, ROLE_TAKEN))?
@@ -53,12 +61,17 @@ impl TenantTx {
 
     /// A role by id or, failing that, by name.
     pub async fn find_role(&mut self, id: Option<i64>, name: Option<&str>) -> Result<Option<RoleRow>> {
-        let row = sqlx::query("SELECT id, name, description FROM roles WHERE id = $1 OR ($1 IS NULL AND name = $2)")
+        let row = sqlx::query("SELECT id, name, description, mintable FROM roles WHERE id = $1 OR ($1 IS NULL AND name = $2)")
             .bind(id)
             .bind(name)
             .fetch_optional(self.conn())
             .await?;
-        Ok(row.map(|r| RoleRow { id: r.get(0), name: r.get(1), description: r.get(2) }))
+        Ok(row.map(|r| RoleRow { id: r.get("id"), name: r.get("name"), description: r.get("description"), mintable: r.get("mintable") }))
+    }
+
+    /// The resource patterns of every allow rule translated for casbin subject `subject`.
+    pub async fn allowed_resources(&mut self, subject: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT obj FROM policy_rules WHERE sub = $1 AND eft = 'allow'").bind(subject).fetch_all(self.conn()).await?)
     }
 
     pub async fn insert_policy(&mut self, name: &str, description: &str, document: &str) -> Result<i64> {
