@@ -89,6 +89,11 @@ async fn get_event(State(st): State<AppState>, claimed: Claimed, Body(req): Body
         };
         let details = crate::audit::details(&call.keys, &event, user_key.as_deref())?;
         let erased = details.is_none();
+        // A role that may not read records (the auditor) reads the trail without personal values.
+        let details = match details {
+            Some(d) if !call.may("users.profile", "UserGet").await => Some(crate::audit::redact_personal(d)),
+            other => other,
+        };
         Ok(fields([
             ("auditeventuuid", event.uuid.clone().into()),
             ("eventtype", event.event_type.clone().into()),

@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 use super::audit::page;
 use super::body::UserLookup as UserReq;
 use super::body::{int_or_string, Body, Metadata};
-use super::users::find_user;
+use super::users::{find_user, ChangeOrigin};
 use super::{fields, Call};
 use crate::app::AppState;
 use crate::auth::Claimed;
@@ -172,10 +172,10 @@ fn text(change: &Value, field: &str) -> Result<String> {
 /// Runs the direct call's own code for `change` on the user named by `mode`/`identity`.
 async fn apply(call: &mut Call, kind: Kind, mode: &str, identity: &str, change: &Value) -> Result<Map<String, Value>> {
     match kind {
-        Kind::Update => super::users::update_core(call, mode, identity, &change["profile"]).await,
+        Kind::Update => super::users::update_core(call, ChangeOrigin::Request, mode, identity, &change["profile"]).await,
         Kind::Patch => {
             let patch: json_patch::Patch = serde_json::from_value(change["patch"].clone())?;
-            super::users::patch_core(call, mode, identity, &patch).await
+            super::users::patch_core(call, ChangeOrigin::Request, mode, identity, &patch).await
         }
         Kind::Delete => super::users::delete_core(call, mode, identity).await,
         Kind::AppdataUpdate => super::appdata::update_core(call, mode, identity, &text(change, "appname")?, &change["appdata"]).await,

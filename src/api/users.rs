@@ -253,7 +253,12 @@ pub async fn find_user(call: &mut Call, mode: &str, identity: &str) -> Result<(U
     if call.who.self_user.as_deref().is_some_and(|own| own != user.token) {
         return Err(Error::not_found("user record"));
     }
-    call.note("identity", identity);
+    // The identity itself goes into the event only when it is a token (a random pseudonym):
+    // an email, phone, login or custom value stays a blind-index reference (noted above), so
+    // what an auditor can read never holds a personal identifier.
+    if mode == Mode::Token {
+        call.note("identity", identity.trim());
+    }
     // Any read of a user with a sliding expiry extends it (never past its final time).
     if let Some(sliding) = user.retention.sliding_secs {
         let now = now_secs();
@@ -373,10 +378,19 @@ async fn user_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
     call.finish(result).await
 }
 
+/// Where a profile change comes from: the direct endpoints, or a user request (tried when it is
+/// filed, applied when the DPO approves it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOrigin {
+    Direct,
+    Request,
+}
+
 /// Read-modify-write of a profile under a row lock; `change` returns the new profile. A change
 /// that leaves the profile as it was stores no new version.
 async fn change_profile(
     call: &mut Call,
+    origin: ChangeOrigin,
     mode: &str,
     identity: &str,
     change: impl FnOnce(&mut Value) -> Result<()>,
@@ -386,6 +400,16 @@ async fn change_profile(
     let current = open_profile(&call.keys, &key, &user.token, user.version, &user.profile)?;
     let mut next = current.clone();
     change(&mut next)?;
+    // A data subject's own token never moves its account: email, phone, login and custom change
+    // only through a request the DPO approves, whatever the tenant's self-service policy grants.
+    if origin == ChangeOrigin::Direct
+        && call.who.self_user.is_some()
+        && IndexMode::ALL.iter().any(|m| current.get(m.field()) != next.get(m.field()))
+    {
+        return Err(Error::Forbidden(
+            "changes to email, phone, login or custom go through a request to the DPO (UserUpdateRequest, UserPatchRequest)".into(),
+        ));
+    }
     if next == current {
         call.note("version", user.version);
         return Ok(Map::new());
@@ -400,17 +424,23 @@ async fn change_profile(
 
 async fn user_update(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UpdateReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "UserUpdate", req.request_metadata).await?;
-    let result = update_core(&mut call, &req.mode, &req.identity, &req.profile).await;
+    let result = update_core(&mut call, ChangeOrigin::Direct, &req.mode, &req.identity, &req.profile).await;
     call.finish(result).await
 }
 
 /// The body of UserUpdate (also applied by an approved UserUpdateRequest).
-pub(crate) async fn update_core(call: &mut Call, mode: &str, identity: &str, profile: &Value) -> Result<Map<String, Value>> {
+pub(crate) async fn update_core(
+    call: &mut Call,
+    origin: ChangeOrigin,
+    mode: &str,
+    identity: &str,
+    profile: &Value,
+) -> Result<Map<String, Value>> {
     if !matches!(profile, Value::Object(o) if !o.is_empty()) {
         return Err(Error::bad("profile must be a non-empty JSON object"));
     }
     // RFC 7396 merge, as Databunker does: sent fields replace, null removes, others stay.
-    change_profile(call, mode, identity, |p| {
+    change_profile(call, origin, mode, identity, |p| {
         json_patch::merge(p, profile);
         Ok(())
     })
@@ -419,16 +449,22 @@ pub(crate) async fn update_core(call: &mut Call, mode: &str, identity: &str, pro
 
 async fn user_patch(State(st): State<AppState>, claimed: Claimed, Body(req): Body<PatchReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "UserPatch", req.request_metadata).await?;
-    let result = patch_core(&mut call, &req.mode, &req.identity, &req.patch).await;
+    let result = patch_core(&mut call, ChangeOrigin::Direct, &req.mode, &req.identity, &req.patch).await;
     call.finish(result).await
 }
 
 /// The body of UserPatch (also applied by an approved UserPatchRequest).
-pub(crate) async fn patch_core(call: &mut Call, mode: &str, identity: &str, patch: &json_patch::Patch) -> Result<Map<String, Value>> {
+pub(crate) async fn patch_core(
+    call: &mut Call,
+    origin: ChangeOrigin,
+    mode: &str,
+    identity: &str,
+    patch: &json_patch::Patch,
+) -> Result<Map<String, Value>> {
     if patch.0.is_empty() {
         return Err(Error::bad("patch must hold at least one operation"));
     }
-    change_profile(call, mode, identity, |p| {
+    change_profile(call, origin, mode, identity, |p| {
         json_patch::patch(p, &patch.0).map_err(|e| Error::bad(format!("patch operation {} failed: {}", e.operation, e.kind)))
     })
     .await

@@ -106,6 +106,79 @@ pub fn details(keys: &TenantKeys, row: &AuditRow, user_key: Option<&Key>) -> Res
     Ok(Some(serde_json::from_slice(&pt)?))
 }
 
+/// Detail keys whose values never hold personal data: identifiers Strongroom itself made
+/// (uuids, ids, blind-index references), counts, flags, enumerations, names a tenant admin chose
+/// for its own configuration, and our own messages (which never echo a value).
+const NON_PERSONAL: &[&str] = &[
+    "mode",
+    "identity_index",
+    "version",
+    "count",
+    "offset",
+    "requested",
+    "found",
+    "failed",
+    "tokens",
+    "token",
+    "tenantid",
+    "tenantname",
+    "groupid",
+    "roleid",
+    "policyid",
+    "lease_id",
+    "role",
+    "credentialid",
+    "requestuuid",
+    "requesttype",
+    "status",
+    "fileuuid",
+    "size",
+    "duplicate",
+    "raw",
+    "auditeventuuid",
+    "sessionuuid",
+    "tokenuuid",
+    "tokentype",
+    "brief",
+    "newbrief",
+    "agreementstatus",
+    "activity",
+    "newactivity",
+    "changed",
+    "revoked",
+    "crosstenant",
+    "message",
+    "appname",
+    "unique",
+];
+
+/// An event's details as a reader who may not read personal data (an auditor) sees them: every
+/// value under a key not in [`NON_PERSONAL`] becomes `"***"` (request_metadata, free-text
+/// reasons and anything added later included: a new key is hidden until it is listed), and an
+/// `identity` stays only when the lookup was by token.
+pub fn redact_personal(details: Value) -> Value {
+    let Value::Object(mut fields) = details else { return Value::String("***".into()) };
+    let by_token = fields.get("mode").and_then(Value::as_str) == Some("token");
+    for (key, value) in fields.iter_mut() {
+        let keep = NON_PERSONAL.contains(&key.as_str()) || (key == "identity" && by_token);
+        if !keep {
+            mask(value);
+        }
+    }
+    Value::Object(fields)
+}
+
+/// Replaces every scalar inside `v` by `"***"`, keeping the shape (so an auditor sees that a
+/// detail was recorded, and its keys).
+fn mask(v: &mut Value) {
+    match v {
+        Value::Object(o) => o.values_mut().for_each(mask),
+        Value::Array(a) => a.iter_mut().for_each(mask),
+        Value::Null => {}
+        other => *other = Value::String("***".into()),
+    }
+}
+
 /// RFC 3339 UTC timestamp of an event.
 pub fn timestamp(row: &AuditRow) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(row.created_at.max(0) as u64);
@@ -208,5 +281,28 @@ async fn verify_lane(tx: &mut TenantTx, lane: i16, head_seq: i64, head_hash: &[u
         Ok((count, Some(bad(last_seq + 1, None, &format!("events #{}..#{} missing at the end of the chain", last_seq + 1, head_seq)))))
     } else {
         Ok((count, Some(bad(last_seq, None, "chain head does not match the last event"))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_auditor_sees_no_personal_values_in_event_details() {
+        let d = json!({"mode": "email", "identity_index": "ab12", "identity": "ada@example.com", "version": 3,
+            "request_metadata": {"purpose": "kyc", "email": "ada@example.com"}, "reason": "asked by Ada Lovelace", "newfield": "x"});
+        let r = redact_personal(d);
+        assert_eq!(r["mode"], "email");
+        assert_eq!(r["identity_index"], "ab12");
+        assert_eq!(r["version"], 3);
+        assert_eq!(r["identity"], "***");
+        assert_eq!(r["request_metadata"], json!({"purpose": "***", "email": "***"}));
+        assert_eq!(r["reason"], "***");
+        assert_eq!(r["newfield"], "***");
+        assert!(!r.to_string().contains("ada@example.com") && !r.to_string().contains("Ada"));
+        let t = redact_personal(json!({"mode": "token", "identity": "6f0e1d2c-0000-4000-8000-000000000000"}));
+        assert_eq!(t["identity"], "6f0e1d2c-0000-4000-8000-000000000000");
     }
 }

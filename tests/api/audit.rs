@@ -1,6 +1,6 @@
 //! The audit trail: one event per call, encrypted details, per-user listing, tamper evidence.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
 
 use crate::helpers::*;
@@ -47,7 +47,10 @@ async fn a_users_events_list_newest_first_and_open_with_their_details() {
     let ev = app.root("AuditGetEvent", json!({"auditeventuuid": get_uuid})).await;
     let ev = ev.ok();
     assert_eq!(ev["eventtype"], "UserGet");
-    assert_eq!(ev["details"]["identity"], "ev@example.com");
+    // An email is recorded only as its blind-index reference (issue 12: no personal identifier
+    // in the trail an auditor reads).
+    assert_eq!(ev["details"]["identity"], Value::Null);
+    assert_eq!(ev["details"]["identity_index"].as_str().map(str::len), Some(64));
     assert_eq!(ev["details"]["mode"], "email");
     assert_eq!(ev["details"]["request_metadata"]["purpose"], "support-ticket-7");
 
@@ -177,7 +180,7 @@ async fn forgetting_a_user_erases_the_details_of_its_events_but_keeps_them_count
     let rows = app.root("AuditListUserEvents", json!({"mode": "token", "identity": token})).await;
     let uuid = rows.ok()["rows"][0]["auditeventuuid"].as_str().unwrap().to_string();
     let before = app.root("AuditGetEvent", json!({"auditeventuuid": uuid})).await;
-    assert_eq!(before.ok()["details"]["identity"], "gone@example.com");
+    assert_eq!(before.ok()["details"]["mode"], "email");
     assert_eq!(before.ok()["erased"], false);
 
     app.root("UserDelete", json!({"mode": "token", "identity": token})).await.ok();
