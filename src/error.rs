@@ -24,6 +24,11 @@ pub enum Error {
     TooManyRequests(String),
     #[error("request body is too large")]
     PayloadTooLarge,
+    #[error("request body not received in time")]
+    RequestTimeout,
+    /// A known path asked with a method it does not take (the router adds `Allow`).
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// The tenant's key-encryption key is gone from the tenant key store: it was deleted (and
     /// shredded), and this database (a backup, or a deletion that did not finish) still has rows.
     #[error("tenant has been deleted")]
@@ -57,6 +62,8 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Sealed | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -71,6 +78,13 @@ impl Error {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Error {
+        // Text PostgreSQL cannot store (U+0000 in text or jsonb) is bad input wherever it came
+        // from (a form field, a path): request bodies are refused earlier, naming the field.
+        if let sqlx::Error::Database(db) = &e {
+            if matches!(db.code().as_deref(), Some("22021") | Some("22P05")) {
+                return Error::bad("input contains a character that cannot be stored (NUL, \\u0000)");
+            }
+        }
         Error::Internal(e.into())
     }
 }

@@ -19,12 +19,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 Error::PayloadTooLarge
+            } else if timed_out(&r) {
+                Error::RequestTimeout
             } else {
                 Error::bad("could not read request body")
             }
         })?;
         parse(&bytes).map(Body)
     }
+}
+
+/// Whether reading the body failed because the client did not send it in time (the body
+/// timeout of `app::router`).
+fn timed_out(r: &axum::extract::rejection::BytesRejection) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(r);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
@@ -37,11 +52,139 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         }
         Some(_) => bytes,
     };
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    // JSON is UTF-8 (RFC 8259); serde_json would not check a value it skips (an unknown field).
+    let text = std::str::from_utf8(bytes).map_err(|_| Error::bad("request body is not valid UTF-8"))?;
+    reject_nul(bytes)?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| describe(&e))?;
     // Anything after the object (a second value, a stray brace) makes the whole body malformed.
     de.end().map_err(|e| Error::bad(format!("malformed JSON body at line {} column {}", e.line(), e.column())))?;
     Ok(value)
+}
+
+/// How deep a body may nest (serde_json's own limit for what it parses; applied here to the
+/// parts it would skip, too).
+pub const MAX_DEPTH: usize = 128;
+
+/// What one pass over a body's bytes finds: nesting deeper than [`MAX_DEPTH`], and whether a
+/// string holds the escape `\\u0000` (raw control bytes are not valid JSON, so a NUL can only
+/// arrive escaped).
+fn scan(bytes: &[u8]) -> (bool, bool) {
+    let (mut depth, mut in_string, mut escaped, mut nul) = (0usize, false, false, false);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            if escaped {
+                escaped = false;
+                if b == b'u' && bytes[i + 1..].starts_with(b"0000") {
+                    nul = true;
+                }
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return (true, nul);
+                    }
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    (false, nul)
+}
+
+/// PostgreSQL cannot store the character U+0000 in text or jsonb: a body holding one outside
+/// the parts that are only ever stored encrypted (see [`OPAQUE`]) is refused, naming the field
+/// (or key) that holds it; so is a body nested deeper than [`MAX_DEPTH`]. Only a body that holds
+/// the escape is parsed again to find where.
+pub fn reject_nul(bytes: &[u8]) -> Result<(), Error> {
+    let (too_deep, nul) = scan(bytes);
+    if too_deep {
+        return Err(Error::bad(format!("request body is nested too deeply (more than {MAX_DEPTH} levels)")));
+    }
+    if !nul {
+        return Ok(());
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(bytes) else { return Ok(()) };
+    let mut found = Vec::new();
+    nul_paths(&v, &mut Vec::new(), &mut found);
+    match found.into_iter().find(|p| !is_opaque(p)) {
+        Some(path) => Err(Error::bad(format!("field `{}` contains a NUL character (\\u0000), which cannot be stored", render(&path)))),
+        None => Ok(()),
+    }
+}
+
+/// One step of a path into a body.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// Fields whose content is only ever stored encrypted (profiles, app data, session data, patch
+/// values): a NUL there is data like any other character and round-trips exactly.
+const OPAQUE: &[&[&str]] = &[&["profile"], &["appdata"], &["sessiondata"], &["records", "#", "profile"], &["patch", "#", "value"]];
+
+fn is_opaque(path: &[Step]) -> bool {
+    OPAQUE.iter().any(|prefix| {
+        path.len() >= prefix.len()
+            && prefix.iter().zip(path).all(|(want, step)| match step {
+                Step::Key(k) => k == want,
+                Step::Index(_) => *want == "#",
+            })
+    })
+}
+
+fn render(path: &[Step]) -> String {
+    let mut out = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&k.replace('\0', "\\u0000"));
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// Every path to a string holding U+0000, and to a key holding one (the key's own path).
+fn nul_paths(v: &Value, here: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
+    match v {
+        Value::String(s) if s.contains('\0') => out.push(here.clone()),
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                here.push(Step::Index(i));
+                nul_paths(x, here, out);
+                here.pop();
+            }
+        }
+        Value::Object(o) => {
+            for (k, x) in o {
+                here.push(Step::Key(k.clone()));
+                if k.contains('\0') {
+                    // A key is a step of its own: a NUL in a profile's key is data too.
+                    out.push(here.clone());
+                }
+                nul_paths(x, here, out);
+                here.pop();
+            }
+        }
+        _ => {}
+    }
 }
 
 fn describe(e: &serde_path_to_error::Error<serde_json::Error>) -> Error {
@@ -143,6 +286,31 @@ mod tests {
         assert!(!m.contains("secret-value"), "{m}");
         assert_eq!(msg(parse(b"[1,2]")), "request body must be a JSON object");
         assert!(msg(parse(b"{\"mode\":\"x\",\"request_metadata\":3}")).contains("request_metadata"));
+    }
+
+    #[test]
+    fn a_nul_character_is_refused_naming_its_field_but_kept_inside_encrypted_data() {
+        assert_eq!(msg(parse(br#"{"mode":"a\u0000b"}"#)), "field `mode` contains a NUL character (\\u0000), which cannot be stored");
+        let m = parse::<Value>(br#"{"records":[{"profile":{"a":"\u0000"},"groupname":"g\u0000"}]}"#).unwrap_err().to_string();
+        assert_eq!(m, "field `records[0].groupname` contains a NUL character (\\u0000), which cannot be stored");
+        let m = parse::<Value>(br#"{"pro\u0000file":1}"#).unwrap_err().to_string();
+        assert!(m.contains("field `pro\\u0000file`"), "{m}");
+        // Inside what is stored only encrypted, NUL is data.
+        let v: Value = parse(
+            br#"{"mode":"token","profile":{"name":"a\u0000b","k\u0000":[1,"\u0000"]},"patch":[{"op":"add","path":"/x","value":"\u0000"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(v["profile"]["name"], "a\0b");
+        // `\\u0000` is a backslash followed by the text u0000: storable.
+        let v: Value = parse(br#"{"mode":"a\\u0000b"}"#).unwrap();
+        assert_eq!(v["mode"], "a\\u0000b");
+        // Deeper than serde_json parses, even where nothing reads it.
+        let deep = format!(r#"{{"ignored":{}{}}}"#, "[".repeat(129), "]".repeat(129));
+        assert!(parse::<Value>(deep.as_bytes()).unwrap_err().to_string().contains("nested too deeply"));
+        let fine = format!(r#"{{"ok":{}{}}}"#, "[".repeat(100), "]".repeat(100));
+        assert!(parse::<Value>(fine.as_bytes()).is_ok());
+        // Two escaped backslashes, then a real escape: refused.
+        assert!(parse::<Value>(br#"{"mode":"a\\\\\u0000b"}"#).unwrap_err().to_string().contains("NUL"));
     }
 
     #[test]
