@@ -17,20 +17,21 @@ use crate::auth::Claimed;
 use crate::error::{Error, Result};
 
 pub fn routes(config: &crate::config::Config) -> Router<AppState> {
-    // Endpoints that take key shares are throttled per address.
+    // Endpoints that take (or hand out) key shares are throttled per address, alike: one
+    // bucket per address over all of them, so a guesser cannot spread its tries.
     let share_taking = Router::new()
         .route("/v1/sys/init", post(init))
         .route("/v1/sys/unseal", post(unseal))
+        .route("/v1/sys/generate-root", post(generate_root))
+        .route("/v1/sys/rekey", post(rekey))
         .layer(crate::auth::ratelimit::share_endpoints_layer(config.share_rps, config.share_burst));
     Router::new()
         .merge(share_taking)
         .route("/v1/sys/seal-status", get(seal_status))
         .route("/v1/sys/seal", post(seal))
         .route("/v1/sys/health", get(health))
-        .route("/v1/sys/rekey", post(rekey))
         .route("/v1/sys/root-token/rotate", post(rotate_root))
         .route("/v1/sys/root-token/revoke", post(revoke_root))
-        .route("/v1/sys/generate-root", post(generate_root))
         .route("/v1/sys/rotate-tenant-key", post(rotate_tenant_key))
         .route("/v1/sys/tenant-key-status", post(tenant_key_status))
 }
@@ -158,11 +159,24 @@ struct TenantKeyReq {
     request_metadata: Metadata,
 }
 
-async fn tenant_key_call(st: &AppState, claimed: Claimed, endpoint: &'static str, req: TenantKeyReq) -> Result<(Call, i64)> {
+/// Opens the call of a tenant-key endpoint for the tenant it names. With `exclusive` (a
+/// rotation), it first takes the tenant's rotation lock in the call's own transaction, so that
+/// a concurrent rotation is 409 at once instead of holding a second pooled connection while it
+/// waits (eight at once exhausted a pool of eight).
+async fn tenant_key_call(
+    st: &AppState,
+    claimed: Claimed,
+    endpoint: &'static str,
+    req: TenantKeyReq,
+    exclusive: bool,
+) -> Result<(Call, i64)> {
     let claimed = claimed.in_main_tenant();
     let mut call = Call::open(st, &claimed, endpoint, req.request_metadata).await?;
     let checked = async {
         let id = req.tenantid.filter(|i| *i > 0).ok_or_else(|| Error::bad("tenantid must be a positive integer"))?;
+        if exclusive && !call.tx.try_lock_rotation(id).await? {
+            return Err(Error::Conflict("a key rotation of this tenant is in progress; retry when it is done".into()));
+        }
         st.db().tenant(id).await?.ok_or_else(|| Error::not_found("tenant"))?;
         Ok(id)
     }
@@ -179,7 +193,7 @@ async fn tenant_key_call(st: &AppState, claimed: Claimed, endpoint: &'static str
 /// Root only: a new data-key version for a tenant, current for new writes at once; older keys
 /// are re-wrapped in the background.
 async fn rotate_tenant_key(State(st): State<AppState>, claimed: Claimed, Body(req): Body<TenantKeyReq>) -> Result<Json<Value>> {
-    let (mut call, id) = tenant_key_call(&st, claimed, "SystemRotateTenantKey", req).await?;
+    let (mut call, id) = tenant_key_call(&st, claimed, "SystemRotateTenantKey", req, true).await?;
     let result = async {
         let version = crate::custody::rotation::rotate(st.db(), st.vault().tenant_keks(), &call.ring, id).await?;
         call.note("version", version);
@@ -191,7 +205,7 @@ async fn rotate_tenant_key(State(st): State<AppState>, claimed: Claimed, Body(re
 
 /// Root only: a tenant's data-key versions and how many keys still wait for re-wrapping.
 async fn tenant_key_status(State(st): State<AppState>, claimed: Claimed, Body(req): Body<TenantKeyReq>) -> Result<Json<Value>> {
-    let (call, id) = tenant_key_call(&st, claimed, "SystemTenantKeyStatus", req).await?;
+    let (call, id) = tenant_key_call(&st, claimed, "SystemTenantKeyStatus", req, false).await?;
     let result = async {
         let p = crate::custody::rotation::progress(st.db(), id).await?;
         match serde_json::to_value(p)? {

@@ -17,8 +17,21 @@ pub struct Pending {
 }
 
 impl TenantTx {
+    /// Takes, for the rest of this transaction, the fleet-wide lock that lets one rotation of
+    /// tenant `tenant_id` run at a time; `false` when another transaction holds it. Taken in the
+    /// calling request's own transaction before the rotation opens another, so concurrent
+    /// rotations are turned away before they hold a second pooled connection each.
+    pub async fn try_lock_rotation(&mut self, tenant_id: i64) -> Result<bool> {
+        Ok(sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended('strongroom:rotate-tenant-key', $1))")
+            .bind(tenant_id)
+            .fetch_one(self.conn())
+            .await?)
+    }
+
     /// Adds data-key version `max + 1` (wrapped by `wrap`, given the version) and makes it the
     /// tenant's current version. Returns the new version.
+    /// A concurrent rotation that got past [`TenantTx::try_lock_rotation`]'s check (called from
+    /// elsewhere) still cannot store a duplicate version: that is 409.
     pub async fn rotate_data_key(&mut self, wrap: impl FnOnce(i32) -> Vec<u8>) -> Result<i32> {
         let tenant = self.tenant_id();
         let next: i32 = sqlx::query_scalar("SELECT COALESCE(max(version), 0) + 1 FROM tenant_keys").fetch_one(self.conn()).await?;
@@ -28,7 +41,13 @@ impl TenantTx {
             .bind(wrap(next))
             .bind(now_secs())
             .execute(self.conn())
-            .await?;
+            .await
+            .map_err(|e| {
+                crate::error::on_constraint(
+                    e,
+                    &[("tenant_keys_pkey", "a key rotation of this tenant is in progress; retry when it is done")],
+                )
+            })?;
         // The directory is not a tenant table: switch to the owner for this one statement.
         sqlx::query("RESET ROLE").execute(self.conn()).await?;
         sqlx::query("UPDATE tenants SET key_version = $2, updated_at = $3 WHERE id = $1")
