@@ -14,6 +14,7 @@ pub mod keys;
 pub mod localpg;
 pub mod portal;
 pub mod privacy;
+pub mod process;
 pub mod store;
 pub mod telemetry;
 pub mod vault;

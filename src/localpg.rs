@@ -2,8 +2,13 @@
 //! demo and the test suite. Invariants: it listens on 127.0.0.1 only, with a random password
 //! (scram-sha-256), never trust auth. PostgreSQL refuses to run as root, so when we are root the
 //! cluster runs as the `postgres` system user; if that user cannot reach the requested directory
-//! (a 0700 home or temp dir), the cluster lives under `/var/lib/strongroom/clusters/` instead and
-//! `<dir>/pg-location` says where.
+//! (a 0700 home or temp dir), the cluster lives under `/var/lib/strongroom/clusters/` instead,
+//! `<dir>/pg-location` says where, and `<clusters>/<tag>.owner` names `<dir>`, so that a cluster
+//! whose directory was deleted is found and removed at the next start.
+//!
+//! One process at a time uses a directory (an exclusive lock on `<dir>/.strongroom.lock`, held
+//! while the `LocalPg` lives). A PostgreSQL still running in the cluster when the lock is free
+//! was left behind by a run that was killed: it is stopped and started afresh.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -23,7 +28,11 @@ pub struct LocalPg {
     port: u16,
     password: String,
     as_system_user: bool,
+    /// Held for as long as this cluster is ours (see the module comment).
+    _lock: std::fs::File,
 }
+
+const LOCK_FILE: &str = ".strongroom.lock";
 
 /// Directory holding initdb/pg_ctl: from PATH, else the newest /usr/lib/postgresql/*/bin.
 pub fn find_bin_dir() -> anyhow::Result<PathBuf> {
@@ -80,8 +89,21 @@ impl LocalPg {
     pub fn start(dir: &Path) -> anyhow::Result<LocalPg> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         let dir = std::fs::canonicalize(dir)?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("open {}", lock_path.display()))?;
+        if lock.try_lock().is_err() {
+            bail!("another strongroom process is using {} (it holds {})", dir.display(), lock_path.display());
+        }
         let bin = find_bin_dir()?;
         let as_system_user = is_root();
+        if as_system_user {
+            remove_orphaned_fallback_clusters(&bin);
+        }
         let cluster = if as_system_user { Self::root_cluster_dir(&dir)? } else { dir.join("pg") };
         let pw_file = dir.join("pg-password");
         let fresh = !cluster.join("PG_VERSION").is_file();
@@ -94,9 +116,11 @@ impl LocalPg {
         } else {
             std::fs::read_to_string(&pw_file).with_context(|| format!("read {}", pw_file.display()))?.trim().to_string()
         };
-        let pg = LocalPg { cluster, bin, port: free_port()?, password, as_system_user };
+        let pg = LocalPg { cluster, bin, port: free_port()?, password, as_system_user, _lock: lock };
         if fresh {
             pg.initdb()?;
+        } else {
+            pg.stop_left_behind()?;
         }
         pg.pg_ctl_start()?;
         Ok(pg)
@@ -108,7 +132,12 @@ impl LocalPg {
         let user = system_user()?;
         let location = dir.join("pg-location");
         if let Ok(saved) = std::fs::read_to_string(&location) {
-            return Ok(PathBuf::from(saved.trim()));
+            let saved = PathBuf::from(saved.trim());
+            if saved.starts_with(FALLBACK_ROOT) {
+                // Clusters made before owner files existed get theirs now.
+                let _ = write_owner(&saved, dir);
+            }
+            return Ok(saved);
         }
         let inside = dir.join("pg");
         std::fs::create_dir_all(&inside)?;
@@ -136,6 +165,7 @@ impl LocalPg {
                 }
             }
             let c = root.join(tag);
+            write_owner(&c, dir)?;
             std::fs::create_dir_all(&c)?;
             chown_to(&c, &user)?;
             set_mode(&c, 0o700)?;
@@ -196,6 +226,22 @@ impl LocalPg {
         self.run(cmd, "pg_ctl start").context("could not start PostgreSQL (is another server using this data dir?)")
     }
 
+    /// Stops a PostgreSQL that a killed run left running in this cluster (we hold the
+    /// directory's lock, so no live process of ours uses it). `pg_ctl` finds it through the
+    /// cluster's own `postmaster.pid` and checks it is that cluster's postmaster.
+    fn stop_left_behind(&self) -> anyhow::Result<()> {
+        if !self.cluster.join("postmaster.pid").exists() {
+            return Ok(());
+        }
+        let mut status = self.command("pg_ctl");
+        status.arg("-D").arg(&self.cluster).arg("status").stdout(Stdio::null()).stderr(Stdio::null());
+        if status.status().map(|s| s.success()).unwrap_or(false) {
+            tracing::warn!(cluster = %self.cluster.display(), "stopping the PostgreSQL an earlier run left running (it was killed)");
+            self.stop().context("could not stop the PostgreSQL an earlier run left running")?;
+        }
+        Ok(())
+    }
+
     /// Connection URL for database `db` as the cluster's superuser.
     pub fn url(&self, db: &str) -> String {
         format!("postgres://{SUPERUSER}:{}@127.0.0.1:{}/{db}", self.password, self.port)
@@ -219,14 +265,62 @@ impl LocalPg {
     /// Stops the cluster and deletes it when process `pid` exits (for test clusters, which
     /// have no teardown hook). The watchdog is a plain shell loop, detached from our stdio.
     pub fn remove_when_process_exits(&self, pid: u32, also_remove: &Path) -> anyhow::Result<()> {
+        // pg_ctl finds the postmaster through the cluster's own lock file and checks it: no
+        // process is ever signalled by a PID read elsewhere.
+        let runner = if self.as_system_user { format!("runuser -u {SYSTEM_USER} -- ") } else { String::new() };
         let script = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
-             kill -QUIT $(head -1 '{c}/postmaster.pid' 2>/dev/null) 2>/dev/null; sleep 1; rm -rf '{c}' '{d}'",
+             cd /; {runner}'{pg_ctl}' -D '{c}' -m immediate -w stop >/dev/null 2>&1; rm -rf '{c}' '{d}'",
+            pg_ctl = self.bin.join("pg_ctl").display(),
             c = self.cluster.display(),
             d = also_remove.display()
         );
         Command::new("sh").args(["-c", &script]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
         Ok(())
+    }
+}
+
+/// `<clusters>/<tag>.owner`: which directory a fallback cluster belongs to.
+fn owner_file(cluster: &Path) -> PathBuf {
+    cluster.with_extension("owner")
+}
+
+fn write_owner(cluster: &Path, dir: &Path) -> anyhow::Result<()> {
+    let path = owner_file(cluster);
+    if std::fs::read_to_string(&path).ok().as_deref() == Some(&*dir.to_string_lossy()) {
+        return Ok(());
+    }
+    std::fs::write(&path, dir.as_os_str().as_encoded_bytes()).with_context(|| format!("write {}", path.display()))
+}
+
+/// Removes every fallback cluster whose directory is gone (or no longer points at it): stops its
+/// PostgreSQL if one still runs, then deletes it. A cluster without an owner file (made by an
+/// older version) is left alone: nothing says whose it is.
+pub fn remove_orphaned_fallback_clusters(bin: &Path) {
+    let Ok(entries) = std::fs::read_dir(FALLBACK_ROOT) else { return };
+    for owner in entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "owner")) {
+        let cluster = owner.with_extension("");
+        let Ok(dir) = std::fs::read_to_string(&owner) else { continue };
+        let points_back = std::fs::read_to_string(Path::new(dir.trim()).join("pg-location")).is_ok_and(|l| Path::new(l.trim()) == cluster);
+        if points_back {
+            continue;
+        }
+        if cluster.join("postmaster.pid").exists() {
+            let _ = Command::new("runuser")
+                .args(["-u", SYSTEM_USER, "--"])
+                .arg(bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(&cluster)
+                .args(["-m", "immediate", "-w", "stop"])
+                .current_dir("/")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        if std::fs::remove_dir_all(&cluster).is_ok() || !cluster.exists() {
+            let _ = std::fs::remove_file(&owner);
+            tracing::info!(cluster = %cluster.display(), "removed a demo/test PostgreSQL cluster whose data dir is gone");
+        }
     }
 }
 

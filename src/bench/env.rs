@@ -157,7 +157,7 @@ impl BenchEnv {
     /// to put elsewhere). Safe to call twice.
     pub fn shutdown(&mut self) {
         if let Some(mut child) = self.server.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = crate::process::terminate(&mut child);
             let t = Instant::now();
             while t.elapsed() < Duration::from_secs(5) {
                 if let Ok(Some(_)) = child.try_wait() {

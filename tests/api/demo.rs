@@ -52,8 +52,7 @@ pub fn start_demo_logging(data_dir: &Path, level: &str) -> Demo {
 }
 
 pub fn stop_demo(mut d: Demo) {
-    let pid = d.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(strongroom::process::terminate(&mut d.child).unwrap(), "the demo exited before it was told to");
     let status = d.child.wait().unwrap();
     assert!(status.success(), "demo exit status {status}");
 }

@@ -51,9 +51,8 @@ async fn start(db_url: &str, env: &[(&str, String)], stderr: Stdio) -> Server {
     }
 }
 
-fn sigterm(child: &Child) {
-    let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("run kill").success();
-    assert!(ok, "kill -TERM failed");
+fn sigterm(child: &mut Child) {
+    assert!(strongroom::process::terminate(child).expect("SIGTERM"), "the server exited before it was told to");
 }
 
 /// Waits (bounded) for the process to exit.
@@ -289,7 +288,7 @@ async fn json_logs_carry_request_ids_endpoints_and_statuses_but_no_personal_data
     let minted = got.headers()["x-request-id"].to_str().unwrap().to_string();
     assert!(uuid::Uuid::parse_str(&minted).is_ok(), "an unsafe request id is replaced: {minted}");
 
-    sigterm(&s.child);
+    sigterm(&mut s.child);
     assert!(wait_exit(&mut s.child, Duration::from_secs(30)).await.success());
     let logs = reader.join().unwrap();
 
@@ -399,7 +398,7 @@ async fn sigterm_during_a_stream_of_writes_drains_them_and_loses_none() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     term_at.set(Instant::now()).unwrap();
-    sigterm(&s.child);
+    sigterm(&mut s.child);
     let status = wait_exit(&mut s.child, Duration::from_secs(40)).await;
     let mut attempts = Vec::new();
     for w in workers {
@@ -470,7 +469,7 @@ async fn a_request_that_never_finishes_does_not_hold_shutdown_past_the_drain_tim
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let term = Instant::now();
-    sigterm(&s.child);
+    sigterm(&mut s.child);
     let status = wait_exit(&mut s.child, Duration::from_secs(20)).await;
     let took = term.elapsed();
     let server_log = std::fs::read_to_string(dir.join("server.log")).unwrap();
@@ -593,7 +592,7 @@ async fn serve_refuses_a_database_of_another_vault_when_the_vault_id_is_pinned()
 
     // The right pin starts, and SIGTERM ends it cleanly.
     let mut s = start(&app.db_url, &[("STRONGROOM_VAULT_ID", vault_id)], Stdio::null()).await;
-    sigterm(&s.child);
+    sigterm(&mut s.child);
     assert!(wait_exit(&mut s.child, Duration::from_secs(30)).await.success());
 }
 
