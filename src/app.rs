@@ -1,7 +1,7 @@
 //! Application state and router assembly, apart from serving so tests can bind port 0.
 
 use std::collections::VecDeque;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -206,14 +206,18 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     // The portal calls the same v2 routes in-process (see `portal`).
     let api = crate::api::v2_routes(state.clone()).layer(DefaultBodyLimit::max(state.config().max_body_bytes)).with_state(state.clone());
+    let trusted = Arc::new(state.config().trusted_proxies.clone());
     Router::new()
         .merge(crate::api::sys::routes(state.config()))
         .merge(crate::api::v2_routes(state.clone()))
         .merge(crate::portal::routes(api))
         .fallback(|| async { Error::NotFound("no such route".into()) })
-        .method_not_allowed_fallback(|| async { Error::bad("method not allowed: v2 endpoints take POST") })
+        // axum adds the `Allow` header naming the methods the path takes.
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(state.config().body_timeout))
         .layer(axum::middleware::from_fn(crate::telemetry::track_request))
+        .layer(axum::middleware::from_fn_with_state(trusted, crate::auth::ratelimit::resolve_client))
         .with_state(state)
 }
 
@@ -234,9 +238,57 @@ pub async fn check_vault_pin(db: &Db, pin: Option<&str>) -> anyhow::Result<()> {
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.
 pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<crate::auth::ratelimit::ClientAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let header_timeout = state.config().header_timeout;
+    serve_connections(listener, router(state), header_timeout, shutdown).await;
+    Ok(())
+}
+
+/// The connection loop (what `axum::serve` does, plus a header read timeout, which it cannot
+/// set): each connection is served by hyper's HTTP/1 server with the client's address attached
+/// for rate limits; once `shutdown` resolves, no more connections are accepted, every open one
+/// finishes the request in flight and closes, and this returns when all are closed.
+async fn serve_connections<L>(mut listener: L, router: Router, header_timeout: Duration, shutdown: impl Future<Output = ()>)
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (open_tx, open_rx) = watch::channel(());
+    tokio::pin!(shutdown);
+    loop {
+        let (io, addr) = tokio::select! {
+            conn = listener.accept() => conn,
+            _ = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(crate::auth::ratelimit::ClientAddr(addr)));
+            tower::ServiceExt::oneshot(router.clone(), req.map(axum::body::Body::new))
+        });
+        let mut stop = stop_rx.clone();
+        let open = open_rx.clone();
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+            tokio::pin!(conn);
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stopped => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(open);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    drop(open_rx);
+    open_tx.closed().await;
 }
 
 /// How long, at most, connections accepted before a shutdown may take to send their request
@@ -279,16 +331,14 @@ pub async fn serve_until_shutdown(
         tracing::info!("shutdown requested: no new connections, draining in-flight requests");
         let _ = stop_tx.send(true);
     });
-    let server = axum::serve(listener, router(state.clone()).into_make_service_with_connect_info::<crate::auth::ratelimit::ClientAddr>())
-        .with_graceful_shutdown(server_signal)
-        .into_future();
+    let server = serve_connections(listener, router(state.clone()), state.config().header_timeout, server_signal);
     let mut stop = stop_rx;
     let deadline = async move {
         let _ = stop.wait_for(|s| *s).await;
         tokio::time::sleep(drain_timeout).await;
     };
     tokio::select! {
-        served = server => served?,
+        _ = server => {}
         _ = deadline => tracing::warn!(timeout_s = drain_timeout.as_secs(), "drain timeout reached; exiting with requests still in flight"),
     }
     state.vault().seal_for_shutdown();
@@ -346,12 +396,6 @@ impl DrainingListener {
 fn is_connection_error(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset)
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, DrainingListener>> for crate::auth::ratelimit::ClientAddr {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, DrainingListener>) -> Self {
-        crate::auth::ratelimit::ClientAddr(*stream.remote_addr())
-    }
 }
 
 impl axum::serve::Listener for DrainingListener {

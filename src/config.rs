@@ -75,6 +75,15 @@ pub struct Config {
     /// `STRONGROOM_PORTAL_COOKIE_SECURE` (default true): portal cookies are Secure and
     /// `__Secure-`-prefixed; only a plain-HTTP deployment (the demo) turns this off.
     pub portal_secure_cookies: bool,
+    /// `STRONGROOM_HEADER_TIMEOUT_S` / `STRONGROOM_BODY_TIMEOUT_S` (default 30 each): how long a
+    /// client may take to send a request's headers, and its body; a slower one is cut off
+    /// (headers) or answered 408 (body), so idle sockets cannot pile up.
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    /// `STRONGROOM_TRUSTED_PROXIES`: comma-separated addresses or CIDR blocks of the load
+    /// balancers in front of the vault. Only a peer among them is believed when it names the
+    /// client in `Forwarded` / `X-Forwarded-For`; without the setting the peer is the client.
+    pub trusted_proxies: Vec<crate::auth::ratelimit::Cidr>,
 }
 
 impl Default for Config {
@@ -108,6 +117,9 @@ impl Default for Config {
             portal_idle_s: 900,
             portal_demo_outbox: false,
             portal_secure_cookies: true,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -236,6 +248,20 @@ impl Config {
         }
         if let Some(n) = positive("STRONGROOM_SHARE_BURST")? {
             c.share_burst = n.min(u32::MAX as u64) as u32;
+        }
+        if let Some(n) = positive("STRONGROOM_HEADER_TIMEOUT_S")? {
+            c.header_timeout = Duration::from_secs(n);
+        }
+        if let Some(n) = positive("STRONGROOM_BODY_TIMEOUT_S")? {
+            c.body_timeout = Duration::from_secs(n);
+        }
+        if let Some(v) = get("STRONGROOM_TRUSTED_PROXIES") {
+            c.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| p.parse().map_err(|e| anyhow::anyhow!("STRONGROOM_TRUSTED_PROXIES: {p}: {e}")))
+                .collect::<anyhow::Result<_>>()?;
         }
         if let Some(v) = get("STRONGROOM_LISTEN") {
             c.listen = v.parse().map_err(|_| anyhow::anyhow!("STRONGROOM_LISTEN must be host:port"))?;

@@ -173,7 +173,7 @@ pub fn luhn_valid(digits: &str) -> bool {
         return false;
     }
     let values: Vec<u8> = bytes.iter().map(|b| b - b'0').collect();
-    luhn_sum(&values, 1) % 10 == 0
+    luhn_sum(&values, 1).is_multiple_of(10)
 }
 
 /// The Luhn check digit to append to `payload` (digit values 0-9).

@@ -201,7 +201,7 @@ mod tests {
     #[tokio::test]
     async fn phases_respect_the_operation_budget() {
         let op = Arc::new(|i: usize| async move {
-            if i % 10 == 0 {
+            if i.is_multiple_of(10) {
                 anyhow::bail!("op {i} failed")
             }
             Ok(())

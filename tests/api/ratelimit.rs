@@ -28,20 +28,21 @@ async fn user_get(client: &reqwest::Client, app: &TestApp, token: &str) -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_wrong_tokens_from_one_address_are_throttled_and_another_client_is_not() {
+async fn two_hundred_wrong_tokens_from_one_address_are_throttled_and_another_client_is_not() {
     let app = TestApp::spawn().await;
     let attacker = client_from("127.0.0.2");
     let mut codes = std::collections::BTreeMap::new();
-    for i in 0..1000 {
+    for i in 0..200 {
         let code = user_get(&attacker, &app, &format!("guess-{i}")).await;
         *codes.entry(code).or_insert(0) += 1;
     }
     let throttled = codes.get(&429).copied().unwrap_or(0);
-    assert!(throttled >= 900, "{codes:?}");
-    assert!(codes.get(&403).copied().unwrap_or(0) <= 31, "at most the quota was checked: {codes:?}");
-    // Locked out: even the right token is not checked from that address for now.
-    assert_eq!(user_get(&attacker, &app, &app.root_token).await, 429);
-    // A good client elsewhere is untouched (404: the lookup ran and found nobody).
+    assert!(throttled >= 160, "{codes:?}");
+    assert!(codes.get(&403).copied().unwrap_or(0) <= 31, "at most the quota was answered 403: {codes:?}");
+    // Locked out, yet a valid credential is still served from that address (404: the lookup ran
+    // and found nobody): behind a load balancer, one client's wrong secrets lock out no one else.
+    assert_eq!(user_get(&attacker, &app, &app.root_token).await, 404);
+    // A good client elsewhere is untouched.
     let good = client_from("127.0.0.3");
     assert_eq!(user_get(&good, &app, &app.root_token).await, 404);
 }

@@ -32,7 +32,7 @@ fn luhn_valid(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 async fn superuser(app: &TestApp) -> sqlx::PgConnection {
