@@ -179,13 +179,20 @@ async fn list_group_users(State(st): State<AppState>, claimed: Claimed, Body(req
         let membership = super::groups::requested(&req.groupid, &req.groupname, &None, &None)?
             .ok_or_else(|| Error::bad("groupid or groupname is required"))?;
         let (group, _) = super::groups::resolve(&mut call.tx, &membership).await?;
-        let (total, users) = call.tx.list_group_users(group.id, offset, limit).await?;
+        // Let through by a group-relative rule, the caller sees the members holding the roles
+        // it names, with what it grants of each.
+        let seen = super::relations::check_group(&mut call, group.id).await?;
+        let roles: Option<Vec<String>> = seen.as_ref().map(|s| s.keys().cloned().collect());
+        let (total, users) = call.tx.list_group_users(group.id, roles.as_deref(), offset, limit).await?;
         let mut rows = Vec::with_capacity(users.len());
-        for u in &users {
+        for (u, rolename) in &users {
             let key = user_key(&call.keys, u)?;
             let mut profile = open_profile(&call.keys, &key, &u.token, u.version, &u.profile)?;
-            call.mask_profile(&mut profile).await;
-            rows.push(json!({"token": u.token, "profile": profile}));
+            match (&seen, rolename) {
+                (Some(seen), Some(role)) => super::relations::apply_views(&mut profile, seen.get(role).map_or(&[][..], Vec::as_slice)),
+                _ => call.mask_profile(&mut profile).await,
+            }
+            rows.push(json!({"token": u.token, "profile": profile, "rolename": rolename}));
         }
         call.note("groupid", group.id);
         call.note("count", rows.len());

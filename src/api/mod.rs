@@ -11,6 +11,7 @@ pub mod consent;
 pub mod credentials;
 pub mod files;
 pub mod groups;
+pub mod relations;
 pub mod requests;
 pub mod roles;
 pub mod sessions;
@@ -51,6 +52,8 @@ pub struct Call {
     policy: Arc<auth::policy::TenantPolicy>,
     /// request_metadata as JSON, for policy conditions.
     meta: String,
+    /// Group-relative rules and what was decided with them (see `relations`).
+    pub relative: relations::Relative,
     endpoint: &'static str,
     state: AppState,
 }
@@ -104,6 +107,31 @@ impl Call {
             // A role that may read only some fields gets through; the handler masks the rest.
             allowed = policy.allows(subject, &claimed.tenant, auth::policy::PARTIAL_PROFILE, endpoint, &meta).await;
         }
+        let mut relative = relations::Relative::default();
+        if policy.has_tenant_rules() {
+            // A user token also carries the tenant roles its record holds in groups; and rules
+            // that need the target are collected here and decided when it is found.
+            if let Some(token) = &who.self_user {
+                if let Some(id) = tx.live_user_id(token).await? {
+                    relative.caller = Some((id, tx.memberships_of(id).await?));
+                }
+            }
+            let mut subjects = vec![subject.to_string()];
+            for s in relative.group_subjects() {
+                if !allowed {
+                    allowed = policy.allows(&s, &claimed.tenant, resource, endpoint, &meta).await
+                        || (resource == "users.profile"
+                            && policy.allows(&s, &claimed.tenant, auth::policy::PARTIAL_PROFILE, endpoint, &meta).await);
+                }
+                subjects.push(s);
+            }
+            let refs: Vec<&str> = subjects.iter().map(String::as_str).collect();
+            relative.grants = policy.relative_for(&refs, endpoint);
+            if !allowed && relative.grants.iter().any(|g| g.allow) {
+                allowed = true;
+                relative.required = true;
+            }
+        }
         // Tenant and system management reach across tenants: only the main tenant's own root
         // credential, whatever a tenant's roles and policies say.
         if auth::policy::main_root_only(endpoint)
@@ -118,7 +146,7 @@ impl Call {
             return Err(Error::denied());
         }
         tracing::debug!(endpoint, tenant = who.tenant_id, actor = %who.actor(), "call");
-        Ok(Call { tx, who, keys, ring, audit, policy, meta, endpoint, state: state.clone() })
+        Ok(Call { tx, who, keys, ring, audit, policy, meta, relative, endpoint, state: state.clone() })
     }
 
     /// Whether this call's role may also call `endpoint` on `resource` (for calls that reach
@@ -131,6 +159,10 @@ impl Call {
     /// field the role may not read under this endpoint becomes "***" (strings) or disappears
     /// (other types). Built-in roles see whole records.
     pub async fn mask_profile(&self, profile: &mut Value) {
+        if let Some(views) = &self.relative.views {
+            relations::apply_views(profile, views);
+            return;
+        }
         if !self.who.role.is_tenant_role() {
             return;
         }
@@ -150,6 +182,16 @@ impl Call {
         for name in hidden {
             fields.remove(&name);
         }
+    }
+
+    /// The endpoint this call serves.
+    pub fn endpoint(&self) -> &'static str {
+        self.endpoint
+    }
+
+    /// The request's request_metadata (null when absent).
+    pub fn metadata(&self) -> Value {
+        serde_json::from_str(&self.meta).unwrap_or(Value::Null)
     }
 
     /// Whether callbacks are configured (`STRONGROOM_CALLBACK_URL`); without, nothing is queued.
@@ -172,6 +214,12 @@ impl Call {
     /// Audits and commits on success; on failure rolls back, audits the failure on its own, and
     /// returns the error.
     pub async fn finish(self, result: Result<Map<String, Value>>) -> Result<Json<Value>> {
+        // Let through by a group-relative rule alone, the call must have checked its target.
+        let unchecked = self.relative.required && !self.relative.checked;
+        let result = match result {
+            Ok(_) if unchecked => Err(Error::denied()),
+            other => other,
+        };
         let Call { mut tx, who, keys, mut audit, endpoint, state, .. } = self;
         match result {
             Ok(mut fields) => {
@@ -258,6 +306,27 @@ async fn unknown_endpoint(axum::extract::Path(name): axum::extract::Path<String>
 
 /// Our v2 endpoints outside the contract (each documented in README.md).
 pub const EXTENSION_ENDPOINTS: &[&str] = &["TenantDelete"];
+
+/// Endpoint names of the vault's own /v1 routes (keys, credentials, the Vault plugin): policies
+/// may name them too.
+pub const INTERNAL_ENDPOINTS: &[&str] = &[
+    "CredentialCreate",
+    "CredentialRevoke",
+    "SystemRekey",
+    "SystemRevokeRoot",
+    "SystemRotateRoot",
+    "SystemRotateTenantKey",
+    "SystemTenantKeyStatus",
+    "SystemSeal",
+    "VaultCreds",
+    "VaultRenew",
+    "VaultRevoke",
+];
+
+/// Every endpoint name a call can carry (what a policy's Action may name).
+pub fn known_endpoints() -> Vec<&'static str> {
+    CONTRACT_ENDPOINTS.iter().chain(EXTENSION_ENDPOINTS).chain(INTERNAL_ENDPOINTS).copied().collect()
+}
 
 /// The vault's own POST endpoints under /v1 (seal, keys, credentials, the Vault plugin).
 pub const V1_VAULT_POSTS: &[&str] = &[

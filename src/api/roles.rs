@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use super::body::{int_or_string, Body, Metadata};
 use super::{fields, Call};
 use crate::app::AppState;
-use crate::auth::policy::{parse_policy, translate, ROLES};
+use crate::auth::policy::{check_actions, parse_policy, translate, ParsedPolicy, ROLES};
 use crate::auth::Claimed;
 use crate::error::{Error, Result};
 use crate::store::TenantTx;
@@ -36,6 +36,15 @@ fn check_name(field: &str, name: &str) -> Result<()> {
         return Err(Error::bad(format!("{name} is a built-in role")));
     }
     Ok(())
+}
+
+/// A policy document as PolicyCreate/PolicyUpdate accept it: every key, operator, resource and
+/// action must be one the vault evaluates (400 otherwise), so no stored policy silently fails
+/// to apply.
+fn checked_policy(doc: &Value) -> Result<ParsedPolicy> {
+    let parsed = parse_policy(doc)?;
+    check_actions(&parsed.actions, &super::known_endpoints())?;
+    Ok(parsed)
 }
 
 /// Re-translates every linked policy (RoleLinkPolicy, and roles named in Principal.Role).
@@ -154,7 +163,7 @@ async fn policy_create(State(st): State<AppState>, claimed: Claimed, Body(req): 
         let name = req.policyname.as_deref().map(str::trim).ok_or_else(|| Error::bad("missing field `policyname`"))?;
         check_name("policyname", name)?;
         let doc = req.policy.as_ref().ok_or_else(|| Error::bad("missing field `policy`"))?;
-        parse_policy(doc)?;
+        checked_policy(doc)?;
         let id = call.tx.insert_policy(name, req.policydesc.as_deref().unwrap_or(""), &doc.to_string()).await?;
         call.note("policyid", id);
         rebuild_rules(&mut call.tx).await?;
@@ -173,7 +182,7 @@ async fn policy_update(State(st): State<AppState>, claimed: Claimed, Body(req): 
             check_name("policyname", n)?;
         }
         if let Some(doc) = &req.policy {
-            parse_policy(doc)?;
+            checked_policy(doc)?;
         }
         if name.is_none() && req.policydesc.is_none() && req.policy.is_none() {
             return Err(Error::bad("nothing to update: give policyname, policydesc or policy"));

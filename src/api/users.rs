@@ -249,10 +249,15 @@ pub async fn find_user(call: &mut Call, mode: &str, identity: &str) -> Result<(U
         }
         return Err(Error::not_found("user record"));
     };
-    // A user login token reaches its own record only; any other is simply not found.
-    if call.who.self_user.as_deref().is_some_and(|own| own != user.token) {
-        return Err(Error::not_found("user record"));
-    }
+    // A user token reaches its own record, and another only through a group-relative allow
+    // that holds for it (any other is simply not found); group-relative rules also decide here
+    // for a role whose static rules did not allow the call.
+    let key = user_key(&call.keys, &user)?;
+    let profile = match super::relations::reads_target_fields(&call.relative.grants) {
+        true => Some(open_profile(&call.keys, &key, &user.token, user.version, &user.profile)?),
+        false => None,
+    };
+    super::relations::check_record(call, user.id, &user.token, profile.as_ref()).await?;
     // The identity itself goes into the event only when it is a token (a random pseudonym):
     // an email, phone, login or custom value stays a blind-index reference (noted above), so
     // what an auditor can read never holds a personal identifier.
@@ -266,7 +271,6 @@ pub async fn find_user(call: &mut Call, mode: &str, identity: &str) -> Result<(U
         let extended = user.retention.final_at.map_or(now + sliding, |f| f.min(now + sliding));
         user.retention.expires_at = user.retention.expires_at.map(|e| e.max(extended));
     }
-    let key = user_key(&call.keys, &user)?;
     call.note_user(&user.token, key.clone());
     Ok((user, key))
 }

@@ -2,6 +2,7 @@
 //! its keyed hash inside that tenant's scope, so a token of tenant A is simply unknown in B; the
 //! tenant comes from `X-Bunker-Tenant`, else the host's subdomain, else `default`.
 
+pub mod conditions;
 pub mod lease;
 pub mod policy;
 pub mod ratelimit;

@@ -13,6 +13,7 @@ use casbin::{CoreApi, DefaultModel, Enforcer, MemoryAdapter, MgmtApi};
 use serde_json::Value;
 use tokio::sync::RwLock;
 
+use super::conditions::{Condition, Holds, MetaFacts};
 use crate::error::{Error, Result};
 use crate::store::roles::Rule;
 use crate::store::TenantTx;
@@ -63,44 +64,19 @@ fn meta_match(meta: Dynamic, cond: Dynamic) -> Dynamic {
     condition_holds(&text(&meta), &text(&cond)).into()
 }
 
-/// Evaluates a Pro-style Condition against request_metadata. Operators: StringEquals,
-/// StringNotEquals, StringLike (`*` wildcard); keys are `request_metadata.<dot path>`. Anything
+/// Evaluates a stored Condition (a Pro `Condition` document) against request_metadata: the
+/// conditions casbin sees name request_metadata only (see [`TenantPolicy::build`]); anything
 /// unparseable does not hold.
 pub fn condition_holds(meta: &str, cond: &str) -> bool {
     if cond.is_empty() {
         return true;
     }
-    let (Ok(Value::Object(cond)), meta) = (serde_json::from_str::<Value>(cond), serde_json::from_str::<Value>(meta).unwrap_or(Value::Null))
-    else {
+    let (Ok(doc), meta) = (serde_json::from_str::<Value>(cond), serde_json::from_str::<Value>(meta).unwrap_or(Value::Null)) else {
         return false;
     };
-    cond.iter().all(|(op, tests)| {
-        let Value::Object(tests) = tests else { return false };
-        tests.iter().all(|(key, expected)| {
-            let path = key.strip_prefix("request_metadata.").unwrap_or(key);
-            let actual = path.split('.').try_fold(&meta, |v, k| v.get(k)).and_then(Value::as_str);
-            let wanted: Vec<&str> = match expected {
-                Value::String(s) => vec![s.as_str()],
-                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-                _ => return false,
-            };
-            match op.as_str() {
-                "StringEquals" => actual.is_some_and(|a| wanted.contains(&a)),
-                "StringNotEquals" => actual.is_none_or(|a| !wanted.contains(&a)),
-                "StringLike" => actual.is_some_and(|a| wanted.iter().any(|w| glob(w, a))),
-                _ => false,
-            }
-        })
-    })
-}
-
-fn glob(pattern: &str, s: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == s,
-        Some((head, rest)) => {
-            s.starts_with(head)
-                && (0..=s.len() - head.len()).any(|i| s.is_char_boundary(head.len() + i) && glob(rest, &s[head.len() + i..]))
-        }
+    match Condition::parse(&doc) {
+        Ok(c) => c.eval(&MetaFacts(&meta)) == Holds::Yes,
+        Err(_) => false,
     }
 }
 
@@ -144,28 +120,157 @@ pub fn parse_policy(doc: &Value) -> Result<ParsedPolicy> {
     let condition = match o.get("Condition") {
         None | Some(Value::Null) => String::new(),
         Some(Value::Object(c)) if c.is_empty() => String::new(),
-        Some(c @ Value::Object(ops)) => {
-            for (op, tests) in ops {
-                if !matches!(op.as_str(), "StringEquals" | "StringNotEquals" | "StringLike") {
-                    return Err(Error::bad(format!(
-                        "policy.Condition operator {op} is not supported (StringEquals, StringNotEquals, StringLike)"
-                    )));
-                }
-                if !tests.is_object() {
-                    return Err(Error::bad("policy.Condition operators map keys to values"));
-                }
-            }
+        Some(c) => {
+            Condition::parse(c)?;
             c.to_string()
         }
-        Some(_) => return Err(Error::bad("policy.Condition must be an object")),
     };
-    Ok(ParsedPolicy {
-        allow,
-        actions: strings(o.get("Action"), "Action", true)?,
-        resources: strings(o.get("Resource"), "Resource", true)?,
-        principal_roles,
-        condition,
-    })
+    let resources = strings(o.get("Resource"), "Resource", true)?;
+    let contextual = !condition.is_empty() && Condition::parse(&serde_json::from_str(&condition)?)?.is_contextual();
+    for r in &resources {
+        match relative_resource(r)? {
+            Some(_) => {}
+            None if contextual && !(r == "*" || r.starts_with("users.")) => {
+                return Err(Error::bad(format!(
+                    "policy.Resource {r}: a condition on the caller's groups or the target record applies to user records only"
+                )))
+            }
+            None => check_resource(r)?,
+        }
+    }
+    Ok(ParsedPolicy { allow, actions: strings(o.get("Action"), "Action", true)?, resources, principal_roles, condition })
+}
+
+/// The resources a policy may name (see [`resource_of`]); `users.profile.<field>` names one field.
+pub const RESOURCES: &[&str] = &[
+    "users.profile",
+    "users.appdata",
+    "users.files",
+    "users.bulk",
+    "requests",
+    "requests.file",
+    "audit",
+    "tenants",
+    "system",
+    "vault",
+    "credentials",
+    "policies",
+    "tokens",
+    "groups",
+    "shared",
+    "sessions",
+    "consent",
+];
+
+/// A plain resource pattern must name, or (with `*`) cover, at least one resource: a typo in a
+/// Deny would otherwise deny nothing.
+fn check_resource(r: &str) -> Result<()> {
+    let field = r.strip_prefix("users.profile.").is_some_and(|f| !f.is_empty() && !f.contains('*'));
+    let covers = RESOURCES.iter().any(|res| keymatch(res, r)) || keymatch("users.profile.x", r);
+    if r.starts_with("${") || !(field || covers) {
+        return Err(Error::bad(format!(
+            "policy.Resource {r} names no resource (one of {}, users.profile.<field>, a * pattern, or ${{target_group_members:role/<role>}}.<part>)",
+            RESOURCES.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Each action (an endpoint name, or a `*` pattern) must name or cover at least one of `known`.
+pub fn check_actions(actions: &[String], known: &[&str]) -> Result<()> {
+    for a in actions {
+        if !known.iter().any(|k| keymatch(k, a)) {
+            return Err(Error::bad(format!("policy.Action {a} names no endpoint")));
+        }
+    }
+    Ok(())
+}
+
+/// casbin's keyMatch: `key` matches `pattern` when equal, or when `pattern` has a `*` and `key`
+/// starts with what comes before it.
+pub fn keymatch(key: &str, pattern: &str) -> bool {
+    match pattern.find('*') {
+        Some(i) => key.len() >= i && key.as_bytes()[..i] == pattern.as_bytes()[..i],
+        None => key == pattern,
+    }
+}
+
+/// What a group-relative rule grants of the target record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum View {
+    /// Everything about the record (`.*`, or no suffix).
+    Record,
+    /// Its whole profile (`.profile.*`).
+    Profile,
+    /// One profile field (`.profile.<field>`).
+    Field(String),
+    /// Its membership: it may be listed with its group (`.group`, BulkListGroupUsers).
+    Group,
+}
+
+/// `${target_group_members:role/<role>}.<part>`: `(role, view)`; `None` for a plain resource;
+/// 400 for any other `${...}` form.
+pub fn relative_resource(r: &str) -> Result<Option<(String, View)>> {
+    let Some(rest) = r.strip_prefix("${") else { return Ok(None) };
+    let bad = || {
+        Error::bad(format!(
+            "policy.Resource {r} cannot be evaluated (group-relative resources are ${{target_group_members:role/<role>}} with .*, \
+             .profile.*, .profile.<field> or .group)"
+        ))
+    };
+    let (inner, part) = rest.split_once('}').ok_or_else(bad)?;
+    let role = inner
+        .strip_prefix("target_group_members:role/")
+        .filter(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)))
+        .ok_or_else(bad)?;
+    let view = match part {
+        "" | ".*" => View::Record,
+        ".profile" | ".profile.*" => View::Profile,
+        ".group" => View::Group,
+        p => match p.strip_prefix(".profile.") {
+            Some(f) if !f.is_empty() && !f.contains(['*', '.']) => View::Field(f.to_string()),
+            _ => return Err(bad()),
+        },
+    };
+    Ok(Some((role.to_string(), view)))
+}
+
+/// A rule that needs the caller's groups or the target record to decide: a group-relative
+/// resource, or a condition on groups or the target. Kept out of casbin and decided where the
+/// target is known (see `api::relations`).
+#[derive(Debug, Clone)]
+pub struct RelativeGrant {
+    /// The casbin subject it is for (`role:<name>`).
+    pub subject: String,
+    /// An endpoint name or `*` pattern.
+    pub action: String,
+    /// The target must hold this role in one of its groups.
+    pub target_role: Option<String>,
+    pub view: View,
+    pub allow: bool,
+    pub condition: Condition,
+}
+
+impl RelativeGrant {
+    fn from_rule((sub, obj, act, eft, cond): &Rule) -> Option<RelativeGrant> {
+        let condition = if cond.is_empty() { Condition::default() } else { Condition::parse(&serde_json::from_str(cond).ok()?).ok()? };
+        let (target_role, view) = match relative_resource(obj).ok()? {
+            Some((role, view)) => (Some(role), view),
+            None if condition.is_contextual() => (None, plain_view(obj)),
+            None => return None,
+        };
+        Some(RelativeGrant { subject: sub.clone(), action: act.clone(), target_role, view, allow: eft == "allow", condition })
+    }
+}
+
+/// The view a plain users.* resource gives of a record.
+fn plain_view(obj: &str) -> View {
+    match obj.strip_prefix("users.profile.") {
+        Some(f) if !f.contains('*') => View::Field(f.to_string()),
+        Some(_) => View::Profile,
+        None if obj == "users.profile" => View::Profile,
+        None => View::Record,
+    }
 }
 
 /// Casbin rules for `role` from one policy. `users.profile.*` also grants `users.profile` (the
@@ -174,10 +279,16 @@ pub fn translate(role: &str, p: &ParsedPolicy) -> Vec<Rule> {
     let sub = format!("{CUSTOM_PREFIX}{role}");
     let eft = if p.allow { "allow" } else { "deny" };
     let mut out = Vec::new();
+    let contextual = !p.condition.is_empty()
+        && serde_json::from_str::<Value>(&p.condition).ok().and_then(|d| Condition::parse(&d).ok()).is_some_and(|c| c.is_contextual());
     for act in &p.actions {
         for res in &p.resources {
             let mut push = |obj: &str| out.push((sub.clone(), obj.to_string(), act.clone(), eft.to_string(), p.condition.clone()));
             push(res);
+            if contextual || res.starts_with("${") {
+                // Decided where the target is known, from this one rule (RelativeGrant).
+                continue;
+            }
             if let Some(base) = res.strip_suffix(".*") {
                 push(base);
             }
@@ -192,6 +303,10 @@ pub fn translate(role: &str, p: &ParsedPolicy) -> Vec<Rule> {
 /// One tenant's enforcer (or the built-in one, for tenants without policies of their own).
 pub struct TenantPolicy {
     enforcer: RwLock<Enforcer>,
+    /// Rules casbin cannot decide without the target (see [`RelativeGrant`]).
+    relative: Vec<RelativeGrant>,
+    /// Whether the tenant has rules of its own (roles and policies).
+    tenant_rules: bool,
 }
 
 impl TenantPolicy {
@@ -200,12 +315,31 @@ impl TenantPolicy {
         let mut enforcer = Enforcer::new(model, MemoryAdapter::default()).await?;
         enforcer.add_function("metaMatch", OperatorFunction::Arg2(meta_match));
         let (mut p, g) = parse_csv(BUILT_IN)?;
-        p.extend(extra.iter().map(|(s, o, a, e, c)| vec![s.clone(), "*".into(), o.clone(), a.clone(), e.clone(), c.clone()]));
+        let mut relative = Vec::new();
+        for rule in extra {
+            match RelativeGrant::from_rule(rule) {
+                Some(grant) => relative.push(grant),
+                None => {
+                    let (s, o, a, e, c) = rule;
+                    p.push(vec![s.clone(), "*".into(), o.clone(), a.clone(), e.clone(), c.clone()]);
+                }
+            }
+        }
         enforcer.add_policies(p).await?;
         if !g.is_empty() {
             enforcer.add_grouping_policies(g).await?;
         }
-        Ok(TenantPolicy { enforcer: RwLock::new(enforcer) })
+        Ok(TenantPolicy { enforcer: RwLock::new(enforcer), relative, tenant_rules: !extra.is_empty() })
+    }
+
+    /// Whether the tenant has roles and policies of its own (else group roles change nothing).
+    pub fn has_tenant_rules(&self) -> bool {
+        self.tenant_rules
+    }
+
+    /// The group-relative rules for any of `subjects` that cover `endpoint`.
+    pub fn relative_for(&self, subjects: &[&str], endpoint: &str) -> Vec<RelativeGrant> {
+        self.relative.iter().filter(|g| subjects.contains(&g.subject.as_str()) && keymatch(endpoint, &g.action)).cloned().collect()
     }
 
     /// Whether `role` may call `endpoint` on `resource` in `tenant` with this request_metadata

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod leases;
 pub mod meta;
 pub mod portal;
+pub mod relations;
 pub mod requests;
 pub mod roles;
 pub mod sessions;

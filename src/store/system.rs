@@ -67,15 +67,26 @@ impl TenantTx {
         Ok((total, rows.iter().map(user_from_row).collect()))
     }
 
-    /// A page of a group's live members, by user id, and their total.
-    pub async fn list_group_users(&mut self, group_id: i64, offset: i64, limit: i64) -> Result<(i64, Vec<UserRow>)> {
+    /// A page of a group's live members, by user id, with the name of the role each holds in
+    /// the group, and their total; `roles`, when given, keeps only members holding one of them.
+    pub async fn list_group_users(
+        &mut self,
+        group_id: i64,
+        roles: Option<&[String]>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(i64, Vec<(UserRow, Option<String>)>)> {
         let now = now_secs();
-        let from =
-            format!("FROM users u JOIN group_members m ON m.tenant_id = u.tenant_id AND m.user_id = u.id WHERE {LIVE} AND m.group_id = $2");
-        let sql = format!("SELECT {USER_COLUMNS} {from} ORDER BY u.id OFFSET $3 LIMIT $4");
-        let rows = sqlx::query(&sql).bind(now).bind(group_id).bind(offset).bind(limit).fetch_all(self.conn()).await?;
-        let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) {from}")).bind(now).bind(group_id).fetch_one(self.conn()).await?;
-        Ok((total, rows.iter().map(user_from_row).collect()))
+        let from = format!(
+            "FROM users u JOIN group_members m ON m.tenant_id = u.tenant_id AND m.user_id = u.id
+               LEFT JOIN roles r ON r.tenant_id = m.tenant_id AND r.id = m.role_id
+              WHERE {LIVE} AND m.group_id = $2 AND ($3::text[] IS NULL OR r.name = ANY($3))"
+        );
+        let sql = format!("SELECT {USER_COLUMNS}, r.name {from} ORDER BY u.id OFFSET $4 LIMIT $5");
+        let rows = sqlx::query(&sql).bind(now).bind(group_id).bind(roles).bind(offset).bind(limit).fetch_all(self.conn()).await?;
+        let total: i64 =
+            sqlx::query_scalar(&format!("SELECT count(*) {from}")).bind(now).bind(group_id).bind(roles).fetch_one(self.conn()).await?;
+        Ok((total, rows.iter().map(|r| (user_from_row(r), r.get::<Option<String>, _>(12))).collect()))
     }
 
     /// A page of the tenant's audit events, newest first (`id` orders events across the
