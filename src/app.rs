@@ -216,6 +216,9 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(state.config().body_timeout))
+        // Outside the routes, so preflights (OPTIONS, which no route takes) and every error
+        // answer, 404/405/503 included, reach the page.
+        .layer(axum::middleware::from_fn_with_state(Arc::new(state.config().cors_origins.clone()), crate::api::cors::cors))
         .layer(axum::middleware::from_fn(crate::telemetry::track_request))
         .layer(axum::middleware::from_fn_with_state(trusted, crate::auth::ratelimit::resolve_client))
         .with_state(state)

@@ -84,6 +84,41 @@ pub struct Config {
     /// balancers in front of the vault. Only a peer among them is believed when it names the
     /// client in `Forwarded` / `X-Forwarded-For`; without the setting the peer is the client.
     pub trusted_proxies: Vec<crate::auth::ratelimit::Cidr>,
+    /// `STRONGROOM_CORS_ORIGINS`: which web origins a browser may call the API from: `*` (the
+    /// default, as Databunker does; credentials travel in headers, never cookies, so a foreign
+    /// page learns nothing it was not given), a comma-separated list of origins, or `none`.
+    pub cors_origins: CorsOrigins,
+}
+
+/// The browser origins allowed to call /v2 (see `api::cors`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    Any,
+    /// Exact origins, such as `https://app.example.com`.
+    List(Vec<String>),
+    /// No CORS headers: only same-origin pages and non-browser clients.
+    Off,
+}
+
+impl std::str::FromStr for CorsOrigins {
+    type Err = anyhow::Error;
+
+    fn from_str(v: &str) -> anyhow::Result<CorsOrigins> {
+        match v.trim() {
+            "" | "*" => return Ok(CorsOrigins::Any),
+            "none" | "off" => return Ok(CorsOrigins::Off),
+            _ => {}
+        }
+        let origin = |o: &str| -> anyhow::Result<String> {
+            let o = o.trim().trim_end_matches('/').to_ascii_lowercase();
+            let rest = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://"));
+            match rest {
+                Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ', '*']) => Ok(o),
+                _ => anyhow::bail!("STRONGROOM_CORS_ORIGINS: {o:?} is not an origin such as https://app.example.com"),
+            }
+        };
+        Ok(CorsOrigins::List(v.split(',').filter(|o| !o.trim().is_empty()).map(origin).collect::<anyhow::Result<_>>()?))
+    }
 }
 
 impl Default for Config {
@@ -120,6 +155,7 @@ impl Default for Config {
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
+            cors_origins: CorsOrigins::Any,
         }
     }
 }
@@ -262,6 +298,9 @@ impl Config {
                 .filter(|p| !p.is_empty())
                 .map(|p| p.parse().map_err(|e| anyhow::anyhow!("STRONGROOM_TRUSTED_PROXIES: {p}: {e}")))
                 .collect::<anyhow::Result<_>>()?;
+        }
+        if let Some(v) = get("STRONGROOM_CORS_ORIGINS") {
+            c.cors_origins = v.parse()?;
         }
         if let Some(v) = get("STRONGROOM_LISTEN") {
             c.listen = v.parse().map_err(|_| anyhow::anyhow!("STRONGROOM_LISTEN must be host:port"))?;

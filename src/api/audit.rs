@@ -22,9 +22,11 @@ pub const MAX_LIMIT: i64 = 1000;
 /// Validated `(offset, limit)` of a listing.
 pub fn page(offset: Option<i64>, limit: Option<i64>) -> Result<(i64, i64)> {
     let offset = offset.unwrap_or(0);
+    // Above the cap is capped, not refused, as Pro does: a client asking for "everything"
+    // pages through instead of failing.
     let limit = match limit {
         None | Some(0) => DEFAULT_LIMIT,
-        Some(l) => l,
+        Some(l) => l.min(MAX_LIMIT),
     };
     if offset < 0 || !(1..=MAX_LIMIT).contains(&limit) {
         return Err(Error::bad(format!("offset must be >= 0 and limit 1-{MAX_LIMIT}")));
@@ -60,8 +62,8 @@ async fn list_user_events(State(st): State<AppState>, claimed: Claimed, Body(req
         let rows: Vec<Value> = events
             .iter()
             .map(|e| {
-                json!({"auditeventuuid": e.uuid, "eventtype": e.event_type, "timestamp": crate::audit::timestamp(e), "outcome": e.outcome,
-                       "actor": e.actor})
+                json!({"auditeventuuid": e.uuid, "eventtype": e.event_type, "title": crate::audit::title(&e.event_type),
+                       "timestamp": crate::audit::timestamp(e), "outcome": e.outcome, "actor": e.actor})
             })
             .collect();
         Ok(fields([("total", total.into()), ("rows", Value::Array(rows))]))

@@ -77,7 +77,9 @@ struct BasisCreateReq {
 #[derive(Deserialize)]
 struct BasisUpdateReq {
     brief: String,
-    newbrief: String,
+    /// The new name; absent or empty keeps the current one (the SDKs send it only to rename).
+    #[serde(default)]
+    newbrief: Option<String>,
     #[serde(default)]
     status: Option<String>,
     #[serde(default)]
@@ -157,7 +159,9 @@ struct ActivityCreateReq {
 #[derive(Deserialize)]
 struct ActivityUpdateReq {
     activity: String,
-    newactivity: String,
+    /// The new name; absent or empty keeps the current one.
+    #[serde(default)]
+    newactivity: Option<String>,
     #[serde(default)]
     title: Option<String>,
     #[serde(default)]
@@ -366,7 +370,10 @@ async fn legal_basis_update(State(st): State<AppState>, claimed: Claimed, Body(r
     let mut call = Call::open(&st, &claimed, "LegalBasisUpdate", req.request_metadata).await?;
     let result = async {
         let brief = slug("brief", &req.brief)?;
-        let newbrief = slug("newbrief", &req.newbrief)?;
+        let newbrief = match req.newbrief.as_deref().filter(|n| !n.is_empty()) {
+            Some(n) => slug("newbrief", n)?,
+            None => brief.clone(),
+        };
         call.note("brief", brief.as_str());
         call.note("newbrief", newbrief.as_str());
         let current = basis_or_404(&mut call, &brief, Lock::Exclusive).await?;
@@ -579,7 +586,10 @@ async fn activity_update(State(st): State<AppState>, claimed: Claimed, Body(req)
     let mut call = Call::open(&st, &claimed, "ProcessingActivityUpdate", req.request_metadata).await?;
     let result = async {
         let activity = slug("activity", &req.activity)?;
-        let newactivity = slug("newactivity", &req.newactivity)?;
+        let newactivity = match req.newactivity.as_deref().filter(|n| !n.is_empty()) {
+            Some(n) => slug("newactivity", n)?,
+            None => activity.clone(),
+        };
         call.note("activity", activity.as_str());
         call.note("newactivity", newactivity.as_str());
         let current = call.tx.activity(&activity).await?.ok_or_else(|| Error::not_found("processing activity"))?;
@@ -686,7 +696,8 @@ mod tests {
         assert_eq!(t(json!("1800000000")).unwrap(), Some(1_800_000_000));
         assert_eq!(t(json!("30d")).unwrap(), Some(now + 30 * 86_400));
         assert_eq!(t(json!("1y")).unwrap(), Some(now + 365 * 86_400));
-        assert_eq!(t(json!("10m")).unwrap(), Some(now + 600));
+        assert_eq!(t(json!("10min")).unwrap(), Some(now + 600));
+        assert_eq!(t(json!("1m")).unwrap(), Some(now + 31 * 86_400), "m is a month");
         assert_eq!(t(json!("")).unwrap(), None);
         assert_eq!(t(json!(0)).unwrap(), None);
         assert_eq!(time_field("finaltime", None, now).unwrap(), None);

@@ -1,6 +1,7 @@
-//! FileCreate, FileGet, FileListUserFiles, FileDelete. A file's content, name and type are
-//! encrypted under the owning user's key; a keyed digest of the content detects duplicates per
-//! user. Files may expire (`slidingtime`, `finaltime`); expired files are never returned.
+//! FileCreate, FileGet, FileListUserFiles, FileReplaceTags, FileDelete and BulkListFilesByTag.
+//! A file's content, name, type and tags are encrypted under the owning user's key; a keyed
+//! digest of the content detects duplicates per user, and keyed hashes of the tags serve tag
+//! filters. Files may expire (`slidingtime`, `finaltime`); expired files are never returned.
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
@@ -11,10 +12,9 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::body::UserLookup as UserReq;
 use super::body::{Body, Metadata};
 use super::users::find_user;
-use super::when::{parse_when, When};
+use super::when::{parse_deadline, parse_duration};
 use super::{fields, Call};
 use crate::app::AppState;
 use crate::auth::Claimed;
@@ -30,7 +30,9 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/FileCreate", post(file_create))
         .route("/v2/FileGet", post(file_get))
         .route("/v2/FileListUserFiles", post(file_list_user_files))
+        .route("/v2/FileReplaceTags", post(file_replace_tags))
         .route("/v2/FileDelete", post(file_delete))
+        .route("/v2/BulkListFilesByTag", post(bulk_list_files_by_tag))
 }
 
 const TABLE: &str = "files";
@@ -46,6 +48,8 @@ struct CreateReq {
     filedata: String,
     #[serde(default)]
     mimetype: Option<String>,
+    #[serde(default)]
+    tags: Option<Value>,
     #[serde(default)]
     slidingtime: Option<Value>,
     #[serde(default)]
@@ -69,6 +73,41 @@ struct GetReq {
 }
 
 #[derive(Deserialize)]
+struct ListReq {
+    mode: String,
+    identity: String,
+    #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+#[derive(Deserialize)]
+struct TagsReq {
+    mode: String,
+    identity: String,
+    fileuuid: String,
+    #[serde(default)]
+    tags: Option<Value>,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+#[derive(Deserialize)]
+struct ByTagReq {
+    #[serde(default)]
+    unlockuuid: String,
+    #[serde(default)]
+    tag: String,
+    #[serde(default, deserialize_with = "super::body::int_or_string")]
+    offset: Option<i64>,
+    #[serde(default, deserialize_with = "super::body::int_or_string")]
+    limit: Option<i64>,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+#[derive(Deserialize)]
 struct DeleteReq {
     mode: String,
     identity: String,
@@ -82,6 +121,78 @@ struct DeleteReq {
 struct Meta {
     filename: String,
     mimetype: String,
+    /// Absent in files stored before tags existed.
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+/// Most tags a file carries.
+const MAX_TAGS: usize = 16;
+
+/// A file's tag set as Pro takes it: a list or a comma-separated string; lowercased and
+/// de-duplicated (first occurrence kept); each `[a-z0-9][a-z0-9._-]{0,49}`; at most 16.
+/// Absent, null or empty is no tags.
+fn check_tags(v: Option<&Value>) -> Result<Vec<String>> {
+    let bad = || {
+        Error::bad(format!("tags must be a list (or comma-separated string) of at most {MAX_TAGS} tags, each 1-50 of a-z, 0-9, '.', '_', '-', starting with a letter or digit"))
+    };
+    let raw: Vec<String> = match v {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => s.split(',').map(str::to_string).collect(),
+        Some(Value::Array(a)) => a.iter().map(|t| t.as_str().map(str::to_string).ok_or_else(bad)).collect::<Result<_>>()?,
+        Some(_) => return Err(bad()),
+    };
+    let mut tags: Vec<String> = Vec::new();
+    for t in raw {
+        let t = t.trim().to_ascii_lowercase();
+        if t.is_empty() && v.is_some_and(Value::is_string) {
+            continue;
+        }
+        let b = t.as_bytes();
+        let ok = (1..=50).contains(&b.len())
+            && b[0].is_ascii_alphanumeric()
+            && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'));
+        if !ok {
+            return Err(bad());
+        }
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(bad());
+    }
+    Ok(tags)
+}
+
+/// The keyed hash a tag is found by (never the tag itself).
+fn tag_hash(keys: &TenantKeys, tag: &str) -> String {
+    keys.digest_hex(format!("file-tag\0{tag}").as_bytes())
+}
+
+fn tag_hashes(keys: &TenantKeys, tags: &[String]) -> Vec<String> {
+    tags.iter().map(|t| tag_hash(keys, t)).collect()
+}
+
+/// A tag filter: one tag (a comma is not a list separator here, as in Pro).
+fn check_tag(tag: &str) -> Result<String> {
+    match check_tags(Some(&Value::Array(vec![Value::String(tag.to_string())])))?.pop() {
+        Some(t) if !tag.contains(',') => Ok(t),
+        _ => Err(Error::bad("tag must be a single tag")),
+    }
+}
+
+/// A file's listing entry (FileListUserFiles, BulkListFilesByTag).
+fn listed(f: &FileRow, meta: Meta) -> Value {
+    json!({
+        "fileuuid": f.uuid,
+        "filename": meta.filename,
+        "mimetype": meta.mimetype,
+        "size": f.size,
+        "tags": meta.tags,
+        "doublehash": f.digest,
+        "creationtime": f.created_at,
+    })
 }
 
 /// A file name: 1 to 255 characters, no '/' and no NUL.
@@ -131,17 +242,8 @@ fn decode(data: &str) -> Result<Vec<u8>> {
 }
 
 fn requested_expiry(sliding: &Option<Value>, finaltime: &Option<Value>, now: i64) -> Result<Expiry> {
-    let sliding_secs = match parse_when("slidingtime", sliding)? {
-        None => None,
-        Some(When::In(s)) => Some(s),
-        Some(When::At(_)) => return Err(Error::bad("slidingtime must be a duration, not a point in time")),
-    };
-    let final_at = match parse_when("finaltime", finaltime)? {
-        None => None,
-        Some(When::In(s)) => Some(now + s),
-        Some(When::At(t)) if t > now => Some(t),
-        Some(When::At(_)) => return Err(Error::bad("finaltime is in the past")),
-    };
+    let sliding_secs = parse_duration("slidingtime", sliding)?;
+    let final_at = parse_deadline("finaltime", finaltime, now)?;
     Ok(Expiry { sliding_secs, final_at })
 }
 
@@ -167,11 +269,13 @@ async fn file_create(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
     let result = async {
         let filename = check_filename(&req.filename)?;
         let mimetype = check_mimetype(req.mimetype.as_deref())?;
+        let tags = check_tags(req.tags.as_ref())?;
         let content = zeroize::Zeroizing::new(decode(&req.filedata)?);
         let expiry = requested_expiry(&req.slidingtime, &req.finaltime, now_secs())?;
         let (user, key) = find_user(&mut call, &req.mode, &req.identity).await?;
         let uuid = uuid::Uuid::new_v4().to_string();
-        let meta = serde_json::to_vec(&Meta { filename: filename.to_string(), mimetype })?;
+        let hashes = tag_hashes(&call.keys, &tags);
+        let meta = serde_json::to_vec(&Meta { filename: filename.to_string(), mimetype, tags })?;
         let file = NewFile {
             uuid: &uuid,
             meta: &call.keys.seal_with(&key, TABLE, &meta_row_id(&user.token, &uuid), &meta),
@@ -180,6 +284,7 @@ async fn file_create(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
             digest: &call.keys.digest_hex(&content),
             size: content.len() as i64,
             expiry,
+            tag_hashes: &hashes,
         };
         let (fileuuid, duplicate) = match call.tx.insert_file(user.id, &file).await? {
             Ok(()) => (uuid, false),
@@ -228,6 +333,7 @@ async fn file_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
             ("filename", meta.filename.into()),
             ("mimetype", meta.mimetype.clone().into()),
             ("size", file.size.into()),
+            ("tags", meta.tags.clone().into()),
         ]);
         let bytes = content.to_vec();
         if !raw {
@@ -256,24 +362,72 @@ async fn file_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
     }
 }
 
-async fn file_list_user_files(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UserReq>) -> Result<axum::Json<Value>> {
+async fn file_list_user_files(State(st): State<AppState>, claimed: Claimed, Body(req): Body<ListReq>) -> Result<axum::Json<Value>> {
     let mut call = Call::open(&st, &claimed, "FileListUserFiles", req.request_metadata).await?;
     let result = async {
+        let tag = req.tag.as_deref().filter(|t| !t.trim().is_empty()).map(check_tag).transpose()?;
         let (user, key) = find_user(&mut call, &req.mode, &req.identity).await?;
+        let hash = tag.map(|t| tag_hash(&call.keys, &t));
         let mut files = Vec::new();
-        for f in call.tx.user_files(user.id).await? {
+        for f in call.tx.user_files(user.id, hash.as_deref()).await? {
             let meta = open_meta(&call.keys, &key, &user.token, &f)?;
-            files.push(json!({
-                "fileuuid": f.uuid,
-                "filename": meta.filename,
-                "mimetype": meta.mimetype,
-                "size": f.size,
-                "doublehash": f.digest,
-                "creationtime": f.created_at,
-            }));
+            files.push(listed(&f, meta));
         }
         call.note("count", files.len());
         Ok(fields([("token", user.token.into()), ("files", Value::Array(files))]))
+    }
+    .await;
+    call.finish(result).await
+}
+
+async fn file_replace_tags(State(st): State<AppState>, claimed: Claimed, Body(req): Body<TagsReq>) -> Result<axum::Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "FileReplaceTags", req.request_metadata).await?;
+    let result = async {
+        let uuid = check_uuid(&req.fileuuid)?;
+        if req.tags.is_none() {
+            return Err(Error::bad("missing field `tags` (an empty list removes every tag)"));
+        }
+        let tags = check_tags(req.tags.as_ref())?;
+        let (user, key) = find_user(&mut call, &req.mode, &req.identity).await?;
+        call.note("fileuuid", uuid.as_str());
+        call.note("count", tags.len());
+        let file = call.tx.file_by_uuid(user.id, &uuid).await?.ok_or_else(|| Error::not_found("file"))?;
+        let mut meta = open_meta(&call.keys, &key, &user.token, &file)?;
+        meta.tags = tags;
+        let sealed = call.keys.seal_with(&key, TABLE, &meta_row_id(&user.token, &uuid), &serde_json::to_vec(&meta)?);
+        if !call.tx.replace_file_tags(user.id, &uuid, &sealed, &tag_hashes(&call.keys, &meta.tags)).await? {
+            return Err(Error::not_found("file"));
+        }
+        Ok(fields([("token", user.token.into()), ("fileuuid", uuid.into()), ("tags", meta.tags.into())]))
+    }
+    .await;
+    call.finish(result).await
+}
+
+/// Files carrying a tag across the tenant's users (a bulk listing: it needs an unlock).
+async fn bulk_list_files_by_tag(State(st): State<AppState>, claimed: Claimed, Body(req): Body<ByTagReq>) -> Result<axum::Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "BulkListFilesByTag", req.request_metadata).await?;
+    let result = async {
+        call.require_unlock(&req.unlockuuid).await?;
+        if req.tag.trim().is_empty() {
+            return Err(Error::bad("missing field `tag`"));
+        }
+        let tag = check_tag(&req.tag)?;
+        let (offset, limit) = super::audit::page(req.offset, req.limit)?;
+        let (total, found) = call.tx.files_by_tag(&tag_hash(&call.keys, &tag), offset, limit).await?;
+        let mut rows = Vec::with_capacity(found.len());
+        let mut tokens = Vec::with_capacity(found.len());
+        for (f, user) in found {
+            let key = super::users::user_key(&call.keys, &user)?;
+            let mut row = listed(&f, open_meta(&call.keys, &key, &user.token, &f)?);
+            row["token"] = user.token.clone().into();
+            tokens.push(Value::from(user.token));
+            rows.push(row);
+        }
+        call.note("offset", offset);
+        call.note("count", rows.len());
+        call.note("tokens", Value::Array(tokens));
+        Ok(fields([("total", total.into()), ("rows", Value::Array(rows))]))
     }
     .await;
     call.finish(result).await

@@ -8,6 +8,7 @@ pub mod body;
 pub mod bulk;
 pub mod bulk_lists;
 pub mod consent;
+pub mod cors;
 pub mod credentials;
 pub mod files;
 pub mod groups;
@@ -307,6 +308,14 @@ async fn unknown_endpoint(axum::extract::Path(name): axum::extract::Path<String>
 /// Our v2 endpoints outside the contract (each documented in README.md).
 pub const EXTENSION_ENDPOINTS: &[&str] = &["TenantDelete"];
 
+/// Pro endpoints the vendor's SDKs call that our contract file does not list.
+pub const SDK_ENDPOINTS: &[&str] = &["FileReplaceTags", "BulkListFilesByTag"];
+
+/// Every v2 endpoint this vault serves.
+pub fn v2_endpoints() -> impl Iterator<Item = &'static str> {
+    CONTRACT_ENDPOINTS.iter().chain(SDK_ENDPOINTS).chain(EXTENSION_ENDPOINTS).copied()
+}
+
 /// Endpoint names of the vault's own /v1 routes (keys, credentials, the Vault plugin): policies
 /// may name them too.
 pub const INTERNAL_ENDPOINTS: &[&str] = &[
@@ -325,7 +334,7 @@ pub const INTERNAL_ENDPOINTS: &[&str] = &[
 
 /// Every endpoint name a call can carry (what a policy's Action may name).
 pub fn known_endpoints() -> Vec<&'static str> {
-    CONTRACT_ENDPOINTS.iter().chain(EXTENSION_ENDPOINTS).chain(INTERNAL_ENDPOINTS).copied().collect()
+    v2_endpoints().chain(INTERNAL_ENDPOINTS.iter().copied()).collect()
 }
 
 /// The vault's own POST endpoints under /v1 (seal, keys, credentials, the Vault plugin).

@@ -107,8 +107,13 @@ async fn role_create(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
 async fn role_update(State(st): State<AppState>, claimed: Claimed, Body(req): Body<RoleReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "RoleUpdate", req.request_metadata).await?;
     let result = async {
-        let id = req.roleid.ok_or_else(|| Error::bad("missing field `roleid`"))?;
-        let name = req.rolename.as_deref().map(str::trim);
+        // By id, `rolename` renames; without an id (as the SDKs also call it) it names the role.
+        let (id, name) = match (req.roleid, req.rolename.as_deref().map(str::trim)) {
+            (Some(id), name) => (id, name),
+            (None, Some(name)) => (call.tx.find_role(None, Some(name)).await?.ok_or_else(|| Error::not_found("role"))?.id, None),
+            (None, None) => return Err(Error::bad("give roleid or rolename")),
+        };
+        call.note("roleid", id);
         if let Some(n) = name {
             check_name("rolename", n)?;
         }
@@ -176,8 +181,13 @@ async fn policy_create(State(st): State<AppState>, claimed: Claimed, Body(req): 
 async fn policy_update(State(st): State<AppState>, claimed: Claimed, Body(req): Body<PolicyReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "PolicyUpdate", req.request_metadata).await?;
     let result = async {
-        let id = req.policyid.ok_or_else(|| Error::bad("missing field `policyid`"))?;
-        let name = req.policyname.as_deref().map(str::trim);
+        // By id, `policyname` renames; without an id it names the policy.
+        let (id, name) = match (req.policyid, req.policyname.as_deref().map(str::trim)) {
+            (Some(id), name) => (id, name),
+            (None, Some(name)) => (call.tx.find_policy(None, Some(name)).await?.ok_or_else(|| Error::not_found("policy"))?.id, None),
+            (None, None) => return Err(Error::bad("give policyid or policyname")),
+        };
+        call.note("policyid", id);
         if let Some(n) = name {
             check_name("policyname", n)?;
         }

@@ -1,7 +1,10 @@
 //! SessionUpsert, SessionGet, SessionDelete, SessionListUserSessions. A session belongs to a
-//! user (named by optional `mode`/`identity` on SessionUpsert, required when the session is
-//! new, as Databunker Pro does); its data is encrypted under that user's key. An expired
-//! session is not found, whether or not it has been deleted yet.
+//! user named by optional `mode`/`identity` on SessionUpsert (its data then under that user's
+//! key, forgotten with the user), or to no one, as a web framework's session store writes it
+//! before sign-in (its data then under the tenant's data key). An expired session is not
+//! found, whether or not it has been deleted yet.
+
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::routing::post;
@@ -12,7 +15,7 @@ use serde_json::{json, Map, Value};
 use super::body::UserLookup as UserReq;
 use super::body::{Body, Metadata};
 use super::users::{find_user, user_key};
-use super::when::{parse_when, When};
+use super::when::{parse_deadline, parse_duration};
 use super::{fields, Call};
 use crate::app::AppState;
 use crate::auth::Claimed;
@@ -20,7 +23,8 @@ use crate::error::{Error, Result};
 use crate::keys::envelope::Key;
 use crate::keys::keyring::TenantKeys;
 use crate::store::now_secs;
-use crate::store::sessions::{Expiry, SessionRow};
+use crate::store::sessions::{unowned_row_id, Expiry, NewOwner, SessionOwner, SessionRow};
+use crate::store::users::UserRow;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -57,22 +61,11 @@ struct UuidReq {
 
 /// The expiry settings a request asks for, or `None` when it names neither.
 fn requested_expiry(sliding: &Option<Value>, finaltime: &Option<Value>, now: i64) -> Result<Option<Expiry>> {
-    let sliding = parse_when("slidingtime", sliding)?;
-    let finaltime = parse_when("finaltime", finaltime)?;
-    if sliding.is_none() && finaltime.is_none() {
+    let sliding_secs = parse_duration("slidingtime", sliding)?;
+    let final_at = parse_deadline("finaltime", finaltime, now)?;
+    if sliding_secs.is_none() && final_at.is_none() {
         return Ok(None);
     }
-    let sliding_secs = match sliding {
-        None => None,
-        Some(When::In(s)) => Some(s),
-        Some(When::At(_)) => return Err(Error::bad("slidingtime must be a duration, not a point in time")),
-    };
-    let final_at = match finaltime {
-        None => None,
-        Some(When::In(s)) => Some(now + s),
-        Some(When::At(t)) if t > now => Some(t),
-        Some(When::At(_)) => return Err(Error::bad("finaltime is in the past")),
-    };
     Ok(Some(Expiry { sliding_secs, final_at }))
 }
 
@@ -85,27 +78,64 @@ fn row_id(token: &str, uuid: &str) -> String {
     format!("{token}/{uuid}")
 }
 
-fn seal(keys: &TenantKeys, key: &Key, token: &str, uuid: &str, data: &Value) -> Result<Vec<u8>> {
-    let plain = zeroize::Zeroizing::new(serde_json::to_vec(data)?);
-    Ok(keys.seal_with(key, TABLE, &row_id(token, uuid), &plain))
+/// Whose key a session's data goes under.
+enum Holder {
+    User(Box<UserRow>, Arc<Key>),
+    /// A session that names no user: the tenant's data key.
+    Nobody,
 }
 
-fn open(keys: &TenantKeys, key: &Key, token: &str, uuid: &str, blob: &[u8]) -> Result<Value> {
-    let plain = keys.open_with(key, TABLE, &row_id(token, uuid), blob)?;
+impl Holder {
+    fn seal(&self, keys: &TenantKeys, uuid: &str, data: &Value) -> Result<(Vec<u8>, NewOwner)> {
+        let plain = zeroize::Zeroizing::new(serde_json::to_vec(data)?);
+        Ok(match self {
+            Holder::User(user, key) => (keys.seal_with(key, TABLE, &row_id(&user.token, uuid), &plain), NewOwner::User(user.id)),
+            Holder::Nobody => {
+                let (key_version, blob) = keys.encrypt(TABLE, &unowned_row_id(uuid), &plain);
+                (blob, NewOwner::Tenant { key_version })
+            }
+        })
+    }
+
+    fn user_id(&self) -> Option<i64> {
+        match self {
+            Holder::User(u, _) => Some(u.id),
+            Holder::Nobody => None,
+        }
+    }
+}
+
+fn open(keys: &TenantKeys, holder: &Holder, session: &SessionRow) -> Result<Value> {
+    let plain = match (holder, &session.owner) {
+        (Holder::User(user, key), _) => keys.open_with(key, TABLE, &row_id(&user.token, &session.uuid), &session.data)?,
+        (Holder::Nobody, SessionOwner::Tenant { key_version }) => {
+            keys.decrypt(TABLE, &unowned_row_id(&session.uuid), *key_version, &session.data)?
+        }
+        (Holder::Nobody, SessionOwner::User(_)) => return Err(Error::Internal(anyhow::anyhow!("session holder mismatch"))),
+    };
     Ok(serde_json::from_slice(&plain)?)
 }
 
-/// The live session `uuid` with its user's key, or 404; the call's audit event is bound to the
-/// user. A user login token reaches only its own sessions.
-async fn find_session(call: &mut Call, uuid: &str, lock: bool) -> Result<(SessionRow, std::sync::Arc<Key>)> {
+/// Who holds a found session, checked against the caller: a user login token reaches only its
+/// own sessions (`refusal` otherwise); the call's audit event is bound to the owning user.
+fn holder_of(call: &mut Call, session: &SessionRow, refusal: impl FnOnce() -> Error) -> Result<Holder> {
+    let Some(user) = session.user() else {
+        return if call.who.self_user.is_some() { Err(refusal()) } else { Ok(Holder::Nobody) };
+    };
+    if call.who.self_user.as_deref().is_some_and(|own| own != user.token) {
+        return Err(refusal());
+    }
+    let key = user_key(&call.keys, user)?;
+    call.note_user(&user.token, key.clone());
+    Ok(Holder::User(Box::new(user.clone()), key))
+}
+
+/// The live session `uuid` and its holder, or 404.
+async fn find_session(call: &mut Call, uuid: &str, lock: bool) -> Result<(SessionRow, Holder)> {
     call.note("sessionuuid", uuid);
     let session = call.tx.session(uuid, lock).await?.ok_or_else(|| Error::not_found("session"))?;
-    if call.who.self_user.as_deref().is_some_and(|own| own != session.user.token) {
-        return Err(Error::not_found("session"));
-    }
-    let key = user_key(&call.keys, &session.user)?;
-    call.note_user(&session.user.token, key.clone());
-    Ok((session, key))
+    let holder = holder_of(call, &session, || Error::not_found("session"))?;
+    Ok((session, holder))
 }
 
 async fn session_upsert(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UpsertReq>) -> Result<Json<Value>> {
@@ -117,39 +147,44 @@ async fn session_upsert(State(st): State<AppState>, claimed: Claimed, Body(req):
         }
         let now = now_secs();
         let asked = requested_expiry(&req.slidingtime, &req.finaltime, now)?;
-        let named = match (req.mode.as_deref(), req.identity.as_deref()) {
-            (None, None) => None,
-            (Some(m), Some(i)) => Some((m, i)),
+        // A user token's sessions are its own, named or not.
+        let own = call.who.self_user.clone();
+        let named = match (req.mode.as_deref(), req.identity.as_deref(), own.as_deref()) {
+            (None, None, None) => None,
+            (None, None, Some(own)) => Some(("token", own)),
+            (Some(m), Some(i), _) => Some((m, i)),
             _ => return Err(Error::bad("mode and identity go together")),
         };
-        call.tx.delete_expired_sessions().await?;
-        let existing = match call.tx.session(&uuid, true).await? {
-            Some(s) => Some(find_session_owner(&mut call, s)?),
+        let named = match named {
+            Some((mode, identity)) => {
+                let (user, key) = find_user(&mut call, mode, identity).await?;
+                Some(Holder::User(Box::new(user), key))
+            }
             None => None,
         };
+        call.tx.delete_expired_sessions().await?;
+        call.note("sessionuuid", uuid.as_str());
+        let existing = call.tx.session(&uuid, true).await?;
         match existing {
-            Some((session, key)) => {
-                call.note("sessionuuid", uuid.as_str());
-                if let Some((mode, identity)) = named {
-                    let (user, _) = find_user(&mut call, mode, identity).await?;
-                    if user.id != session.user.id {
-                        // The refusal is recorded against the session's owner.
-                        call.note_user(&session.user.token, key.clone());
+            Some(session) => {
+                let holder = holder_of(&mut call, &session, || Error::Conflict("session belongs to another user".into()))?;
+                // Naming a user keeps a user's session where it is, and moves a session of no
+                // one (made before sign-in) to that user; another user's is refused.
+                let holder = match (holder, named) {
+                    (Holder::User(..), Some(n)) if n.user_id() != session.user().map(|u| u.id) => {
                         return Err(Error::Conflict("session belongs to another user".into()));
                     }
-                }
+                    (_, Some(n)) => n,
+                    (h, None) => h,
+                };
                 let expiry = asked.unwrap_or(Expiry { sliding_secs: session.sliding_secs, final_at: session.final_at });
-                let blob = seal(&call.keys, &key, &session.user.token, &uuid, &req.sessiondata)?;
-                call.tx.update_session(&uuid, &blob, expiry).await?;
+                let (blob, owner) = holder.seal(&call.keys, &uuid, &req.sessiondata)?;
+                call.tx.update_session(&uuid, &blob, owner, expiry).await?;
             }
             None => {
-                let Some((mode, identity)) = named else {
-                    return Err(Error::bad("mode and identity are required to create a session"));
-                };
-                let (user, key) = find_user(&mut call, mode, identity).await?;
-                call.note("sessionuuid", uuid.as_str());
-                let blob = seal(&call.keys, &key, &user.token, &uuid, &req.sessiondata)?;
-                if !call.tx.insert_session(&uuid, user.id, &blob, asked.unwrap_or_default()).await? {
+                let holder = named.unwrap_or(Holder::Nobody);
+                let (blob, owner) = holder.seal(&call.keys, &uuid, &req.sessiondata)?;
+                if !call.tx.insert_session(&uuid, owner, &blob, asked.unwrap_or_default()).await? {
                     return Err(Error::Conflict("session was created concurrently; retry".into()));
                 }
             }
@@ -160,22 +195,12 @@ async fn session_upsert(State(st): State<AppState>, claimed: Claimed, Body(req):
     call.finish(result).await
 }
 
-/// Checks a found session against a user login token and binds the audit event to its owner.
-fn find_session_owner(call: &mut Call, session: SessionRow) -> Result<(SessionRow, std::sync::Arc<Key>)> {
-    if call.who.self_user.as_deref().is_some_and(|own| own != session.user.token) {
-        return Err(Error::Conflict("session belongs to another user".into()));
-    }
-    let key = user_key(&call.keys, &session.user)?;
-    call.note_user(&session.user.token, key.clone());
-    Ok((session, key))
-}
-
 async fn session_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UuidReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "SessionGet", req.request_metadata).await?;
     let result = async {
         let uuid = check_uuid(&req.sessionuuid)?;
-        let (session, key) = find_session(&mut call, &uuid, false).await?;
-        let data = open(&call.keys, &key, &session.user.token, &uuid, &session.data)?;
+        let (session, holder) = find_session(&mut call, &uuid, false).await?;
+        let data = open(&call.keys, &holder, &session)?;
         call.tx.touch_session(&uuid, Expiry { sliding_secs: session.sliding_secs, final_at: session.final_at }).await?;
         Ok(fields([("sessionuuid", uuid.into()), ("sessiondata", data)]))
     }
@@ -204,7 +229,8 @@ async fn session_list_user_sessions(State(st): State<AppState>, claimed: Claimed
         call.tx.delete_expired_sessions().await?;
         let mut rows = Vec::new();
         for (uuid, blob) in call.tx.user_sessions(user.id).await? {
-            let data = open(&call.keys, &key, &user.token, &uuid, &blob)?;
+            let plain = call.keys.open_with(&key, TABLE, &row_id(&user.token, &uuid), &blob)?;
+            let data: Value = serde_json::from_slice(&plain)?;
             rows.push(json!({"sessionuuid": uuid, "sessiondata": data}));
         }
         call.note("count", rows.len());
@@ -223,7 +249,7 @@ mod tests {
     #[test]
     fn expiry_is_the_earlier_of_sliding_and_final() {
         let now = 1_700_000_000;
-        let e = requested_expiry(&Some(json!("1h")), &Some(json!("30m")), now).unwrap().unwrap();
+        let e = requested_expiry(&Some(json!("1h")), &Some(json!("30min")), now).unwrap().unwrap();
         assert_eq!(e.expires_at(now), Some(now + 1_800));
         let e = requested_expiry(&Some(json!("1h")), &None, now).unwrap().unwrap();
         assert_eq!(e.expires_at(now), Some(now + 3_600));

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::body::{Body, Metadata};
-use super::when::{parse_when, When};
+use super::when::{parse_deadline, parse_duration};
 use super::{fields, Call};
 use crate::app::AppState;
 use crate::auth::Claimed;
@@ -258,17 +258,8 @@ fn token_form(token: &str) -> String {
 
 /// The expiry a request asks for (none: the token lives until deleted).
 fn requested_expiry(sliding: &Option<Value>, finaltime: &Option<Value>, now: i64) -> Result<Expiry> {
-    let sliding_secs = match parse_when("slidingtime", sliding)? {
-        None => None,
-        Some(When::In(s)) => Some(s),
-        Some(When::At(_)) => return Err(Error::bad("slidingtime must be a duration, not a point in time")),
-    };
-    let final_at = match parse_when("finaltime", finaltime)? {
-        None => None,
-        Some(w @ When::In(_)) => Some(w.resolve(now)),
-        Some(When::At(t)) if t > now => Some(t),
-        Some(When::At(_)) => return Err(Error::bad("finaltime is in the past")),
-    };
+    let sliding_secs = parse_duration("slidingtime", sliding)?;
+    let final_at = parse_deadline("finaltime", finaltime, now)?;
     Ok(Expiry { sliding_secs, final_at })
 }
 
@@ -307,22 +298,22 @@ fn open(call: &Call, row: TokenRow) -> Result<Opened> {
 
 /// Stores a new token for a normalized record, or with `unique` returns the record's live
 /// unique token. Returns (uuid, token value).
-async fn create_one(
-    call: &mut Call,
-    key: &Key,
-    kind: Kind,
-    record: &str,
-    unique: bool,
-    expiry: Expiry,
-    now: i64,
-) -> Result<(String, String)> {
+/// A token [`create_one`] gave: a new one, or (`existing`) the live unique token already held
+/// for the record.
+struct Minted {
+    uuid: String,
+    tokenbase: String,
+    existing: bool,
+}
+
+async fn create_one(call: &mut Call, key: &Key, kind: Kind, record: &str, unique: bool, expiry: Expiry, now: i64) -> Result<Minted> {
     let rhash = unique.then(|| record_hash(key, kind, record));
     if let Some(h) = &rhash {
         call.tx.delete_expired_token_of_record(h, now).await?;
         if let Some(row) = call.tx.token_by_record(h, now).await? {
             let o = open(call, row)?;
             call.tx.tighten_expiry(crate::store::Expiring::Tokens, &o.uuid, &expiry, now).await?;
-            return Ok((o.uuid, o.tokenbase));
+            return Ok(Minted { uuid: o.uuid, tokenbase: o.tokenbase, existing: true });
         }
     }
     for _ in 0..MINT_ATTEMPTS {
@@ -343,14 +334,14 @@ async fn create_one(
             expiry,
         };
         if call.tx.insert_token(&new, now).await? {
-            return Ok((uuid, tokenbase));
+            return Ok(Minted { uuid, tokenbase, existing: false });
         }
         // Taken: either a concurrent unique token for the same record (use it) or, rarely, a
         // token value already in use (mint another).
         if let Some(h) = &rhash {
             if let Some(row) = call.tx.token_by_record(h, now).await? {
                 let o = open(call, row)?;
-                return Ok((o.uuid, o.tokenbase));
+                return Ok(Minted { uuid: o.uuid, tokenbase: o.tokenbase, existing: true });
             }
         }
     }
@@ -396,7 +387,7 @@ async fn token_create(State(st): State<AppState>, claimed: Claimed, Body(req): B
         let expiry = requested_expiry(&req.slidingtime, &req.finaltime, now)?;
         let keys = lookup_keys(&call);
         let key = keys.token_index_key();
-        let (uuid, tokenbase) = create_one(&mut call, key, kind, &record, req.unique.unwrap_or(false), expiry, now).await?;
+        let Minted { uuid, tokenbase, .. } = create_one(&mut call, key, kind, &record, req.unique.unwrap_or(false), expiry, now).await?;
         call.note("tokenuuid", uuid.as_str());
         Ok(fields([("tokenbase", tokenbase.into()), ("tokenuuid", uuid.into())]))
     }
@@ -457,15 +448,23 @@ async fn token_create_bulk(State(st): State<AppState>, claimed: Claimed, Body(re
         let unique = req.unique.unwrap_or(false);
         let mut created = Vec::with_capacity(checked.len());
         let mut uuids = Vec::with_capacity(checked.len());
+        let mut duplicates = 0;
         for (kind, record) in &checked {
-            let (uuid, tokenbase) = create_one(&mut call, key, *kind, record, unique, expiry, now).await?;
-            uuids.push(Value::from(uuid.as_str()));
-            created.push(json!({"tokenbase": tokenbase, "tokenuuid": uuid, "record": record.as_str()}));
+            let m = create_one(&mut call, key, *kind, record, unique, expiry, now).await?;
+            duplicates += usize::from(m.existing);
+            uuids.push(Value::from(m.uuid.as_str()));
+            created.push(json!({"tokenbase": m.tokenbase, "tokenuuid": m.uuid, "record": record.as_str(), "duplicate": m.existing}));
         }
         call.note("count", created.len());
         call.note("tokenuuids", Value::Array(uuids));
-        let n = created.len();
-        Ok(fields([("created", Value::Array(created)), ("summary", json!({"created": n}))]))
+        // Pro's summary: with `unique`, a record already tokenized answers its existing token
+        // (a duplicate, counted apart); a bad record refuses the whole request, so errors is 0.
+        let total = created.len();
+        Ok(fields([
+            ("num", total.into()),
+            ("created", Value::Array(created)),
+            ("summary", json!({"total": total, "created": total - duplicates, "duplicates": duplicates, "errors": 0})),
+        ]))
     }
     .await;
     call.finish(result).await
@@ -495,7 +494,7 @@ async fn bulk_list_tokens(State(st): State<AppState>, claimed: Claimed, Body(req
         }
         call.note("count", rows.len());
         call.note("tokenuuids", rows.iter().map(|r| r["tokenuuid"].clone()).collect::<Vec<Value>>());
-        Ok(fields([("rows", Value::Array(rows))]))
+        Ok(fields([("total", rows.len().into()), ("rows", Value::Array(rows))]))
     }
     .await;
     call.finish(result).await

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::body::{int_or_string, Body, Metadata};
 use super::groups::Membership;
-use super::when::{parse_when, When};
+use super::when::{parse_deadline, parse_duration};
 use super::{fields, Call};
 use crate::app::AppState;
 use crate::auth::Claimed;
@@ -90,21 +90,8 @@ impl Later {
                 _ => outer_v.cloned().flatten(),
             }
         };
-        let sliding = match parse_when("slidingtime", &pick(&self.slidingtime, outer.map(|o| &o.slidingtime)))? {
-            None => None,
-            Some(When::In(secs)) => Some(secs),
-            Some(When::At(_)) => return Err(Error::bad("slidingtime must be a duration such as 30m, 1h, 30d, or a number of seconds")),
-        };
-        let final_at = match parse_when("finaltime", &pick(&self.finaltime, outer.map(|o| &o.finaltime)))? {
-            None => None,
-            Some(w) => {
-                let at = w.resolve(now);
-                if at <= now {
-                    return Err(Error::bad("finaltime must lie in the future"));
-                }
-                Some(at)
-            }
-        };
+        let sliding = parse_duration("slidingtime", &pick(&self.slidingtime, outer.map(|o| &o.slidingtime)))?;
+        let final_at = parse_deadline("finaltime", &pick(&self.finaltime, outer.map(|o| &o.finaltime)), now)?;
         Ok(Retention::new(sliding, final_at, now))
     }
 

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::body::{Body, Metadata};
+use super::when::{parse_duration_in, Units};
 use super::{fields, Call};
 use crate::app::AppState;
 use crate::auth::roles::{check_lease_mint, MintPurpose, MintRequest, TenantRoleStatus, MANAGEMENT_RESOURCES};
@@ -20,13 +21,10 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/vault/creds", post(creds)).route("/v1/vault/renew", post(renew)).route("/v1/vault/revoke", post(revoke))
 }
 
-/// A TTL as Vault sends it: seconds (number or string) or a duration string ("10m", "1h").
+/// A TTL as Vault sends it: seconds (number or string) or a Go duration string ("10m" is ten
+/// minutes, "1h").
 pub fn parse_ttl(v: &Option<Value>) -> Result<Option<i64>> {
-    match super::when::parse_when("ttl", v)? {
-        None => Ok(None),
-        Some(super::when::When::In(secs)) => Ok(Some(secs)),
-        Some(super::when::When::At(_)) => Err(Error::bad("ttl must be a duration, not a point in time")),
-    }
+    parse_duration_in(Units::Go, "ttl", v)
 }
 
 #[derive(Deserialize)]

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::body::{Body, Metadata};
-use super::vault_plugin::{mint, parse_ttl};
+use super::vault_plugin::mint;
+use super::when::parse_duration;
 use super::{fields, Call};
 use crate::app::AppState;
 use crate::auth::roles::MintPurpose;
@@ -47,20 +48,11 @@ struct UserReq {
     request_metadata: Metadata,
 }
 
-/// `slidingtime` on an xtoken: an idle timeout, as a duration.
-fn sliding(v: &Option<Value>) -> Result<Option<i64>> {
-    match super::when::parse_when("slidingtime", v)? {
-        None => Ok(None),
-        Some(super::when::When::In(secs)) => Ok(Some(secs)),
-        Some(super::when::When::At(_)) => Err(Error::bad("slidingtime must be a duration, not a point in time")),
-    }
-}
-
 async fn for_role(State(st): State<AppState>, claimed: Claimed, Body(req): Body<RoleReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "XTokenCreateForRole", req.request_metadata).await?;
     let mut token = None;
     let result = async {
-        let idle = sliding(&req.slidingtime)?;
+        let idle = parse_duration("slidingtime", &req.slidingtime)?;
         let roleid = match &req.roleid {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| Error::bad("roleid must be an integer"))?),
@@ -77,7 +69,7 @@ async fn for_role(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
                 Role::parse(name).ok_or_else(|| Error::bad("no such role in this tenant"))?
             }
         };
-        let m = mint(&mut call, &st, &role, MintPurpose::RoleXToken, parse_ttl(&req.finaltime)?, idle, None).await?;
+        let m = mint(&mut call, &st, &role, MintPurpose::RoleXToken, parse_duration("finaltime", &req.finaltime)?, idle, None).await?;
         token = Some(m.token);
         Ok(fields([("lease_id", m.lease_id.into()), ("ttl", m.duration.into())]))
     }
@@ -89,9 +81,18 @@ async fn for_user(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
     let mut call = Call::open(&st, &claimed, "XTokenCreateForUser", req.request_metadata).await?;
     let mut token = None;
     let result = async {
-        let idle = sliding(&req.slidingtime)?;
+        let idle = parse_duration("slidingtime", &req.slidingtime)?;
         let (user, _) = super::users::find_user(&mut call, &req.mode, &req.identity).await?;
-        let m = mint(&mut call, &st, &Role::UserSelf, MintPurpose::UserXToken, parse_ttl(&req.finaltime)?, idle, Some(&user.token)).await?;
+        let m = mint(
+            &mut call,
+            &st,
+            &Role::UserSelf,
+            MintPurpose::UserXToken,
+            parse_duration("finaltime", &req.finaltime)?,
+            idle,
+            Some(&user.token),
+        )
+        .await?;
         token = Some(m.token);
         Ok(fields([("lease_id", m.lease_id.into()), ("ttl", m.duration.into()), ("token", user.token.into())]))
     }

@@ -179,6 +179,41 @@ fn mask(v: &mut Value) {
     }
 }
 
+/// A human title of an event type, as Pro's `AuditListUserEvents` rows carry it: the events a
+/// data subject most often sees in plain words, any other endpoint name split into words
+/// ("LegalBasisUpdate" -> "Legal basis update").
+pub fn title(event_type: &str) -> String {
+    let known = match event_type {
+        "UserCreate" | "UserCreateBulk" => "Personal record created",
+        "UserGet" => "Personal record read",
+        "UserUpdate" | "UserPatch" => "Personal record changed",
+        "UserDelete" => "Personal record deleted",
+        "UserExpired" => "Personal record expired",
+        "UserListVersions" | "UserGetVersion" => "Record history read",
+        "AgreementAccept" => "Consent given",
+        "AgreementCancel" => "Consent withdrawn",
+        "AgreementGet" | "AgreementListUserAgreements" => "Consents read",
+        "PortalSignIn" => "Signed in to the privacy portal",
+        "SharedRecordCreate" => "Shared record link created",
+        "SharedRecordGet" => "Shared record read",
+        "AuditListUserEvents" => "Activity log read",
+        _ => "",
+    };
+    if !known.is_empty() {
+        return known.to_string();
+    }
+    let mut out = String::with_capacity(event_type.len() + 4);
+    for (i, c) in event_type.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// RFC 3339 UTC timestamp of an event.
 pub fn timestamp(row: &AuditRow) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(row.created_at.max(0) as u64);
@@ -288,6 +323,14 @@ async fn verify_lane(tx: &mut TenantTx, lane: i16, head_seq: i64, head_hash: &[u
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn event_titles_are_plain_words() {
+        assert_eq!(title("UserGet"), "Personal record read");
+        assert_eq!(title("AgreementCancel"), "Consent withdrawn");
+        assert_eq!(title("LegalBasisUpdate"), "Legal basis update");
+        assert_eq!(title("x"), "x");
+    }
 
     #[test]
     fn an_auditor_sees_no_personal_values_in_event_details() {

@@ -22,6 +22,8 @@ use crate::vault::Vault;
 /// Associated-data table names of token blobs (see `api::tokens`).
 const TOKEN_RECORD: &str = "tokens";
 const TOKEN_BASE: &str = "tokens-base";
+/// ... and of sessions of no user (see `api::sessions`).
+const SESSIONS: &str = "sessions";
 
 /// Rows re-wrapped per table in one pass (one transaction).
 pub const BATCH: i64 = 500;
@@ -115,7 +117,18 @@ async fn rewrap_pass_counted(db: &Db, keks: &TenantKekStore, ring: &Keyring, ten
     if !tokens_done.is_empty() {
         tx.set_token_blobs(current, &tokens_done).await?;
     }
-    let done = rewrapped.len() + events_done.len() + tokens_done.len();
+    // So do sessions of no user.
+    let sessions = tx.sessions_to_rewrap(current, BATCH).await?;
+    let mut sessions_done = Vec::with_capacity(sessions.len());
+    for (uuid, version, data) in &sessions {
+        let row = crate::store::sessions::unowned_row_id(uuid);
+        let plain = keys.decrypt(SESSIONS, &row, *version, data)?;
+        sessions_done.push((uuid.clone(), keys.encrypt(SESSIONS, &row, &plain).1));
+    }
+    if !sessions_done.is_empty() {
+        tx.set_session_blobs(current, &sessions_done).await?;
+    }
+    let done = rewrapped.len() + events_done.len() + tokens_done.len() + sessions_done.len();
     if done == 0 {
         let retired = tx.retire_data_keys(current).await?;
         if retired > 0 {
@@ -123,7 +136,7 @@ async fn rewrap_pass_counted(db: &Db, keks: &TenantKekStore, ring: &Keyring, ten
         }
     }
     tx.commit().await?;
-    Ok((rewrapped.len(), events_done.len() + tokens_done.len()))
+    Ok((rewrapped.len(), events_done.len() + tokens_done.len() + sessions_done.len()))
 }
 
 /// Runs re-wrap passes over every tenant every `interval` while this instance is unsealed.

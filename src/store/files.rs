@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::sessions::Expiry;
+use super::users::{user_at, UserRow, USER_COLUMNS_U};
 use super::{now_secs, TenantTx};
 use crate::error::Result;
 
@@ -28,10 +29,14 @@ pub struct NewFile<'a> {
     pub digest: &'a str,
     pub size: i64,
     pub expiry: Expiry,
+    /// Keyed hashes of the file's tags.
+    pub tag_hashes: &'a [String],
 }
 
 const LIVE: &str = "(expires_at IS NULL OR expires_at > $2)";
 const COLUMNS: &str = "uuid, meta, data, digest, size, sliding_secs, final_at, created_at";
+/// [`COLUMNS`] without the content, for listings.
+const LISTED: &str = "uuid, meta, ''::bytea, digest, size, sliding_secs, final_at, created_at";
 
 fn from_row(r: &sqlx::postgres::PgRow) -> FileRow {
     FileRow {
@@ -59,8 +64,8 @@ impl TenantTx {
             .execute(self.conn())
             .await?;
         let inserted = sqlx::query(
-            "INSERT INTO files (tenant_id, uuid, user_id, meta, name_hash, data, digest, size, sliding_secs, final_at, expires_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (tenant_id, user_id, digest) DO NOTHING",
+            "INSERT INTO files (tenant_id, uuid, user_id, meta, name_hash, data, digest, size, sliding_secs, final_at, expires_at, created_at, tag_hashes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (tenant_id, user_id, digest) DO NOTHING",
         )
         .bind(tenant)
         .bind(f.uuid)
@@ -74,6 +79,7 @@ impl TenantTx {
         .bind(f.expiry.final_at)
         .bind(f.expiry.expires_at(now))
         .bind(now)
+        .bind(f.tag_hashes)
         .execute(self.conn())
         .await?
         .rows_affected();
@@ -103,11 +109,45 @@ impl TenantTx {
         Ok(row.as_ref().map(from_row))
     }
 
-    /// Every live file of the user, oldest first (content included; callers drop it).
-    pub async fn user_files(&mut self, user_id: i64) -> Result<Vec<FileRow>> {
-        let sql = format!("SELECT uuid, meta, ''::bytea, digest, size, sliding_secs, final_at, created_at FROM files WHERE user_id = $1 AND {LIVE} ORDER BY created_at, uuid");
-        let rows = sqlx::query(&sql).bind(user_id).bind(now_secs()).fetch_all(self.conn()).await?;
+    /// Every live file of the user, oldest first, or only those carrying the tag of
+    /// `tag_hash` (content left out).
+    pub async fn user_files(&mut self, user_id: i64, tag_hash: Option<&str>) -> Result<Vec<FileRow>> {
+        let sql = format!(
+            "SELECT {LISTED} FROM files WHERE user_id = $1 AND {LIVE} AND ($3::text IS NULL OR $3 = ANY(tag_hashes)) ORDER BY created_at, uuid"
+        );
+        let rows = sqlx::query(&sql).bind(user_id).bind(now_secs()).bind(tag_hash).fetch_all(self.conn()).await?;
         Ok(rows.iter().map(from_row).collect())
+    }
+
+    /// A page of the tenant's live files carrying the tag of `tag_hash`, with their live owners,
+    /// oldest first (content left out), and how many there are in all.
+    pub async fn files_by_tag(&mut self, tag_hash: &str, offset: i64, limit: i64) -> Result<(i64, Vec<(FileRow, UserRow)>)> {
+        let from = "FROM files f JOIN users u ON u.tenant_id = f.tenant_id AND u.id = f.user_id
+             WHERE $1 = ANY(f.tag_hashes) AND (f.expires_at IS NULL OR f.expires_at > $2)
+               AND u.deleted_at IS NULL AND (u.expires_at IS NULL OR u.expires_at > $2)";
+        let now = now_secs();
+        let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) {from}")).bind(tag_hash).bind(now).fetch_one(self.conn()).await?;
+        let sql = format!(
+            "SELECT f.uuid, f.meta, ''::bytea, f.digest, f.size, f.sliding_secs, f.final_at, f.created_at, {USER_COLUMNS_U} {from}
+             ORDER BY f.created_at, f.uuid OFFSET $3 LIMIT $4"
+        );
+        let rows = sqlx::query(&sql).bind(tag_hash).bind(now).bind(offset).bind(limit).fetch_all(self.conn()).await?;
+        Ok((total, rows.iter().map(|r| (from_row(r), user_at(r, 8))).collect()))
+    }
+
+    /// Replaces a live file's meta (which carries its tags) and tag hashes; false when there is
+    /// no such file.
+    pub async fn replace_file_tags(&mut self, user_id: i64, uuid: &str, meta: &[u8], tag_hashes: &[String]) -> Result<bool> {
+        let n = sqlx::query(&format!("UPDATE files SET meta = $4, tag_hashes = $5 WHERE user_id = $1 AND {LIVE} AND uuid = $3"))
+            .bind(user_id)
+            .bind(now_secs())
+            .bind(uuid)
+            .bind(meta)
+            .bind(tag_hashes)
+            .execute(self.conn())
+            .await?
+            .rows_affected();
+        Ok(n == 1)
     }
 
     /// Extends a sliding expiry after an access.

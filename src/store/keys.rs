@@ -147,7 +147,8 @@ impl TenantTx {
             sqlx::query_scalar("SELECT count(*) FROM users WHERE key_version < $1").bind(current).fetch_one(self.conn()).await?;
         // Audit events and tokens together: both are re-encrypted in the same passes.
         let events: i64 = sqlx::query_scalar(
-            "SELECT (SELECT count(*) FROM audit_events WHERE key_version < $1) + (SELECT count(*) FROM tokens WHERE key_version < $1)",
+            "SELECT (SELECT count(*) FROM audit_events WHERE key_version < $1) + (SELECT count(*) FROM tokens WHERE key_version < $1)
+                  + (SELECT count(*) FROM sessions WHERE key_version < $1)",
         )
         .bind(current)
         .fetch_one(self.conn())

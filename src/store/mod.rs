@@ -51,6 +51,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "privacy portal", include_str!("../../migrations/0013_portal.sql")),
     (14, "callback dead letters", include_str!("../../migrations/0014_callback_dead_letters.sql")),
     (15, "lineage", include_str!("../../migrations/0015_lineage.sql")),
+    (16, "file tags", include_str!("../../migrations/0016_file_tags.sql")),
+    (17, "sessions of no user", include_str!("../../migrations/0017_userless_sessions.sql")),
 ];
 
 pub fn migrator() -> Migrator {

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::keys::blind::IndexMode;
 
 /// A stored (encrypted) user record.
+#[derive(Clone)]
 pub struct UserRow {
     pub id: i64,
     pub token: String,

@@ -266,3 +266,26 @@ async fn forgetting_a_user_leaves_nothing_plain_or_decryptable() {
         assert!(!ev.ok().to_string().to_lowercase().contains(MARKER), "event {uuid} decrypts to the marker: {}", ev.ok());
     }
 }
+
+#[tokio::test]
+async fn finaltime_takes_a_date_and_reads_m_as_a_month() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user(&app.root_token, None, json!({"login": "dates"})).await;
+    let mut su = superuser(&app).await;
+    let final_of = |uuid: Value| {
+        sqlx::query_scalar::<_, Option<i64>>("SELECT final_at FROM files WHERE uuid = $1").bind(uuid.as_str().unwrap().to_string())
+    };
+    // The OpenAPI's own example form: a calendar date, UTC midnight.
+    let made = app.root("FileCreate", at(&user, json!({"filename": "dated", "filedata": b64(b"a"), "finaltime": "2099-01-01"}))).await;
+    assert_eq!(final_of(made.ok()["fileuuid"].clone()).fetch_one(&mut su).await.unwrap(), Some(4_070_908_800));
+    // `12m` is twelve 31-day months, never twelve minutes.
+    let now = strongroom::store::now_secs();
+    let made = app.root("FileCreate", at(&user, json!({"filename": "year", "filedata": b64(b"b"), "finaltime": "12m"}))).await;
+    let at12 = final_of(made.ok()["fileuuid"].clone()).fetch_one(&mut su).await.unwrap().unwrap();
+    assert!((at12 - (now + 12 * 31 * 86_400)).abs() <= 5, "{at12}");
+    // A past date, an offset zone and an unknown unit are refused, not guessed at.
+    for bad in [json!("2020-01-01"), json!("2099-01-01T00:00:00+02:00"), json!("3 fortnights")] {
+        let e = app.root("FileCreate", at(&user, json!({"filename": "bad", "filedata": b64(b"c"), "finaltime": bad}))).await.err(400);
+        assert!(e.contains("finaltime"), "{e}");
+    }
+}

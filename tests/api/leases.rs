@@ -121,7 +121,7 @@ async fn forged_re_signed_or_foreign_tokens_are_refused() {
 #[tokio::test]
 async fn a_role_xtoken_carries_its_role_for_its_lifetime() {
     let (a, _b, _plugin, admin, user) = fleet(3600).await;
-    let r = a.call("XTokenCreateForRole", Some(&admin), Some("leasing"), json!({"rolename": "app-reader", "finaltime": "5m"})).await;
+    let r = a.call("XTokenCreateForRole", Some(&admin), Some("leasing"), json!({"rolename": "app-reader", "finaltime": "5min"})).await;
     assert_eq!(r.ok()["ttl"], 300);
     let x = r.ok()["xtoken"].as_str().unwrap().to_string();
     assert_eq!(read_with(&a, &x, &user).await, 200);
@@ -170,7 +170,7 @@ async fn a_sliding_xtoken_lives_on_while_used_and_never_past_its_final_time() {
             "XTokenCreateForRole",
             Some(&admin),
             Some("leasing"),
-            json!({"rolename": "app-reader", "slidingtime": "5m", "finaltime": "1h"}),
+            json!({"rolename": "app-reader", "slidingtime": "5min", "finaltime": "1h"}),
         )
         .await;
     let x = r.ok()["xtoken"].as_str().unwrap().to_string();

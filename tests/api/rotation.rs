@@ -197,3 +197,20 @@ async fn tokens_are_re_encrypted_by_the_rewrap_and_stay_readable() {
     let got = app.call("TokenGet", Some(&x), Some("tokrot"), json!({"token": tokenbase})).await;
     assert_eq!(got.ok()["record"], "4111111111111111");
 }
+
+#[tokio::test]
+async fn sessions_of_no_user_are_re_encrypted_by_the_rewrap_and_stay_readable() {
+    let app = TestApp::spawn().await;
+    let (tid, x) = app.create_tenant("sesrot").await;
+    let s = uuid::Uuid::new_v4().to_string();
+    app.call("SessionUpsert", Some(&x), Some("sesrot"), json!({"sessionuuid": s, "sessiondata": {"k": 1}})).await.ok();
+    app.post_sys("rotate-tenant-key", json!({"tenantid": tid})).await.ok();
+    let pending = app.post_sys("tenant-key-status", json!({"tenantid": tid})).await.ok()["pending_events"].as_i64().unwrap();
+    assert!(pending >= 1, "the session waits for the rewrap");
+    let ring = app.state.vault().keyring().unwrap();
+    while rotation::rewrap_pass(&app.db, app.state.vault().tenant_keks(), &ring, tid).await.unwrap() > 0 {}
+    let status = app.post_sys("tenant-key-status", json!({"tenantid": tid})).await;
+    assert_eq!(status.ok()["versions"], json!([2]), "version 1 retired once the session moved");
+    let got = app.call("SessionGet", Some(&x), Some("sesrot"), json!({"sessionuuid": s})).await;
+    assert_eq!(got.ok()["sessiondata"], json!({"k": 1}));
+}

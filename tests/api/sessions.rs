@@ -98,8 +98,7 @@ async fn session_errors_are_answered_in_the_api_shape() {
     let other = app.create_user(&app.root_token, None, json!({"login": "e2"})).await;
     let s = new_uuid();
 
-    // A new session needs its user.
-    app.root("SessionUpsert", upsert(&s, None, json!({"k": 1}), json!({}))).await.err(400);
+    // A user is named by both halves or not at all.
     app.root("SessionUpsert", upsert(&s, None, json!({"k": 1}), json!({"mode": "token"}))).await.err(400);
     // Bad uuid, bad data, bad times.
     app.root("SessionUpsert", upsert("not-a-uuid", Some(&user), json!({"k": 1}), json!({}))).await.err(400);
@@ -140,7 +139,7 @@ async fn sessions_expire_by_sliding_and_final_time() {
     let at = expires_at(&app, &slide).await.unwrap();
     assert!((at - (now() + 3_600)).abs() <= 5, "{at}");
     // Final time caps the sliding window.
-    app.root("SessionUpsert", upsert(&fin, Some(&user), json!({"k": 2}), json!({"slidingtime": "1d", "finaltime": "30m"}))).await.ok();
+    app.root("SessionUpsert", upsert(&fin, Some(&user), json!({"k": 2}), json!({"slidingtime": "1d", "finaltime": "30min"}))).await.ok();
     let at = expires_at(&app, &fin).await.unwrap();
     assert!((at - (now() + 1_800)).abs() <= 5, "{at}");
     app.root("SessionUpsert", upsert(&forever, Some(&user), json!({"k": 3}), json!({}))).await.ok();
@@ -171,9 +170,11 @@ async fn sessions_expire_by_sliding_and_final_time() {
     let mut su = superuser(&app).await;
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE uuid = $1").bind(&slide).fetch_one(&mut su).await.unwrap();
     assert_eq!(n, 0);
-    // An expired session is a new one to an upsert: it needs its user again.
+    // An expired session is a new one to an upsert: without a user it is a session of no one.
     set_expires_at(&app, &fin, now() - 1).await;
-    app.root("SessionUpsert", upsert(&fin, None, json!({"k": 5}), json!({}))).await.err(400);
+    app.root("SessionUpsert", upsert(&fin, None, json!({"k": 5}), json!({}))).await.ok();
+    let list = app.root("SessionListUserSessions", json!({"mode": "token", "identity": user})).await;
+    assert!(!list.ok()["rows"].as_array().unwrap().iter().any(|r| r["sessionuuid"] == fin.as_str()), "no longer the user's");
     app.root("SessionUpsert", upsert(&fin, Some(&user), json!({"k": 5}), json!({}))).await.ok();
     assert_eq!(app.root("SessionGet", json!({"sessionuuid": fin})).await.ok()["sessiondata"], json!({"k": 5}));
 }
@@ -192,8 +193,10 @@ async fn another_tenant_finds_nothing() {
     app.call("SessionGet", Some(&admin_b), b, json!({"sessionuuid": s})).await.err(404);
     app.call("SessionDelete", Some(&admin_b), b, json!({"sessionuuid": s})).await.err(404);
     app.call("SessionListUserSessions", Some(&admin_b), b, json!({"mode": "token", "identity": user_a})).await.err(404);
-    app.call("SessionUpsert", Some(&admin_b), b, upsert(&s, None, json!({"who": "b"}), json!({}))).await.err(400);
     app.call("SessionUpsert", Some(&admin_b), b, upsert(&s, Some(&user_a), json!({"who": "b"}), json!({}))).await.err(404);
+    // The same uuid in B without a user is B's own session of no one.
+    app.call("SessionUpsert", Some(&admin_b), b, upsert(&s, None, json!({"who": "b0"}), json!({}))).await.ok();
+    assert_eq!(app.call("SessionGet", Some(&admin_b), b, json!({"sessionuuid": s})).await.ok()["sessiondata"], json!({"who": "b0"}));
     // The same uuid in tenant B is B's own session; A's is untouched.
     app.call("SessionUpsert", Some(&admin_b), b, upsert(&s, Some(&user_b), json!({"who": "b"}), json!({}))).await.ok();
     let in_a = app.call("SessionGet", Some(&admin_a), a, json!({"sessionuuid": s})).await;
@@ -265,4 +268,34 @@ async fn deleting_the_user_deletes_its_sessions() {
     assert_eq!(left, vec![k1.clone()]);
     app.root("SessionGet", json!({"sessionuuid": g1})).await.err(404);
     app.root("SessionGet", json!({"sessionuuid": k1})).await.ok();
+}
+
+/// Pro's SessionUpsert with only a uuid, data and times: a session before anyone signs in.
+#[tokio::test]
+async fn a_session_of_no_user_is_kept_encrypted_and_moves_to_a_user_at_sign_in() {
+    let app = TestApp::spawn().await;
+    let s = new_uuid();
+    app.root("SessionUpsert", upsert(&s, None, json!({"cart": MARKER}), json!({"slidingtime": "1h"}))).await.ok();
+    assert_eq!(app.root("SessionGet", json!({"sessionuuid": s})).await.ok()["sessiondata"], json!({"cart": MARKER}));
+    let at = expires_at(&app, &s).await.unwrap();
+    assert!((at - (now() + 3_600)).abs() <= 5, "{at}");
+    let mut su = superuser(&app).await;
+    let (data, owner): (Vec<u8>, Option<i64>) =
+        sqlx::query_as("SELECT data, user_id FROM sessions WHERE uuid = $1").bind(&s).fetch_one(&mut su).await.unwrap();
+    assert!(owner.is_none());
+    assert!(!String::from_utf8_lossy(&data).contains(MARKER), "encrypted at rest");
+    // An update keeps it no one's.
+    app.root("SessionUpsert", upsert(&s, None, json!({"cart": 2}), json!({}))).await.ok();
+    let user = app.create_user(&app.root_token, None, json!({"login": "later", "email": "later@example.com"})).await;
+    // Sign-in: naming the user moves the session to the user's key, and then to another user is refused.
+    app.root("SessionUpsert", upsert(&s, Some(&user), json!({"cart": 3}), json!({}))).await.ok();
+    let list = app.root("SessionListUserSessions", json!({"mode": "token", "identity": user})).await;
+    assert_eq!(list.ok()["rows"][0]["sessiondata"], json!({"cart": 3}));
+    let owner: Option<i64> = sqlx::query_scalar("SELECT user_id FROM sessions WHERE uuid = $1").bind(&s).fetch_one(&mut su).await.unwrap();
+    assert!(owner.is_some());
+    let other = app.create_user(&app.root_token, None, json!({"login": "other"})).await;
+    app.root("SessionUpsert", upsert(&s, Some(&other), json!({"cart": 4}), json!({}))).await.err(409);
+    // Forgetting the user forgets it.
+    app.root("UserDelete", json!({"mode": "token", "identity": user})).await.ok();
+    app.root("SessionGet", json!({"sessionuuid": s})).await.err(404);
 }

@@ -264,7 +264,10 @@ async fn a_tenant_admin_never_lists_another_tenants_users() {
     let mut all = tokens_of(&page1.ok()["rows"]);
     all.extend(tokens_of(&page2.ok()["rows"]));
     assert_eq!(sorted(all), sorted(mine.clone()));
-    app.call("BulkListAllUsers", Some(&a), Some("isa"), json!({"unlockuuid": u, "limit": 100000})).await.err(400);
+    // A limit above the cap is capped, as Pro does; a negative one is refused.
+    let capped = app.call("BulkListAllUsers", Some(&a), Some("isa"), json!({"unlockuuid": u, "limit": 100000})).await;
+    assert_eq!(capped.ok()["rows"].as_array().unwrap().len(), 3);
+    app.call("BulkListAllUsers", Some(&a), Some("isa"), json!({"unlockuuid": u, "limit": -1})).await.err(400);
 
     let r =
         app.call("BulkListUsers", Some(&a), Some("isa"), json!({"unlockuuid": u, "users": [{"mode": "token", "identity": theirs}]})).await;

@@ -1,0 +1,135 @@
+//! Requests the vendor's SDKs send and answers they read (issue 16, items 2 and 3): fields the
+//! SDKs leave out, names in place of ids, file tags, and the answer fields they expect.
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+async fn unlock(app: &TestApp) -> String {
+    app.root("BulkListUnlock", json!({})).await.ok()["unlockuuid"].as_str().unwrap().to_string()
+}
+
+fn file(user: &str, name: &str, data: &[u8], tags: Value) -> Value {
+    json!({"mode": "token", "identity": user, "filename": name,
+           "filedata": base64::engine::general_purpose::STANDARD.encode(data), "tags": tags})
+}
+
+fn names(rows: &Value) -> Vec<String> {
+    let mut v: Vec<String> = rows.as_array().unwrap().iter().map(|r| r["filename"].as_str().unwrap().to_string()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn file_tags_are_stored_shown_replaced_and_filtered() {
+    let app = TestApp::spawn().await;
+    let ada = app.create_user(&app.root_token, None, json!({"login": "ada"})).await;
+    let bob = app.create_user(&app.root_token, None, json!({"login": "bob"})).await;
+    let id = app.root("FileCreate", file(&ada, "passport.pdf", b"p", json!(["KYC", "id", "kyc"]))).await.ok()["fileuuid"].clone();
+    app.root("FileCreate", file(&ada, "invoice.pdf", b"i", json!("billing, 2026"))).await.ok();
+    app.root("FileCreate", file(&bob, "licence.pdf", b"l", json!(["kyc"]))).await.ok();
+
+    // Lowercased and de-duplicated, in every file answer.
+    let got = app.root("FileGet", json!({"mode": "token", "identity": ada, "fileuuid": id})).await;
+    assert_eq!(got.ok()["tags"], json!(["kyc", "id"]));
+    let all = app.root("FileListUserFiles", json!({"mode": "token", "identity": ada})).await;
+    assert_eq!(names(&all.ok()["files"]), ["invoice.pdf", "passport.pdf"]);
+    let kyc = app.root("FileListUserFiles", json!({"mode": "token", "identity": ada, "tag": "KYC"})).await;
+    assert_eq!(names(&kyc.ok()["files"]), ["passport.pdf"], "a tag filter returns only the tagged files");
+    assert_eq!(app.root("FileListUserFiles", json!({"mode": "token", "identity": ada, "tag": "none"})).await.ok()["files"], json!([]));
+
+    // The whole set is replaced.
+    let r = app.root("FileReplaceTags", json!({"mode": "token", "identity": ada, "fileuuid": id, "tags": ["archived"]})).await;
+    assert_eq!(r.ok()["tags"], json!(["archived"]));
+    assert_eq!(app.root("FileListUserFiles", json!({"mode": "token", "identity": ada, "tag": "kyc"})).await.ok()["files"], json!([]));
+
+    // Across users, behind a bulk unlock.
+    let u = unlock(&app).await;
+    let page = app.root("BulkListFilesByTag", json!({"unlockuuid": u, "tag": "kyc"})).await;
+    assert_eq!(page.ok()["total"], 1);
+    assert_eq!(page.ok()["rows"][0]["token"], bob.as_str());
+    assert_eq!(page.ok()["rows"][0]["filename"], "licence.pdf");
+    let u = unlock(&app).await;
+    assert_eq!(app.root("BulkListFilesByTag", json!({"unlockuuid": u, "tag": "archived"})).await.ok()["total"], 1);
+    app.root("BulkListFilesByTag", json!({"tag": "kyc"})).await.err(400);
+
+    // The tag text is never stored in the clear.
+    let mut su = <sqlx::PgConnection as sqlx::Connection>::connect(&app.db_url).await.unwrap();
+    let clear: i64 = sqlx::query_scalar("SELECT count(*) FROM files WHERE array_to_string(tag_hashes, ',') LIKE '%kyc%'")
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+    assert_eq!(clear, 0);
+
+    // Bad tags are refused, nothing changes.
+    let too_many: Vec<String> = (0..17).map(|i| format!("t{i}")).collect();
+    for bad in [json!(["-x"]), json!(["a b"]), json!([5]), json!(too_many), json!(["x".repeat(51)]), json!({"a": 1})] {
+        let e = app.root("FileReplaceTags", json!({"mode": "token", "identity": ada, "fileuuid": id, "tags": bad})).await.err(400);
+        assert!(e.contains("tags"), "{e}");
+    }
+    app.root("FileReplaceTags", json!({"mode": "token", "identity": ada, "fileuuid": id})).await.err(400);
+    app.root("FileListUserFiles", json!({"mode": "token", "identity": ada, "tag": "a,b"})).await.err(400);
+    let ghost = "00000000-0000-4000-8000-000000000000";
+    app.root("FileReplaceTags", json!({"mode": "token", "identity": ada, "fileuuid": ghost, "tags": []})).await.err(404);
+    // Another user's file is not found through this user.
+    app.root("FileReplaceTags", json!({"mode": "token", "identity": bob, "fileuuid": id, "tags": []})).await.err(404);
+    assert_eq!(app.root("FileGet", json!({"mode": "token", "identity": ada, "fileuuid": id})).await.ok()["tags"], json!(["archived"]));
+}
+
+#[tokio::test]
+async fn updates_without_a_new_name_keep_the_name() {
+    let app = TestApp::spawn().await;
+    app.root("LegalBasisCreate", json!({"brief": "marketing", "fulldesc": "old"})).await.ok();
+    app.root("LegalBasisUpdate", json!({"brief": "marketing", "fulldesc": "new"})).await.ok();
+    app.root("LegalBasisUpdate", json!({"brief": "marketing", "newbrief": "", "shortdesc": "s"})).await.ok();
+    let rows = app.root("LegalBasisListAgreements", json!({})).await.ok()["rows"].clone();
+    let m = rows.as_array().unwrap().iter().find(|r| r["brief"] == "marketing").expect("still named marketing");
+    assert_eq!((m["fulldesc"].as_str(), m["shortdesc"].as_str()), (Some("new"), Some("s")));
+    app.root("LegalBasisUpdate", json!({"brief": "marketing", "newbrief": "Bad Name!"})).await.err(400);
+
+    app.root("ProcessingActivityCreate", json!({"activity": "newsletter", "title": "old"})).await.ok();
+    app.root("ProcessingActivityUpdate", json!({"activity": "newsletter", "title": "Monthly"})).await.ok();
+    let rows = app.root("ProcessingActivityListActivities", json!({})).await.ok()["rows"].clone();
+    let a = rows.as_array().unwrap().iter().find(|r| r["activity"] == "newsletter").expect("still named newsletter");
+    assert_eq!(a["title"], "Monthly");
+    app.root("ProcessingActivityUpdate", json!({"activity": "nosuch", "title": "x"})).await.err(404);
+}
+
+#[tokio::test]
+async fn roles_and_policies_are_updated_by_name_as_well_as_by_id() {
+    let app = TestApp::spawn().await;
+    let rid = app.root("RoleCreate", json!({"rolename": "clerk", "roledesc": "a"})).await.ok()["roleid"].as_i64().unwrap();
+    app.root("RoleUpdate", json!({"rolename": "clerk", "roledesc": "by name"})).await.ok();
+    app.root("RoleUpdate", json!({"roleid": rid, "rolename": "clerk2"})).await.ok();
+    app.root("RoleUpdate", json!({"rolename": "clerk", "roledesc": "gone"})).await.err(404);
+    app.root("RoleUpdate", json!({"roledesc": "whose?"})).await.err(400);
+    let mut su = <sqlx::PgConnection as sqlx::Connection>::connect(&app.db_url).await.unwrap();
+    let role: (String, String) =
+        sqlx::query_as("SELECT name, description FROM roles WHERE id = $1").bind(rid).fetch_one(&mut su).await.unwrap();
+    assert_eq!(role, ("clerk2".to_string(), "by name".to_string()));
+
+    let doc = json!({"Effect": "Allow", "Principal": {"Role": ["clerk2"]}, "Action": ["UserGet"], "Resource": ["users.profile.*"]});
+    app.root("PolicyCreate", json!({"policyname": "read", "policydesc": "a", "policy": doc})).await.ok();
+    app.root("PolicyUpdate", json!({"policyname": "read", "policydesc": "by name"})).await.ok();
+    assert_eq!(app.root("PolicyGet", json!({"policyname": "read"})).await.ok()["policydesc"], "by name");
+    app.root("PolicyUpdate", json!({"policyname": "nosuch", "policydesc": "x"})).await.err(404);
+}
+
+#[tokio::test]
+async fn answers_carry_the_fields_the_sdks_read() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user(&app.root_token, None, json!({"login": "ans"})).await;
+    app.root("UserGet", json!({"mode": "token", "identity": user})).await.ok();
+    let ev = app.root("AuditListUserEvents", json!({"mode": "token", "identity": user})).await;
+    let titles: Vec<&str> = ev.ok()["rows"].as_array().unwrap().iter().map(|r| r["title"].as_str().unwrap()).collect();
+    assert!(titles.contains(&"Personal record read") && titles.contains(&"Personal record created"), "{titles:?}");
+
+    let t = app.root("TokenCreate", json!({"tokentype": "email", "record": "ans@example.com"})).await.ok()["tokenbase"].clone();
+    let u = unlock(&app).await;
+    let listed = app.root("BulkListTokens", json!({"unlockuuid": u, "tokens": [t, "nosuch"]})).await;
+    assert_eq!(listed.ok()["total"], 1);
+
+    let x = app.root("XTokenCreateForUser", json!({"mode": "token", "identity": user})).await;
+    assert_eq!(x.ok()["token"], user.as_str());
+}
