@@ -100,8 +100,9 @@ async fn serve_all(state: AppState, listener: tokio::net::TcpListener) -> anyhow
     let config = state.config().clone();
     let listen = listener.local_addr()?;
     let stopped = shutdown_watch();
+    // Always recorded: the root credential reads them at the API's own `GET /metrics` too.
+    let handle = telemetry::install_metrics()?;
     if let Some(addr) = config.metrics_listen {
-        let handle = telemetry::install_metrics()?;
         let metrics = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for metrics"))?;
         tracing::info!(metrics = %addr, "serving /metrics");
         tokio::spawn(telemetry::serve_metrics(metrics, state.clone(), handle, stopped()));

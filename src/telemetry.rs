@@ -260,14 +260,19 @@ pub fn metrics_router(state: AppState, handle: PrometheusHandle) -> Router {
 }
 
 async fn scrape(State(s): State<Scrape>) -> Response {
-    gauge!(SEALED).set(if s.state.vault().status().sealed { 1.0 } else { 0.0 });
-    let pool = s.state.db().pool();
+    scrape_text(&s.state, &s.handle).into_response()
+}
+
+/// One scrape: samples seal state and pool usage, then renders every series.
+pub fn scrape_text(state: &AppState, handle: &PrometheusHandle) -> impl IntoResponse {
+    gauge!(SEALED).set(if state.vault().status().sealed { 1.0 } else { 0.0 });
+    let pool = state.db().pool();
     let (size, idle) = (pool.size(), pool.num_idle() as u32);
     gauge!(DB_POOL, "state" => "idle").set(idle as f64);
     gauge!(DB_POOL, "state" => "in_use").set(size.saturating_sub(idle) as f64);
-    gauge!(DB_POOL_MAX).set(s.state.config().db_max_connections as f64);
-    s.handle.run_upkeep();
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.handle.render()).into_response()
+    gauge!(DB_POOL_MAX).set(state.config().db_max_connections as f64);
+    handle.run_upkeep();
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render())
 }
 
 /// Serves `/metrics` on its own listener until `shutdown` resolves.

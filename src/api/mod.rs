@@ -309,7 +309,7 @@ async fn unknown_endpoint(axum::extract::Path(name): axum::extract::Path<String>
 pub const EXTENSION_ENDPOINTS: &[&str] = &["TenantDelete"];
 
 /// Pro endpoints the vendor's SDKs call that our contract file does not list.
-pub const SDK_ENDPOINTS: &[&str] = &["FileReplaceTags", "BulkListFilesByTag"];
+pub const SDK_ENDPOINTS: &[&str] = &["FileReplaceTags", "BulkListFilesByTag", "UserDeleteBulk", "SystemSetLicenseKey"];
 
 /// Every v2 endpoint this vault serves.
 pub fn v2_endpoints() -> impl Iterator<Item = &'static str> {
@@ -327,6 +327,7 @@ pub const INTERNAL_ENDPOINTS: &[&str] = &[
     "SystemRotateTenantKey",
     "SystemTenantKeyStatus",
     "SystemSeal",
+    "SystemGetMetrics",
     "VaultCreds",
     "VaultRenew",
     "VaultRevoke",

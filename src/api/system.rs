@@ -1,7 +1,9 @@
-//! System* endpoints of the v2 contract served so far: SystemGenerateWrappingKey.
+//! SystemGenerateWrappingKey, SystemSetLicenseKey, and `GET /metrics` on the API address (the
+//! SDKs' getSystemMetrics). All three are for the main tenant's root only (resource `system`).
 
 use axum::extract::State;
-use axum::routing::post;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
@@ -11,10 +13,43 @@ use super::body::{Body, Metadata};
 use super::{fields, Call};
 use crate::app::AppState;
 use crate::auth::Claimed;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/v2/SystemGenerateWrappingKey", post(generate_wrapping_key))
+    Router::new()
+        .route("/v2/SystemGenerateWrappingKey", post(generate_wrapping_key))
+        .route("/v2/SystemSetLicenseKey", post(set_license_key))
+        .route("/metrics", get(metrics))
+}
+
+#[derive(Deserialize)]
+struct LicenseReq {
+    #[serde(default)]
+    licensekey: Option<Zeroizing<String>>,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+/// Strongroom needs no licence: the call is accepted and audited, the key is not stored (nor
+/// recorded: it is the customer's secret with another vendor), and the answer says so.
+async fn set_license_key(State(st): State<AppState>, claimed: Claimed, Body(req): Body<LicenseReq>) -> Result<Json<Value>> {
+    let call = Call::open(&st, &claimed, "SystemSetLicenseKey", req.request_metadata).await?;
+    let result = match req.licensekey.as_deref().map(|k| k.trim()) {
+        None | Some("") => Err(Error::bad("missing field `licensekey`")),
+        Some(_) => Ok(fields([("message", "Strongroom needs no license key; it was accepted and not stored".into())])),
+    };
+    call.finish(result).await
+}
+
+/// The Prometheus text of this instance, as the metrics listener serves it, for the root
+/// credential (the unauthenticated listener, `STRONGROOM_METRICS_LISTEN`, is for scrapers on a
+/// private network). The call is audited like any other.
+async fn metrics(State(st): State<AppState>, claimed: Claimed) -> Result<Response> {
+    let call = Call::open(&st, &claimed, "SystemGetMetrics", Metadata::default()).await?;
+    let handle = crate::telemetry::install_metrics().map_err(Error::Internal)?;
+    // Audited and committed; the answer is the text, not the JSON acknowledgement.
+    let _ack = call.finish(Ok(serde_json::Map::new())).await?;
+    Ok(crate::telemetry::scrape_text(&st, &handle).into_response())
 }
 
 #[derive(Deserialize)]

@@ -1,4 +1,5 @@
-//! UserCreate, UserGet, UserUpdate, UserPatch, UserDelete, UserCreateBulk, UserListVersions.
+//! UserCreate, UserGet, UserUpdate, UserPatch, UserDelete, UserDeleteBulk, UserCreateBulk,
+//! UserListVersions.
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/UserUpdate", post(user_update))
         .route("/v2/UserPatch", post(user_patch))
         .route("/v2/UserDelete", post(user_delete))
+        .route("/v2/UserDeleteBulk", post(user_delete_bulk))
         .route("/v2/UserListVersions", post(user_list_versions))
 }
 
@@ -466,6 +468,59 @@ async fn user_delete(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
     let result = delete_core(&mut call, &req.mode, &req.identity).await;
     call.finish(result).await
 }
+
+#[derive(Deserialize)]
+struct DeleteBulkReq {
+    #[serde(default)]
+    users: Option<Vec<Lookup>>,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+#[derive(Deserialize)]
+struct Lookup {
+    mode: String,
+    identity: String,
+}
+
+/// Forgets every user the lookups name, in one transaction: all or, on an error, none. A
+/// lookup that finds no one is counted, not refused (the record may already be gone). The
+/// event is bound to no single user (it would be shredded with that user's key); it lists the
+/// forgotten tokens, which are no longer personal data once their records are gone.
+async fn user_delete_bulk(State(st): State<AppState>, claimed: Claimed, Body(req): Body<DeleteBulkReq>) -> Result<Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "UserDeleteBulk", req.request_metadata).await?;
+    let result = async {
+        let lookups = req.users.as_deref().ok_or_else(|| Error::bad("missing field `users`"))?;
+        if lookups.is_empty() || lookups.len() > MAX_DELETE_BULK {
+            return Err(Error::bad(format!("users must hold 1 to {MAX_DELETE_BULK} entries")));
+        }
+        let modes = lookups.iter().map(|l| Mode::parse(&l.mode)).collect::<Result<Vec<_>>>()?;
+        let mut tokens = Vec::new();
+        let mut notfound = 0;
+        for (l, mode) in lookups.iter().zip(modes) {
+            let found = super::bulk_lists::find_in(&mut call.tx, &call.keys, &[mode], &l.identity).await?;
+            if found.is_empty() {
+                notfound += 1;
+            }
+            for user in found {
+                if call.tx.delete_user(user.id).await? {
+                    crate::privacy::callbacks::enqueue(&mut call, crate::privacy::callbacks::FORGET_ME, Some(&user.token), Value::Null)
+                        .await?;
+                    tokens.push(Value::from(user.token));
+                }
+            }
+        }
+        call.note("requested", lookups.len());
+        call.note("count", tokens.len());
+        call.note("tokens", Value::Array(tokens.clone()));
+        Ok(fields([("deleted_count", tokens.len().into()), ("notfound", notfound.into())]))
+    }
+    .await;
+    call.finish(result).await
+}
+
+/// Most lookups a single UserDeleteBulk may carry.
+const MAX_DELETE_BULK: usize = 1_000;
 
 /// The body of UserDelete (also applied by an approved UserDeleteRequest).
 pub(crate) async fn delete_core(call: &mut Call, mode: &str, identity: &str) -> Result<Map<String, Value>> {

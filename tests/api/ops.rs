@@ -193,7 +193,7 @@ async fn metrics_are_served_on_their_own_listener_with_the_right_counts() {
     assert_eq!(v2(&s, &root, "FileCreate", json!({})).await.0, 400);
     assert_eq!(v2(&s, &root, "ada@metrics.example", json!({})).await.0, 404);
     let on_api_port = http_client().get(format!("{}/metrics", s.base)).send().await.unwrap();
-    assert_eq!(on_api_port.status(), 404, "metrics must not be served on the API port");
+    assert_eq!(on_api_port.status(), 403, "metrics on the API port need the root credential");
 
     // Act
     let (text, m) = scrape(&metrics_base).await;
@@ -204,7 +204,8 @@ async fn metrics_are_served_on_their_own_listener_with_the_right_counts() {
     assert_eq!(req("/v2/UserGet", "200"), Some(2.0));
     assert_eq!(req("/v2/UserGet", "404"), Some(1.0));
     assert_eq!(req("/v2/FileCreate", "400"), Some(1.0));
-    assert_eq!(req("unknown", "404"), Some(2.0));
+    assert_eq!(req("unknown", "404"), Some(1.0));
+    assert_eq!(req("/metrics", "403"), Some(1.0));
     assert_eq!(req("/v1/sys/init", "200"), Some(1.0));
     assert_eq!(req("/v1/sys/unseal", "200"), Some(2.0));
     assert_eq!(req("/v1/sys/unseal", "400"), Some(1.0));

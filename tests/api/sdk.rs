@@ -133,3 +133,66 @@ async fn answers_carry_the_fields_the_sdks_read() {
     let x = app.root("XTokenCreateForUser", json!({"mode": "token", "identity": user})).await;
     assert_eq!(x.ok()["token"], user.as_str());
 }
+
+#[tokio::test]
+async fn users_are_deleted_in_bulk_atomically_and_counted() {
+    let app = TestApp::spawn().await;
+    let a = app.create_user(&app.root_token, None, json!({"login": "bulk-a", "email": "bulk-a@example.com"})).await;
+    let b = app.create_user(&app.root_token, None, json!({"login": "bulk-b"})).await;
+    let keep = app.create_user(&app.root_token, None, json!({"login": "bulk-keep"})).await;
+    let users = json!([{"mode": "email", "identity": "BULK-A@example.com"}, {"mode": "login", "identity": "bulk-b"},
+                       {"mode": "login", "identity": "nobody"}]);
+    // One bad lookup refuses the whole request: nothing is deleted.
+    let bad = json!([{"mode": "login", "identity": "bulk-b"}, {"mode": "shoe-size", "identity": "9"}]);
+    app.root("UserDeleteBulk", json!({"users": bad})).await.err(400);
+    app.root("UserGet", json!({"mode": "token", "identity": b})).await.ok();
+    let r = app.root("UserDeleteBulk", json!({"users": users})).await;
+    assert_eq!((r.ok()["deleted_count"].as_i64(), r.ok()["notfound"].as_i64()), (Some(2), Some(1)));
+    for gone in [&a, &b] {
+        app.root("UserGet", json!({"mode": "token", "identity": gone})).await.err(404);
+    }
+    app.root("UserGet", json!({"mode": "token", "identity": keep})).await.ok();
+    app.root("UserDeleteBulk", json!({"users": []})).await.err(400);
+    app.root("UserDeleteBulk", json!({})).await.err(400);
+    // A user's own token never deletes, in bulk either.
+    let own =
+        app.root("XTokenCreateForUser", json!({"mode": "token", "identity": keep})).await.ok()["xtoken"].as_str().unwrap().to_string();
+    app.call("UserDeleteBulk", Some(&own), None, json!({"users": [{"mode": "token", "identity": keep}]})).await.err(403);
+    app.root("UserGet", json!({"mode": "token", "identity": keep})).await.ok();
+}
+
+#[tokio::test]
+async fn a_license_key_is_accepted_and_not_needed_and_metrics_need_root() {
+    let app = TestApp::spawn().await;
+    let r = app.root("SystemSetLicenseKey", json!({"licensekey": "ABC-123"})).await;
+    assert!(r.ok()["message"].as_str().unwrap().contains("needs no license"));
+    app.root("SystemSetLicenseKey", json!({})).await.err(400);
+    let (_, admin) = app.create_tenant("lic").await;
+    app.call("SystemSetLicenseKey", Some(&admin), Some("lic"), json!({"licensekey": "x"})).await.err(403);
+    let mut su = <sqlx::PgConnection as sqlx::Connection>::connect(&app.db_url).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE event_type = 'SystemSetLicenseKey' AND outcome = 'ok'")
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1, "audited");
+
+    // GET /metrics at the API address: the root credential reads the Prometheus text.
+    let get = |token: Option<String>, tenant: Option<&'static str>| {
+        let mut req = http_client().get(format!("{}/metrics", app.base));
+        if let Some(t) = token {
+            req = req.header("x-bunker-token", t);
+        }
+        if let Some(t) = tenant {
+            req = req.header("x-bunker-tenant", t);
+        }
+        req.send()
+    };
+    let ok = get(Some(app.root_token.clone()), None).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = ok.text().await.unwrap();
+    assert!(text.contains("strongroom_sealed") && text.contains("strongroom_db_pool_connections"), "{text}");
+    assert_eq!(get(None, None).await.unwrap().status(), 403);
+    assert_eq!(get(Some("wrong".into()), None).await.unwrap().status(), 403);
+    assert_eq!(get(Some(admin.clone()), Some("lic")).await.unwrap().status(), 403);
+}
