@@ -8,10 +8,10 @@
 //! basis with agreements still in force cannot be deleted. AgreementCancelRequest belongs to the
 //! user-request family and is not served here.
 
+use super::body::bool_or_string;
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::de::Deserializer;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -187,23 +187,6 @@ struct LinkReq {
     brief: String,
     #[serde(default)]
     request_metadata: Metadata,
-}
-
-/// A boolean that some clients send as a string ("true") or a number (1).
-fn bool_or_string<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<bool>, D::Error> {
-    match Option::<Value>::deserialize(d)? {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(b)),
-        Some(Value::Number(n)) if n.as_i64() == Some(0) => Ok(Some(false)),
-        Some(Value::Number(n)) if n.as_i64() == Some(1) => Ok(Some(true)),
-        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
-            "" => Ok(None),
-            "true" | "1" | "yes" => Ok(Some(true)),
-            "false" | "0" | "no" => Ok(Some(false)),
-            _ => Err(serde::de::Error::custom("expected a boolean")),
-        },
-        Some(_) => Err(serde::de::Error::custom("expected a boolean")),
-    }
 }
 
 // ---------------------------------------------------------------- validation

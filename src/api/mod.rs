@@ -22,6 +22,7 @@ pub mod system;
 pub mod system_ops;
 pub mod tenants;
 pub mod tokens;
+pub mod ui_conf;
 pub mod users;
 pub mod vault_plugin;
 pub mod when;
@@ -278,6 +279,7 @@ pub fn v2_routes(state: AppState) -> Router<AppState> {
     Router::new()
         .merge(users::routes())
         .merge(tenants::routes())
+        .merge(ui_conf::routes())
         .merge(audit::routes())
         .merge(system::routes())
         .merge(system_ops::routes())
@@ -306,10 +308,10 @@ async fn unknown_endpoint(axum::extract::Path(name): axum::extract::Path<String>
 }
 
 /// Our v2 endpoints outside the contract (each documented in README.md).
-pub const EXTENSION_ENDPOINTS: &[&str] = &["TenantDelete"];
+pub const EXTENSION_ENDPOINTS: &[&str] = &["TenantDelete", "TenantSetUIConf"];
 
 /// Pro endpoints the vendor's SDKs call that our contract file does not list.
-pub const SDK_ENDPOINTS: &[&str] = &["FileReplaceTags", "BulkListFilesByTag", "UserDeleteBulk", "SystemSetLicenseKey"];
+pub const SDK_ENDPOINTS: &[&str] = &["FileReplaceTags", "BulkListFilesByTag", "UserDeleteBulk", "SystemSetLicenseKey", "TenantGetUIConf"];
 
 /// Every v2 endpoint this vault serves.
 pub fn v2_endpoints() -> impl Iterator<Item = &'static str> {

@@ -151,6 +151,7 @@ pub const RESOURCES: &[&str] = &[
     "requests.file",
     "audit",
     "tenants",
+    "ui",
     "system",
     "vault",
     "credentials",
@@ -401,6 +402,7 @@ pub fn resource_of(endpoint: &str) -> &'static str {
     match endpoint {
         // Detokenizing in bulk is a tokens right, not a bulk-listing one.
         "BulkListTokens" | "BulkDeleteTokens" => "tokens",
+        "TenantGetUIConf" | "TenantSetUIConf" => "ui",
         e if e.starts_with("Tenant") => "tenants",
         e if e.starts_with("Audit") => "audit",
         e if e.starts_with("Bulk") || e == "UserSearch" => "users.bulk",

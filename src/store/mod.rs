@@ -53,6 +53,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (15, "lineage", include_str!("../../migrations/0015_lineage.sql")),
     (16, "file tags", include_str!("../../migrations/0016_file_tags.sql")),
     (17, "sessions of no user", include_str!("../../migrations/0017_userless_sessions.sql")),
+    (18, "tenant ui settings", include_str!("../../migrations/0018_tenant_ui.sql")),
 ];
 
 pub fn migrator() -> Migrator {

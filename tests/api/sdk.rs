@@ -196,3 +196,44 @@ async fn a_license_key_is_accepted_and_not_needed_and_metrics_need_root() {
     assert_eq!(get(Some("wrong".into()), None).await.unwrap().status(), 403);
     assert_eq!(get(Some(admin.clone()), Some("lic")).await.unwrap().status(), 403);
 }
+
+#[tokio::test]
+async fn ui_settings_are_set_by_the_admin_and_read_by_every_role_of_the_tenant() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("uiconf").await;
+    let t = Some("uiconf");
+    let empty = app.call("TenantGetUIConf", Some(&admin), t, json!({})).await;
+    assert_eq!(empty.ok()["ui"]["CompanyTitle"], "");
+    let set = app
+        .call(
+            "TenantSetUIConf",
+            Some(&admin),
+            t,
+            json!({"companytitle": "Acme GmbH", "logolink": "https://acme.example/logo.png", "magiclookup": "true"}),
+        )
+        .await;
+    assert_eq!(set.ok()["ui"]["LogoLink"], "https://acme.example/logo.png");
+    app.call("TenantSetUIConf", Some(&admin), t, json!({"companycity": "Berlin"})).await.ok();
+    // An app credential and a user's own token read them; only the admin writes.
+    let user = app.create_user(&admin, t, json!({"login": "ui"})).await;
+    let own = app.call("XTokenCreateForUser", Some(&admin), t, json!({"mode": "token", "identity": user})).await.ok()["xtoken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ui = app.call("TenantGetUIConf", Some(&own), t, json!({})).await.ok()["ui"].clone();
+    assert_eq!(
+        (ui["CompanyTitle"].as_str(), ui["CompanyCity"].as_str(), ui["MagicLookup"].as_bool()),
+        (Some("Acme GmbH"), Some("Berlin"), Some(true)),
+        "earlier settings are kept"
+    );
+    app.call("TenantSetUIConf", Some(&own), t, json!({"companytitle": "Evil"})).await.err(403);
+    // Another tenant sees its own (empty) settings.
+    assert_eq!(app.root("TenantGetUIConf", json!({})).await.ok()["ui"]["CompanyTitle"], "");
+    // Shown to data subjects: only http(s) links and plain text.
+    for bad in
+        [json!({"logolink": "javascript:alert(1)"}), json!({"companytitle": "a\u{0007}"}), json!({}), json!({"magiclookup": "maybe"})]
+    {
+        app.call("TenantSetUIConf", Some(&admin), t, bad).await.err(400);
+    }
+    assert_eq!(app.call("TenantGetUIConf", Some(&admin), t, json!({})).await.ok()["ui"]["CompanyTitle"], "Acme GmbH");
+}
