@@ -12,6 +12,7 @@ pub mod cors;
 pub mod credentials;
 pub mod files;
 pub mod groups;
+pub mod login;
 pub mod relations;
 pub mod requests;
 pub mod roles;
@@ -278,6 +279,7 @@ async fn require_unsealed(State(state): State<AppState>, req: Request, next: Nex
 pub fn v2_routes(state: AppState) -> Router<AppState> {
     Router::new()
         .merge(users::routes())
+        .merge(login::routes())
         .merge(tenants::routes())
         .merge(ui_conf::routes())
         .merge(audit::routes())
@@ -311,7 +313,16 @@ async fn unknown_endpoint(axum::extract::Path(name): axum::extract::Path<String>
 pub const EXTENSION_ENDPOINTS: &[&str] = &["TenantDelete", "TenantSetUIConf"];
 
 /// Pro endpoints the vendor's SDKs call that our contract file does not list.
-pub const SDK_ENDPOINTS: &[&str] = &["FileReplaceTags", "BulkListFilesByTag", "UserDeleteBulk", "SystemSetLicenseKey", "TenantGetUIConf"];
+pub const SDK_ENDPOINTS: &[&str] = &[
+    "FileReplaceTags",
+    "BulkListFilesByTag",
+    "UserDeleteBulk",
+    "SystemSetLicenseKey",
+    "TenantGetUIConf",
+    "CaptchaCreate",
+    "UserPrelogin",
+    "UserLogin",
+];
 
 /// Every v2 endpoint this vault serves.
 pub fn v2_endpoints() -> impl Iterator<Item = &'static str> {

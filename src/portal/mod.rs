@@ -16,7 +16,7 @@
 
 mod dpo;
 mod page;
-mod signin;
+pub mod signin;
 mod user;
 
 use std::net::SocketAddr;

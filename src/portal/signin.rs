@@ -81,12 +81,19 @@ impl Outbox {
     }
 
     pub fn check_address(&self, ip: IpAddr) -> Result<(), Fail> {
+        if self.address_allowed(ip) {
+            Ok(())
+        } else {
+            Err(Fail::new(StatusCode::TOO_MANY_REQUESTS, "Too many sign-in attempts from your network. Wait a minute and try again."))
+        }
+    }
+
+    /// Counts one sign-in step from `ip` (portal and wire API together); false past the quota.
+    pub fn address_allowed(&self, ip: IpAddr) -> bool {
         if self.per_address.len() > 100_000 {
             self.per_address.retain_recent();
         }
-        self.per_address.check_key(&network(ip)).map_err(|_| {
-            Fail::new(StatusCode::TOO_MANY_REQUESTS, "Too many sign-in attempts from your network. Wait a minute and try again.")
-        })
+        self.per_address.check_key(&network(ip)).is_ok()
     }
 
     fn push(&self, sent: Sent) {
@@ -164,6 +171,209 @@ pub struct SignInForm {
     identity: String,
 }
 
+/// Where a sign-in step comes from: the portal's pages, or the wire API (UserPrelogin and
+/// UserLogin, for apps that sign their users in with the vault's codes). The rules are the
+/// same; the audit names the channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Portal,
+    Api,
+}
+
+impl Channel {
+    fn code_event(self) -> &'static str {
+        match self {
+            Channel::Portal => "PortalCodeSent",
+            Channel::Api => "UserPrelogin",
+        }
+    }
+
+    fn sign_in_event(self) -> &'static str {
+        match self {
+            Channel::Portal => "PortalSignIn",
+            Channel::Api => "UserLogin",
+        }
+    }
+
+    fn actor(self) -> &'static str {
+        match self {
+            Channel::Portal => "portal",
+            Channel::Api => "api",
+        }
+    }
+}
+
+/// Why a sign-in step is refused (each channel words it its own way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not an email address or phone number.
+    Identity,
+    TooManyCodes,
+    /// No such challenge (never made, swept, or another tenant's).
+    Unknown,
+    /// Used up, expired or out of tries.
+    Unusable,
+    TooManyWrong,
+    Wrong {
+        left: i32,
+    },
+}
+
+impl Refusal {
+    fn to_fail(self) -> Fail {
+        match self {
+            Refusal::Identity => Fail::new(StatusCode::BAD_REQUEST, "Enter an email address or a phone number."),
+            Refusal::TooManyCodes => Fail::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many codes were requested for this email address or phone number. Wait 10 minutes and try again.",
+            ),
+            Refusal::Unknown => Fail::new(StatusCode::FORBIDDEN, "That code is wrong or has expired."),
+            Refusal::Unusable => Fail::new(StatusCode::FORBIDDEN, "This code can no longer be used. Start again to get a new one."),
+            Refusal::TooManyWrong => {
+                Fail::new(StatusCode::TOO_MANY_REQUESTS, "Too many wrong codes were entered for this account. Wait an hour and try again.")
+            }
+            Refusal::Wrong { left } if left > 0 => {
+                Fail::new(StatusCode::FORBIDDEN, format!("That code is wrong. {left} {} left.", if left == 1 { "try" } else { "tries" }))
+            }
+            Refusal::Wrong { .. } => {
+                Fail::new(StatusCode::FORBIDDEN, "That code is wrong, and this was the last try. Start again to get a new one.")
+            }
+        }
+    }
+}
+
+/// Makes a challenge for `identity` in `tenant` and, when it is a user's, sends its code; the
+/// challenge id either way (for an unknown tenant, one that exists nowhere), so the answer does
+/// not tell whether anyone was there.
+pub async fn issue_code(
+    st: &AppState,
+    ring: &Keyring,
+    tenant: &str,
+    mode: IndexMode,
+    identity: &str,
+    ip: IpAddr,
+    channel: Channel,
+) -> crate::error::Result<Result<String, Refusal>> {
+    let challenge = uuid::Uuid::new_v4().to_string();
+    let now = now_secs();
+    let ttl = st.config().portal_code_ttl_s;
+    let Some(mut tx) = st.db().tenant_tx_by_name(tenant).await? else {
+        return Ok(Ok(challenge));
+    };
+    let keys = crate::custody::rotation::tenant_keys(st.vault().tenant_keks(), ring, &mut tx).await?;
+    let Some(index) = keys.index(mode, identity) else {
+        return Ok(Err(Refusal::Identity));
+    };
+    let from = requester(&keys, ip);
+    // One sign-in step per identity at a time: the count below cannot be raced.
+    tx.lock_identity(&index).await?;
+    let (mine, all) = tx.recent_challenges(&index, &from, now - IDENTITY_WINDOW_S).await?;
+    if mine >= CODES_PER_IDENTITY_AND_ADDRESS || all >= CODES_PER_IDENTITY {
+        return Ok(Err(Refusal::TooManyCodes));
+    }
+    tx.sweep_challenges(now - KEEP_CHALLENGES_S).await?;
+    let user = tx.user_by_index(mode, &index).await?;
+    let code = format!("{:06}", rand::Rng::gen_range(&mut rand::rngs::OsRng, 0..1_000_000u32));
+    let hash = code_hash(ring, tx.tenant_id(), &challenge, &code);
+    tx.insert_challenge(&challenge, &index, &from, user.as_ref().map(|u| u.token.as_str()), &hash, now + ttl, now).await?;
+    let mut draft = Draft::default();
+    draft.details.insert("challenge".into(), challenge.clone().into());
+    // The code goes to the contact the record holds, not to the spelling typed here.
+    let mut contact = None;
+    if let Some(u) = &user {
+        let key = crate::api::users::user_key(&keys, u)?;
+        let profile = crate::api::users::open_profile(&keys, &key, &u.token, u.version, &u.profile)?;
+        contact = stored_contact(&profile, mode, identity);
+        draft.user_token = Some(u.token.clone());
+        draft.user_key = Some(key);
+    } else {
+        draft.details.insert("identity_index".into(), hex::encode(index).into());
+    }
+    let outcome = if user.is_some() { "ok" } else { "unknown identity" };
+    audit::append(&mut tx, &keys, channel.code_event(), channel.actor(), outcome, draft).await?;
+    tx.commit().await?;
+    if let Some(to) = contact {
+        deliver(st, tenant, mode, &to, &code, &challenge);
+    }
+    Ok(Ok(challenge))
+}
+
+/// Which challenge a code answers: one the page carries, or the newest of an identity.
+pub enum Answering<'a> {
+    Challenge(&'a str),
+    Latest { mode: IndexMode, identity: &'a str },
+}
+
+/// A right code: its user, and the tenant transaction to open the user's lease in (the caller
+/// commits).
+pub struct SignedIn {
+    pub tx: crate::store::TenantTx,
+    pub keys: std::sync::Arc<TenantKeys>,
+    pub user: crate::store::users::UserRow,
+}
+
+/// Checks a code: a right one is used up and returns its user; a wrong one is counted (and
+/// audited: against the user when there is one) and refused.
+pub async fn redeem_code(
+    st: &AppState,
+    ring: &Keyring,
+    tenant: &str,
+    answering: Answering<'_>,
+    code: &str,
+    channel: Channel,
+) -> crate::error::Result<Result<SignedIn, Refusal>> {
+    let code = code.trim();
+    let Some(mut tx) = st.db().tenant_tx_by_name(tenant).await? else {
+        return Ok(Err(Refusal::Unknown));
+    };
+    let now = now_secs();
+    let keys = crate::custody::rotation::tenant_keys(st.vault().tenant_keks(), ring, &mut tx).await?;
+    let challenge = match answering {
+        Answering::Challenge(c) => c.trim().to_string(),
+        Answering::Latest { mode, identity } => {
+            let Some(index) = keys.index(mode, identity) else { return Ok(Err(Refusal::Identity)) };
+            match tx.latest_challenge(&index, now).await? {
+                Some(c) => c,
+                None => return Ok(Err(Refusal::Unknown)),
+            }
+        }
+    };
+    let Some(ch) = tx.lock_challenge(&challenge).await? else {
+        return Ok(Err(Refusal::Unknown));
+    };
+    if ch.used || ch.expires_at <= now || ch.tries >= MAX_TRIES {
+        return Ok(Err(Refusal::Unusable));
+    }
+    let owner = match &ch.user_token {
+        Some(token) => tx.user_by_token(token).await?,
+        None => None,
+    };
+    if let Some(u) = &owner {
+        if tx.failed_tries(&u.token, now - FAILED_WINDOW_S).await? >= FAILED_TRIES_PER_USER {
+            return Ok(Err(Refusal::TooManyWrong));
+        }
+    }
+    let expected = code_hash(ring, tx.tenant_id(), &challenge, code);
+    let right = code.len() == 6 && bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &ch.code_hash[..])) && owner.is_some();
+    tx.record_try(&challenge, right).await?;
+    match (owner, right) {
+        (Some(user), true) => Ok(Ok(SignedIn { tx, keys, user })),
+        (owner, _) => {
+            // A wrong code for a real user is part of that user's audit trail (they and the DPO
+            // see guessing); for nobody, it is a tenant event.
+            let mut draft = Draft::default();
+            draft.details.insert("challenge".into(), challenge.into());
+            if let Some(u) = &owner {
+                draft.user_token = Some(u.token.clone());
+                draft.user_key = Some(crate::api::users::user_key(&keys, u)?);
+            }
+            audit::append(&mut tx, &keys, channel.sign_in_event(), channel.actor(), "denied", draft).await?;
+            tx.commit().await?;
+            Ok(Err(Refusal::Wrong { left: MAX_TRIES - ch.tries - 1 }))
+        }
+    }
+}
+
 /// POST /portal/signin: makes a challenge and, when the identity is a user's, sends its code.
 pub async fn send_code(State(st): State<AppState>, headers: HeaderMap, peer: Peer, Form(f): Form<SignInForm>) -> Page {
     let ring = st.vault().keyring()?;
@@ -171,49 +381,7 @@ pub async fn send_code(State(st): State<AppState>, headers: HeaderMap, peer: Pee
     st.portal().check_address(peer.ip())?;
     let tenant = super::tenant_name(&f.tenant)?;
     let mode = mode_of(&f.identity)?;
-    let challenge = uuid::Uuid::new_v4().to_string();
-    let now = now_secs();
-    let ttl = st.config().portal_code_ttl_s;
-    // An unknown tenant gets the same page, with a challenge that exists nowhere.
-    if let Some(mut tx) = st.db().tenant_tx_by_name(&tenant).await? {
-        let keys = crate::custody::rotation::tenant_keys(st.vault().tenant_keks(), &ring, &mut tx).await?;
-        let index =
-            keys.index(mode, &f.identity).ok_or_else(|| Fail::new(StatusCode::BAD_REQUEST, "Enter an email address or a phone number."))?;
-        let from = requester(&keys, peer.ip());
-        // One sign-in step per identity at a time: the count below cannot be raced.
-        tx.lock_identity(&index).await?;
-        let (mine, all) = tx.recent_challenges(&index, &from, now - IDENTITY_WINDOW_S).await?;
-        if mine >= CODES_PER_IDENTITY_AND_ADDRESS || all >= CODES_PER_IDENTITY {
-            return Err(Fail::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many codes were requested for this email address or phone number. Wait 10 minutes and try again.",
-            ));
-        }
-        tx.sweep_challenges(now - KEEP_CHALLENGES_S).await?;
-        let user = tx.user_by_index(mode, &index).await?;
-        let code = format!("{:06}", rand::Rng::gen_range(&mut rand::rngs::OsRng, 0..1_000_000u32));
-        let hash = code_hash(&ring, tx.tenant_id(), &challenge, &code);
-        tx.insert_challenge(&challenge, &index, &from, user.as_ref().map(|u| u.token.as_str()), &hash, now + ttl, now).await?;
-        let mut draft = Draft::default();
-        draft.details.insert("challenge".into(), challenge.clone().into());
-        // The code goes to the contact the record holds, not to the spelling typed here.
-        let mut contact = None;
-        if let Some(u) = &user {
-            let key = crate::api::users::user_key(&keys, u)?;
-            let profile = crate::api::users::open_profile(&keys, &key, &u.token, u.version, &u.profile)?;
-            contact = stored_contact(&profile, mode, &f.identity);
-            draft.user_token = Some(u.token.clone());
-            draft.user_key = Some(key);
-        } else {
-            draft.details.insert("identity_index".into(), hex::encode(index).into());
-        }
-        let outcome = if user.is_some() { "ok" } else { "unknown identity" };
-        audit::append(&mut tx, &keys, "PortalCodeSent", "portal", outcome, draft).await?;
-        tx.commit().await?;
-        if let Some(to) = contact {
-            deliver(&st, &tenant, mode, &to, &code, &challenge);
-        }
-    }
+    let challenge = issue_code(&st, &ring, &tenant, mode, &f.identity, peer.ip(), Channel::Portal).await?.map_err(Refusal::to_fail)?;
     Ok(code_form(&st, &ring, &headers, &tenant, &challenge, None).into_response())
 }
 
@@ -297,58 +465,14 @@ pub async fn verify(State(st): State<AppState>, headers: HeaderMap, peer: Peer, 
     super::check_pre_form(&st, &ring, &headers, &f.csrf)?;
     st.portal().check_address(peer.ip())?;
     let tenant = super::tenant_name(&f.tenant)?;
-    let refuse = |status: StatusCode, msg: &str| -> Page {
-        Ok((status, code_form(&st, &ring, &headers, &tenant, &f.challenge, Some(msg))).into_response())
-    };
-    let code = f.code.trim();
-    let Some(mut tx) = st.db().tenant_tx_by_name(&tenant).await? else {
-        return refuse(StatusCode::FORBIDDEN, "That code is wrong or has expired.");
-    };
-    let Some(ch) = tx.lock_challenge(f.challenge.trim()).await? else {
-        return refuse(StatusCode::FORBIDDEN, "That code is wrong or has expired.");
-    };
-    let now = now_secs();
-    if ch.used || ch.expires_at <= now || ch.tries >= MAX_TRIES {
-        return refuse(StatusCode::FORBIDDEN, "This code can no longer be used. Start again to get a new one.");
-    }
-    let keys = crate::custody::rotation::tenant_keys(st.vault().tenant_keks(), &ring, &mut tx).await?;
-    let owner = match &ch.user_token {
-        Some(token) => tx.user_by_token(token).await?,
-        None => None,
-    };
-    if let Some(u) = &owner {
-        if tx.failed_tries(&u.token, now - FAILED_WINDOW_S).await? >= FAILED_TRIES_PER_USER {
-            return refuse(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many wrong codes were entered for this account. Wait an hour and try again.",
-            );
-        }
-    }
-    let expected = code_hash(&ring, tx.tenant_id(), f.challenge.trim(), code);
-    let right = code.len() == 6 && bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &ch.code_hash[..])) && owner.is_some();
-    tx.record_try(f.challenge.trim(), right).await?;
-    let user = match (owner, right) {
-        (Some(u), true) => u,
-        (owner, _) => {
-            // A wrong code for a real user is part of that user's audit trail (they and the DPO
-            // see guessing); for nobody, it is a tenant event.
-            let mut draft = Draft::default();
-            draft.details.insert("challenge".into(), f.challenge.trim().into());
-            if let Some(u) = &owner {
-                draft.user_token = Some(u.token.clone());
-                draft.user_key = Some(crate::api::users::user_key(&keys, u)?);
-            }
-            audit::append(&mut tx, &keys, "PortalSignIn", "portal", "denied", draft).await?;
-            tx.commit().await?;
-            let left = MAX_TRIES - ch.tries - 1;
-            let msg = if left > 0 {
-                format!("That code is wrong. {left} {} left.", if left == 1 { "try" } else { "tries" })
-            } else {
-                "That code is wrong, and this was the last try. Start again to get a new one.".to_string()
-            };
-            return refuse(StatusCode::FORBIDDEN, &msg);
+    let signed = match redeem_code(&st, &ring, &tenant, Answering::Challenge(&f.challenge), &f.code, Channel::Portal).await? {
+        Ok(s) => s,
+        Err(refusal) => {
+            let fail = refusal.to_fail();
+            return Ok((fail.status, code_form(&st, &ring, &headers, &tenant, &f.challenge, Some(&fail.message))).into_response());
         }
     };
+    let SignedIn { mut tx, keys, user } = signed;
     let token = open_lease(&st, &ring, &keys, &mut tx, &tenant, "user-self", None, Some(&user)).await?;
     tx.commit().await?;
     let mut res = Redirect::to("/portal/me").into_response();
@@ -371,12 +495,42 @@ pub async fn open_lease(
     user: Option<&crate::store::users::UserRow>,
 ) -> Result<String, Fail> {
     let cfg = st.config();
+    let idle = cfg.portal_idle_s.min(cfg.portal_session_s);
+    let event = if role == "user-self" { "PortalSignIn" } else { "PortalDpoSignIn" };
+    Ok(lease_for(ring, keys, tx, tenant, role, credential, user, event, cfg.portal_session_s, Some(idle)).await?)
+}
+
+/// The lease a right code gives on the wire API (UserLogin): the user's own token, role
+/// user-self, for the default lease life, not sliding. Returns the token and its life.
+pub async fn open_login_lease(st: &AppState, signed: &mut SignedIn, tenant: &str, ring: &Keyring) -> crate::error::Result<(String, i64)> {
+    let life = st.config().lease_default_ttl_s;
+    let token =
+        lease_for(ring, &signed.keys, &mut signed.tx, tenant, "user-self", None, Some(&signed.user), "UserLogin", life, None).await?;
+    Ok((token, life))
+}
+
+/// Inserts a lease for `role` lasting `life_s` (sliding by `idle_s` when given), audits it as
+/// `event` and returns the signed lease token.
+#[allow(clippy::too_many_arguments)]
+async fn lease_for(
+    ring: &Keyring,
+    keys: &TenantKeys,
+    tx: &mut crate::store::TenantTx,
+    tenant: &str,
+    role: &str,
+    credential: Option<(i64, String)>,
+    user: Option<&crate::store::users::UserRow>,
+    event: &str,
+    life_s: i64,
+    idle_s: Option<i64>,
+) -> crate::error::Result<String> {
     let now = now_secs();
     let lease_id = uuid::Uuid::new_v4().to_string();
-    let hard = now + cfg.portal_session_s;
-    let idle = cfg.portal_idle_s.min(cfg.portal_session_s);
-    let (credential_id, actor) = credential.map_or((None, "portal".to_string()), |(id, actor)| (Some(id), actor));
-    tx.insert_lease(&lease_id, role, credential_id, user.map(|u| u.token.as_str()), now + idle, hard, Some(idle)).await?;
+    let hard = now + life_s;
+    let default_actor = if event == "UserLogin" { "api" } else { "portal" };
+    let (credential_id, actor) = credential.map_or((None, default_actor.to_string()), |(id, actor)| (Some(id), actor));
+    let first = idle_s.map_or(hard, |i| now + i);
+    tx.insert_lease(&lease_id, role, credential_id, user.map(|u| u.token.as_str()), first, hard, idle_s).await?;
     let mut draft = Draft::default();
     draft.details.insert("lease_id".into(), lease_id.clone().into());
     draft.details.insert("role".into(), role.into());
@@ -384,7 +538,7 @@ pub async fn open_lease(
         draft.user_token = Some(u.token.clone());
         draft.user_key = Some(crate::api::users::user_key(keys, u)?);
     }
-    audit::append(tx, keys, if role == "user-self" { "PortalSignIn" } else { "PortalDpoSignIn" }, &actor, "ok", draft).await?;
+    audit::append(tx, keys, event, &actor, "ok", draft).await?;
     Ok(crate::auth::lease::sign(ring, &crate::auth::lease::claims(&lease_id, tx.tenant_id(), tenant, role, now, hard)))
 }
 

@@ -86,6 +86,19 @@ impl TenantTx {
         Ok(row.map(|r| Challenge { user_token: r.get(0), code_hash: r.get(1), tries: r.get(2), used: r.get(3), expires_at: r.get(4) }))
     }
 
+    /// The newest challenge of an identity that can still be used (the wire API's UserLogin
+    /// names the identity, not the challenge).
+    pub async fn latest_challenge(&mut self, identity_index: &[u8], now: i64) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT challenge FROM portal_codes WHERE identity_index = $1 AND NOT used AND expires_at > $2
+             ORDER BY created_at DESC, challenge LIMIT 1",
+        )
+        .bind(identity_index)
+        .bind(now)
+        .fetch_optional(self.conn())
+        .await?)
+    }
+
     /// Counts one try; with `used`, the challenge can never be used again.
     pub async fn record_try(&mut self, challenge: &str, used: bool) -> Result<()> {
         sqlx::query("UPDATE portal_codes SET tries = tries + 1, used = used OR $2 WHERE challenge = $1")

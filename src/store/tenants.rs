@@ -256,6 +256,28 @@ impl TenantTx {
     }
 }
 
+impl TenantTx {
+    /// The tenant's UI settings as stored, a JSON object (`None`: never set).
+    pub async fn ui_settings(&mut self) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT settings FROM tenant_ui").fetch_optional(self.conn()).await?)
+    }
+
+    /// Replaces the tenant's UI settings (a JSON object).
+    pub async fn set_ui_settings(&mut self, settings: &str) -> Result<()> {
+        let tenant = self.tenant_id();
+        sqlx::query(
+            "INSERT INTO tenant_ui (tenant_id, settings, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant_id) DO UPDATE SET settings = EXCLUDED.settings, updated_at = EXCLUDED.updated_at",
+        )
+        .bind(tenant)
+        .bind(settings)
+        .bind(now_secs())
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,27 +313,5 @@ mod tests {
     fn identifiers_are_quoted() {
         assert_eq!(quote_ident("users"), "\"users\"");
         assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
-    }
-}
-
-impl TenantTx {
-    /// The tenant's UI settings as stored, a JSON object (`None`: never set).
-    pub async fn ui_settings(&mut self) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT settings FROM tenant_ui").fetch_optional(self.conn()).await?)
-    }
-
-    /// Replaces the tenant's UI settings (a JSON object).
-    pub async fn set_ui_settings(&mut self, settings: &str) -> Result<()> {
-        let tenant = self.tenant_id();
-        sqlx::query(
-            "INSERT INTO tenant_ui (tenant_id, settings, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (tenant_id) DO UPDATE SET settings = EXCLUDED.settings, updated_at = EXCLUDED.updated_at",
-        )
-        .bind(tenant)
-        .bind(settings)
-        .bind(now_secs())
-        .execute(self.conn())
-        .await?;
-        Ok(())
     }
 }

@@ -14,6 +14,7 @@ mod groups;
 mod helpers;
 mod isolation;
 mod leases;
+mod login;
 mod official_client;
 mod ops;
 mod policies;

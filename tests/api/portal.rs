@@ -16,7 +16,7 @@ use crate::helpers::*;
 
 /// Catches what the portal POSTs to `STRONGROOM_PORTAL_NOTIFY_URL`.
 #[derive(Clone, Default)]
-struct Webhook(Arc<Mutex<Vec<Value>>>);
+pub struct Webhook(Arc<Mutex<Vec<Value>>>);
 
 impl Webhook {
     async fn serve(&self) -> String {
@@ -38,7 +38,7 @@ impl Webhook {
     }
 
     /// The newest code sent to `to`, waiting for the (background) delivery.
-    async fn code_for(&self, to: &str) -> String {
+    pub async fn code_for(&self, to: &str) -> String {
         for _ in 0..100 {
             if let Some(v) = self.0.lock().unwrap().iter().rev().find(|v| v["to"] == to) {
                 return v["code"].as_str().unwrap().to_string();
@@ -48,7 +48,7 @@ impl Webhook {
         panic!("no code was sent");
     }
 
-    fn sent_to(&self, to: &str) -> usize {
+    pub fn sent_to(&self, to: &str) -> usize {
         self.0.lock().unwrap().iter().filter(|v| v["to"] == to).count()
     }
 }
@@ -168,7 +168,7 @@ impl Browser {
     }
 }
 
-async fn portal_app(adjust: impl FnOnce(&mut strongroom::config::Config)) -> (TestApp, Webhook) {
+pub async fn portal_app(adjust: impl FnOnce(&mut strongroom::config::Config)) -> (TestApp, Webhook) {
     let hook = Webhook::default();
     let url = hook.serve().await;
     let app = TestApp::spawn_configured(|c| {
