@@ -32,3 +32,21 @@ async fn the_official_python_client_drives_tenants_users_and_audit() {
     assert!(out.status.success(), "official client tests failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("passed") && !stdout.contains("failed"), "{stdout}");
 }
+
+/// Every public method of the Python SDK against a live server (tests/python/test_sdk_every_method.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_method_of_the_official_python_sdk_is_answered() {
+    let app = TestApp::spawn().await;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/test_sdk_every_method.py");
+    let out = tokio::process::Command::new(python())
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(&script)
+        .env("STRONGROOM_URL", &app.base)
+        .env("STRONGROOM_ROOT_TOKEN", &app.root_token)
+        .output()
+        .await
+        .expect("run pytest");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("python sdk, every method (pytest): {}", stdout.lines().last().unwrap_or(""));
+    assert!(out.status.success(), "SDK method tests failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+}
