@@ -10,6 +10,7 @@ pub mod bench;
 pub mod config;
 pub mod custody;
 pub mod error;
+pub mod import;
 pub mod keys;
 pub mod localpg;
 pub mod portal;

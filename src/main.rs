@@ -51,6 +51,32 @@ enum Cmd {
     Migrate,
     /// Benchmark: private PostgreSQL + server, vault vs raw-SQL baselines (see bench/README.md).
     Bench(strongroom::bench::BenchArgs),
+    /// Copy a tenant from a Databunker Pro (v2 API) into a Strongroom tenant, keeping tokens.
+    /// Resumable (--state) and idempotent; prints a summary (JSON) of what was and was not copied.
+    Import {
+        /// Source base URL (a Databunker Pro, or another Strongroom).
+        #[arg(long)]
+        source: String,
+        /// Source credential: root or tenant admin (bulk listings need it).
+        #[arg(long, env = "STRONGROOM_IMPORT_SOURCE_TOKEN")]
+        source_token: String,
+        #[arg(long)]
+        source_tenant: Option<String>,
+        /// Target Strongroom base URL.
+        #[arg(long)]
+        target: String,
+        /// Target credential: the target tenant's admin (or root).
+        #[arg(long, env = "STRONGROOM_IMPORT_TARGET_TOKEN")]
+        target_token: String,
+        #[arg(long)]
+        target_tenant: Option<String>,
+        /// Progress file: a rerun resumes after the last page of users done.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Life of copied sessions (the source does not expose their expiry).
+        #[arg(long, default_value = "1d")]
+        session_ttl: String,
+    },
     /// Audit trail tools.
     Audit {
         #[command(subcommand)]
@@ -154,6 +180,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Migrate => {
             connect(&config).await?;
             eprintln!("migrations applied");
+        }
+        Cmd::Import { source, source_token, source_tenant, target, target_token, target_tenant, state, session_ttl } => {
+            let opts = strongroom::import::Options {
+                source: strongroom::import::Endpoint { url: source, token: source_token, tenant: source_tenant },
+                target: strongroom::import::Endpoint { url: target, token: target_token, tenant: target_tenant },
+                state,
+                session_ttl,
+                progress: true,
+            };
+            let summary = strongroom::import::run(&opts).await?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
         }
         Cmd::Audit { command: AuditCmd::Verify } => {
             let db = connect(&config).await?;

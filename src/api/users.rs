@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/UserPatch", post(user_patch))
         .route("/v2/UserDelete", post(user_delete))
         .route("/v2/UserDeleteBulk", post(user_delete_bulk))
+        .route("/v2/UserImport", post(user_import))
         .route("/v2/UserListVersions", post(user_list_versions))
 }
 
@@ -265,8 +266,12 @@ pub async fn find_user(call: &mut Call, mode: &str, identity: &str) -> Result<(U
 }
 
 fn new_user(keys: &TenantKeys, profile: &Value, retention: Retention) -> Result<(NewUser, Key)> {
+    new_user_with_token(keys, uuid::Uuid::new_v4().to_string(), profile, retention)
+}
+
+/// A new user under a given token (UserImport keeps the token a record had elsewhere).
+fn new_user_with_token(keys: &TenantKeys, token: String, profile: &Value, retention: Retention) -> Result<(NewUser, Key)> {
     let indexes = profile_indexes(keys, profile)?;
-    let token = uuid::Uuid::new_v4().to_string();
     let key = Key::random();
     let (key_version, wrapped) = keys.wrap_user_key(&token, &key);
     let (blob, digest) = seal_profile(keys, &key, &token, 1, profile)?;
@@ -289,6 +294,40 @@ async fn user_create(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
         }
         call.note_user(&user.token, Arc::new(key));
         Ok(fields([("token", user.token.into())]))
+    }
+    .await;
+    call.finish(result).await
+}
+
+#[derive(Deserialize)]
+struct ImportReq {
+    token: String,
+    profile: Value,
+    #[serde(flatten)]
+    later: Later,
+    #[serde(default)]
+    request_metadata: Metadata,
+}
+
+/// Our extension for `strongroom import`: creates a user under the token it had in another
+/// vault, so the application tables holding that token stay valid. A token this tenant already
+/// has (live, expired or soft-deleted) is left as it is and answered `"imported": false`, so a
+/// rerun copies nothing twice. Only roles granted UserImport (tenant-admin, root) may call it.
+async fn user_import(State(st): State<AppState>, claimed: Claimed, Body(req): Body<ImportReq>) -> Result<Json<Value>> {
+    let mut call = Call::open(&st, &claimed, "UserImport", req.request_metadata).await?;
+    let result = async {
+        let token = uuid::Uuid::try_parse(req.token.trim())
+            .map(|u| u.hyphenated().to_string())
+            .map_err(|_| Error::bad("token must be a UUID (the record's token in the source vault)"))?;
+        if call.tx.token_taken(&token).await? {
+            call.note("token", token.as_str());
+            return Ok(fields([("token", token.into()), ("imported", false.into())]));
+        }
+        let retention = req.later.retention(None, now_secs())?;
+        let (user, key) = new_user_with_token(&call.keys, token, &req.profile, retention)?;
+        call.tx.insert_users(std::slice::from_ref(&user)).await?;
+        call.note_user(&user.token, Arc::new(key));
+        Ok(fields([("token", user.token.into()), ("imported", true.into())]))
     }
     .await;
     call.finish(result).await

@@ -168,6 +168,11 @@ impl TenantTx {
         Err(Error::Conflict(format!("duplicate {taken}: another user already has it")))
     }
 
+    /// Whether any record of the tenant, live or not, holds `token`.
+    pub async fn token_taken(&mut self, token: &str) -> Result<bool> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE token = $1)").bind(token).fetch_one(self.conn()).await?)
+    }
+
     pub async fn user_by_token(&mut self, token: &str) -> Result<Option<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE token = $1 AND {LIVE}");
         let row = sqlx::query(&sql).bind(token).bind(now_secs()).fetch_optional(self.conn()).await?;

@@ -12,6 +12,7 @@ mod files;
 mod fuzz;
 mod groups;
 mod helpers;
+mod import;
 mod isolation;
 mod leases;
 mod login;
