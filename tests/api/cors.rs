@@ -2,8 +2,6 @@
 //! headers are checked here over HTTP; tests/python/test_cors.py does it in a real headless
 //! Chromium, where the browser itself decides whether the page may read the answer.
 
-use std::path::PathBuf;
-
 use axum::routing::get;
 use axum::Router;
 use reqwest::{Method, Response};
@@ -101,23 +99,16 @@ async fn a_browser_page_on_another_origin_calls_the_api() {
     let listed = TestApp::spawn_configured(|c| c.cors_origins = CorsOrigins::List(vec![page_origin.clone()])).await;
     let other = TestApp::spawn_configured(|c| c.cors_origins = CorsOrigins::List(vec!["https://elsewhere.example".into()])).await;
 
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/test_cors.py");
-    let out = tokio::process::Command::new(crate::official_client::python())
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-        .arg(&script)
-        .env("PAGE_URL", &page_url)
-        .env("OPEN_URL", &open.base)
-        .env("OPEN_TOKEN", &open.root_token)
-        .env("LISTED_URL", &listed.base)
-        .env("LISTED_TOKEN", &listed.root_token)
-        .env("OTHER_URL", &other.base)
-        .env("OTHER_TOKEN", &other.root_token)
-        .output()
-        .await
-        .expect("run pytest");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("cors (pytest + chromium): {}", stdout.lines().last().unwrap_or(""));
-    assert!(out.status.success(), "browser CORS tests failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let envs = [
+        ("PAGE_URL", page_url.as_str()),
+        ("OPEN_URL", open.base.as_str()),
+        ("OPEN_TOKEN", open.root_token.as_str()),
+        ("LISTED_URL", listed.base.as_str()),
+        ("LISTED_TOKEN", listed.root_token.as_str()),
+        ("OTHER_URL", other.base.as_str()),
+        ("OTHER_TOKEN", other.root_token.as_str()),
+    ];
+    crate::official_client::pytest("browser CORS", "test_cors.py", &envs).await;
     // What the pages did really happened: the users they created are there.
     for (app, login) in [(&open, "browser-open"), (&listed, "browser-listed")] {
         app.root("UserGet", json!({"mode": "login", "identity": login})).await.ok();

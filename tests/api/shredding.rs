@@ -146,6 +146,7 @@ async fn populate(app: &TestApp, x: &str, name: &str, email: &str) -> String {
     call("GroupCreate", json!({"groupname": "staff", "groupdesc": "All staff"})).await.ok();
     call("GroupAddUser", own(json!({"groupname": "staff"}))).await.ok();
     call("LegalBasisCreate", json!({"brief": "news", "status": "active"})).await.ok();
+    call("TenantSetUIConf", json!({"companytitle": "Tenant A"})).await.ok();
     call("AgreementAccept", own(json!({"brief": "news"}))).await.ok();
     call("ProcessingActivityCreate", json!({"activity": "mailing"})).await.ok();
     call("ProcessingActivityLinkLegalBasis", json!({"activity": "mailing", "brief": "news"})).await.ok();
