@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::response::IntoResponse;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -210,8 +211,15 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::api::sys::routes(state.config()))
         .merge(crate::api::v2_routes(state.clone()))
+        .merge(crate::v1::routes(api.clone()))
         .merge(crate::portal::routes(api))
-        .fallback(|| async { Error::NotFound("no such route".into()) })
+        .fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+            if crate::v1::is_wire_path(uri.path()) {
+                crate::v1::fallback(method, uri).await
+            } else {
+                Error::NotFound("no such route".into()).into_response()
+            }
+        })
         // axum adds the `Allow` header naming the methods the path takes.
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config().max_body_bytes))

@@ -18,6 +18,7 @@ pub mod privacy;
 pub mod process;
 pub mod store;
 pub mod telemetry;
+pub mod v1;
 pub mod vault;
 
 pub use error::{Error, Result};

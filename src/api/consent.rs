@@ -237,6 +237,26 @@ fn time_field(field: &str, value: Option<&Value>, now: i64) -> Result<Option<i64
     Ok(super::when::parse_when(field, &value.cloned())?.map(|w| w.resolve(now)))
 }
 
+// ---------------------------------------------------------------- public reads
+
+/// What a cookie banner shows, public like the banner itself (Databunker's cookiesettings): the
+/// active legal bases of module `cookie-popup`, and the scripts of the processing activities
+/// linked to them, each with those briefs. `None`: no such tenant.
+pub async fn cookie_settings(st: &AppState, tenant: &str) -> Result<Option<(Vec<Value>, Vec<(String, Vec<String>)>)>> {
+    let Some(mut tx) = st.db().tenant_tx_by_name(tenant).await? else { return Ok(None) };
+    let bases: Vec<BasisRow> =
+        tx.legal_bases().await?.into_iter().filter(|b| b.fields.module == "cookie-popup" && b.fields.status == "active").collect();
+    let mut scripts = Vec::new();
+    for a in tx.activities().await? {
+        let briefs: Vec<String> = a.briefs.iter().filter(|b| bases.iter().any(|x| &x.fields.brief == *b)).cloned().collect();
+        if !briefs.is_empty() && !a.fields.script.is_empty() {
+            scripts.push((a.fields.script.clone(), briefs));
+        }
+    }
+    tx.commit().await?;
+    Ok(Some((bases.iter().map(basis_json).collect(), scripts)))
+}
+
 // ---------------------------------------------------------------- shaping
 
 fn basis_json(b: &BasisRow) -> Value {

@@ -1,7 +1,8 @@
 //! CORS for the wire API, so a browser app on another origin can call the vault with the
 //! vendor's SDKs. Credentials travel in `X-Bunker-Token`, never in cookies, so allowing an
-//! origin hands it nothing it did not already hold. Only `/v2/` paths get these headers: the
-//! portal (cookie sessions) and the operator routes under `/v1/` never do.
+//! origin hands it nothing it did not already hold. Only the wire APIs (`/v2/`, and Databunker's
+//! v1 routes) get these headers: the portal (cookie sessions) and the operator routes under
+//! `/v1/sys/` and `/v1/vault/` never do.
 
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ const MAX_AGE: &str = "600";
 
 /// Whether CORS applies to a path.
 fn covered(path: &str) -> bool {
-    path.starts_with("/v2/")
+    path.starts_with("/v2/") || crate::v1::is_wire_path(path)
 }
 
 /// The `Access-Control-Allow-Origin` a request from `origin` gets; `None`: not allowed.

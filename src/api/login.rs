@@ -75,18 +75,38 @@ fn login_mode(mode: &str) -> Result<IndexMode> {
     }
 }
 
-fn captcha_mac(ring: &Keyring, tenant: &str, digits: &str, expiry: i64, nonce: &str) -> String {
-    let key = ring.derived("captcha");
-    hex::encode(crate::keys::blind::keyed_digest(&key, "captcha", format!("{tenant}/{expiry}/{nonce}/{digits}").as_bytes()))
+/// The associated data binding a captcha's sealed digits to its tenant, expiry and nonce.
+fn captcha_aad(tenant: &str, expiry: i64, nonce: &str) -> Vec<u8> {
+    format!("captcha/{tenant}/{expiry}/{nonce}").into_bytes()
+}
+
+/// A captcha id: `expiry.nonce.sealed`, the digits sealed (AES-GCM, under a key derived from
+/// the master key) so the id can be drawn again (`/v1/captcha/:code`) but not read.
+fn captcha_id(ring: &Keyring, tenant: &str, digits: &str, expiry: i64, nonce: &str) -> String {
+    let sealed = crate::keys::envelope::seal(&ring.derived("captcha"), &captcha_aad(tenant, expiry, nonce), digits.as_bytes());
+    format!("{expiry}.{nonce}.{}", hex::encode(sealed))
+}
+
+/// The digits of the captcha `id` for `tenant` while it is in time.
+fn captcha_digits(ring: &Keyring, tenant: &str, id: &str, now: i64) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    let mut parts = id.trim().splitn(3, '.');
+    let (Some(expiry), Some(nonce), Some(sealed)) = (parts.next(), parts.next(), parts.next()) else { return None };
+    let expiry = expiry.parse::<i64>().ok().filter(|e| *e > now)?;
+    let sealed = hex::decode(sealed).ok()?;
+    crate::keys::envelope::open(&ring.derived("captcha"), &captcha_aad(tenant, expiry, nonce), &sealed).ok()
 }
 
 /// Whether `typed` are the digits of the captcha `id` for `tenant`, still in time.
 fn captcha_holds(ring: &Keyring, tenant: &str, id: &str, typed: &str, now: i64) -> bool {
-    let mut parts = id.trim().splitn(3, '.');
-    let (Some(expiry), Some(nonce), Some(mac)) = (parts.next(), parts.next(), parts.next()) else { return false };
-    let Ok(expiry) = expiry.parse::<i64>() else { return false };
-    let expected = captcha_mac(ring, tenant, typed.trim(), expiry, nonce);
-    expiry > now && bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), mac.as_bytes()))
+    captcha_digits(ring, tenant, id, now).is_some_and(|d| bool::from(subtle::ConstantTimeEq::ct_eq(d.as_slice(), typed.trim().as_bytes())))
+}
+
+/// The image of a captcha id still in time (a fresh drawing each time), for `/v1/captcha/:code`.
+pub fn captcha_image(st: &AppState, tenant: &str, id: &str) -> Result<String> {
+    let ring = st.vault().keyring()?;
+    let digits = captcha_digits(&ring, tenant, id, now_secs()).ok_or_else(|| Error::bad("bad code"))?;
+    let digits = std::str::from_utf8(&digits).ok().filter(|d| d.bytes().all(|b| b.is_ascii_digit())).ok_or_else(|| Error::bad("bad code"))?;
+    Ok(captcha_svg(digits))
 }
 
 /// The digits drawn as seven-segment strokes with jitter and crossing lines: no text for a
@@ -135,7 +155,7 @@ async fn captcha_create(State(st): State<AppState>, claimed: Claimed, Body(_): B
     let digits: String = (0..CAPTCHA_DIGITS).map(|_| char::from(b'0' + rng.gen_range(0..10u8))).collect();
     let expiry = now_secs() + CAPTCHA_TTL_S;
     let nonce = hex::encode(rng.gen::<[u8; 12]>());
-    let id = format!("{expiry}.{nonce}.{}", captcha_mac(&ring, &claimed.tenant, &digits, expiry, &nonce));
+    let id = captcha_id(&ring, &claimed.tenant, &digits, expiry, &nonce);
     let image = base64::engine::general_purpose::STANDARD.encode(captcha_svg(&digits));
     Ok(Json(json!({
         "status": "ok",

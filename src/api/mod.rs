@@ -10,8 +10,10 @@ pub mod bulk_lists;
 pub mod consent;
 pub mod cors;
 pub mod credentials;
+pub mod expiration;
 pub mod files;
 pub mod groups;
+pub mod inprocess;
 pub mod login;
 pub mod relations;
 pub mod requests;
@@ -279,6 +281,7 @@ async fn require_unsealed(State(state): State<AppState>, req: Request, next: Nex
 pub fn v2_routes(state: AppState) -> Router<AppState> {
     Router::new()
         .merge(users::routes())
+        .merge(expiration::routes())
         .merge(login::routes())
         .merge(tenants::routes())
         .merge(ui_conf::routes())
@@ -310,7 +313,8 @@ async fn unknown_endpoint(axum::extract::Path(name): axum::extract::Path<String>
 }
 
 /// Our v2 endpoints outside the contract (each documented in README.md).
-pub const EXTENSION_ENDPOINTS: &[&str] = &["TenantDelete", "TenantSetUIConf", "UserImport"];
+pub const EXTENSION_ENDPOINTS: &[&str] =
+    &["TenantDelete", "TenantSetUIConf", "UserImport", "UserExpirationStart", "UserExpirationGet", "UserExpirationCancel"];
 
 /// Pro endpoints the vendor's SDKs call that our contract file does not list.
 pub const SDK_ENDPOINTS: &[&str] = &[

@@ -202,7 +202,7 @@ async fn session_get(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
         let (session, holder) = find_session(&mut call, &uuid, false).await?;
         let data = open(&call.keys, &holder, &session)?;
         call.tx.touch_session(&uuid, Expiry { sliding_secs: session.sliding_secs, final_at: session.final_at }).await?;
-        Ok(fields([("sessionuuid", uuid.into()), ("sessiondata", data)]))
+        Ok(fields([("sessionuuid", uuid.into()), ("sessiondata", data), ("when", session.updated_at.into())]))
     }
     .await;
     call.finish(result).await
@@ -228,10 +228,10 @@ async fn session_list_user_sessions(State(st): State<AppState>, claimed: Claimed
         let (user, key) = find_user(&mut call, &req.mode, &req.identity).await?;
         call.tx.delete_expired_sessions().await?;
         let mut rows = Vec::new();
-        for (uuid, blob) in call.tx.user_sessions(user.id).await? {
+        for (uuid, blob, when) in call.tx.user_sessions(user.id).await? {
             let plain = call.keys.open_with(&key, TABLE, &row_id(&user.token, &uuid), &blob)?;
             let data: Value = serde_json::from_slice(&plain)?;
-            rows.push(json!({"sessionuuid": uuid, "sessiondata": data}));
+            rows.push(json!({"sessionuuid": uuid, "sessiondata": data, "when": when}));
         }
         call.note("count", rows.len());
         Ok(fields([("rows", Value::Array(rows))]))

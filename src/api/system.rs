@@ -44,7 +44,7 @@ async fn set_license_key(State(st): State<AppState>, claimed: Claimed, Body(req)
 /// The Prometheus text of this instance, as the metrics listener serves it, for the root
 /// credential (the unauthenticated listener, `STRONGROOM_METRICS_LISTEN`, is for scrapers on a
 /// private network). The call is audited like any other.
-async fn metrics(State(st): State<AppState>, claimed: Claimed) -> Result<Response> {
+pub async fn metrics(State(st): State<AppState>, claimed: Claimed) -> Result<Response> {
     let call = Call::open(&st, &claimed, "SystemGetMetrics", Metadata::default()).await?;
     let handle = crate::telemetry::install_metrics().map_err(Error::Internal)?;
     // Audited and committed; the answer is the text, not the JSON acknowledgement.

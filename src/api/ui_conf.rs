@@ -83,6 +83,18 @@ pub async fn load(call: &mut Call) -> Result<UiConf> {
     })
 }
 
+/// The settings of `tenant` for pages anyone may see (a sign-in page's logo and title): they
+/// are public by nature, so no credential and no audit event. `None`: no such tenant.
+pub async fn public(st: &AppState, tenant: &str) -> Result<Option<UiConf>> {
+    let Some(mut tx) = st.db().tenant_tx_by_name(tenant).await? else { return Ok(None) };
+    let conf = match tx.ui_settings().await? {
+        Some(s) => serde_json::from_str(&s)?,
+        None => UiConf::default(),
+    };
+    tx.commit().await?;
+    Ok(Some(conf))
+}
+
 async fn get_ui_conf(State(st): State<AppState>, claimed: Claimed, Body(req): Body<NoArgs>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "TenantGetUIConf", req.request_metadata).await?;
     let result = async { Ok(fields([("ui", serde_json::to_value(load(&mut call).await?)?)])) }.await;

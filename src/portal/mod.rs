@@ -19,28 +19,20 @@ mod page;
 pub mod signin;
 mod user;
 
-use std::net::SocketAddr;
-
-use axum::extract::{FromRequestParts, Request};
 use axum::http::header::{self, HeaderMap, HeaderValue};
-use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde_json::Value;
-use tower::ServiceExt;
 
 use crate::app::AppState;
-use crate::auth::ratelimit::ClientAddr;
 use crate::error::Error;
 use crate::keys::keyring::Keyring;
 
 pub use signin::Outbox;
 
-/// The in-process v2 API the portal acts through.
-#[derive(Clone)]
-pub struct Api(pub Router);
+pub use crate::api::inprocess::{self, Api, Peer};
 
 pub fn routes(api: Router) -> Router<AppState> {
     Router::new()
@@ -147,42 +139,9 @@ impl IntoResponse for Fail {
 
 pub type Page = Result<Response, Fail>;
 
-/// The browser's address, for rate limits and lock-outs.
-pub struct Peer(pub Option<SocketAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Peer {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Peer, Self::Rejection> {
-        Ok(Peer(parts.extensions.get::<axum::extract::ConnectInfo<ClientAddr>>().map(|c| c.0 .0)))
-    }
-}
-
-impl Peer {
-    pub fn ip(&self) -> std::net::IpAddr {
-        self.0.map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |a| a.ip())
-    }
-}
-
-/// Calls a v2 endpoint in-process with `token` in `tenant`; the browser's address goes along so
-/// lock-outs and rates apply as to any client. Returns the status and the JSON answer.
+/// Calls a v2 endpoint in-process with `token` in `tenant` (see [`inprocess::call`]).
 pub async fn call_api(api: &Api, peer: &Peer, tenant: &str, token: &str, endpoint: &str, body: Value) -> (StatusCode, Value) {
-    let mut req = Request::post(format!("/v2/{endpoint}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(crate::auth::TOKEN_HEADER, token)
-        .header(crate::auth::TENANT_HEADER, tenant)
-        .body(axum::body::Body::from(body.to_string()))
-        .expect("a request from valid parts");
-    if let Some(addr) = peer.0 {
-        req.extensions_mut().insert(axum::extract::ConnectInfo(ClientAddr(addr)));
-    }
-    let res = match api.0.clone().oneshot(req).await {
-        Ok(r) => r,
-        Err(never) => match never {},
-    };
-    let status = res.status();
-    let bytes = axum::body::to_bytes(res.into_body(), 64 * 1024 * 1024).await.unwrap_or_default();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    inprocess::call(api, peer, tenant, Some(token), endpoint, body).await
 }
 
 /// The API's answer as a page failure unless it succeeded.

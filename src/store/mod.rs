@@ -9,6 +9,7 @@ pub mod bulk;
 pub mod callbacks;
 pub mod consent;
 pub mod credentials;
+pub mod expirations;
 pub mod files;
 pub mod groups;
 pub mod keys;
@@ -54,6 +55,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (16, "file tags", include_str!("../../migrations/0016_file_tags.sql")),
     (17, "sessions of no user", include_str!("../../migrations/0017_userless_sessions.sql")),
     (18, "tenant ui settings", include_str!("../../migrations/0018_tenant_ui.sql")),
+    (19, "user expiration flow", include_str!("../../migrations/0019_user_expiration.sql")),
 ];
 
 pub fn migrator() -> Migrator {

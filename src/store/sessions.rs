@@ -15,6 +15,8 @@ pub struct SessionRow {
     pub sliding_secs: Option<i64>,
     pub final_at: Option<i64>,
     pub owner: SessionOwner,
+    /// When the session was last written (Databunker's `when`).
+    pub updated_at: i64,
 }
 
 /// Whose key a session's data is encrypted under.
@@ -82,11 +84,11 @@ fn from_row(r: &sqlx::postgres::PgRow) -> SessionRow {
         Some(key_version) => SessionOwner::Tenant { key_version },
         None => SessionOwner::User(Box::new(super::users::user_at(r, 5))),
     };
-    SessionRow { uuid: r.get(0), data: r.get(1), sliding_secs: r.get(2), final_at: r.get(3), owner }
+    SessionRow { uuid: r.get(0), data: r.get(1), sliding_secs: r.get(2), final_at: r.get(3), owner, updated_at: r.get(17) }
 }
 
 const COLUMNS: &str = "s.uuid, s.data, s.sliding_secs, s.final_at, s.key_version, u.id, u.token, u.version, u.key_version, u.user_key, \
-                       u.profile, u.digest, u.created_at, u.updated_at, u.sliding_secs, u.final_at, u.expires_at";
+                       u.profile, u.digest, u.created_at, u.updated_at, u.sliding_secs, u.final_at, u.expires_at, s.updated_at";
 
 impl TenantTx {
     /// Deletes the tenant's expired sessions.
@@ -212,10 +214,10 @@ impl TenantTx {
     }
 
     /// A user's live sessions, oldest first: `(uuid, data)`.
-    pub async fn user_sessions(&mut self, user_id: i64) -> Result<Vec<(String, Vec<u8>)>> {
-        let sql = format!("SELECT s.uuid, s.data FROM sessions s WHERE s.user_id = $1 AND {LIVE} ORDER BY s.created_at, s.uuid");
+    pub async fn user_sessions(&mut self, user_id: i64) -> Result<Vec<(String, Vec<u8>, i64)>> {
+        let sql = format!("SELECT s.uuid, s.data, s.updated_at FROM sessions s WHERE s.user_id = $1 AND {LIVE} ORDER BY s.created_at, s.uuid");
         let rows = sqlx::query(&sql).bind(user_id).bind(now_secs()).fetch_all(self.conn()).await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
     }
 
     /// Deletes up to `limit` sessions expired at `now` that no other transaction holds
