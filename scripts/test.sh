@@ -24,6 +24,11 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import databunkerpro, pyt
 fi
 export STRONGROOM_TEST_PYTHON="$PWD/.venv/bin/python"
 
+# Databunker's npm modules (@databunker/store, @databunker/session-store), pinned by the lock file.
+if [ ! -d tests/node/node_modules/@databunker/session-store ]; then
+    npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+fi
+
 cargo test --locked --all-targets -- --test-threads="${STRONGROOM_TEST_THREADS:-4}"
 
 # Deployment files: Kubernetes schemas, checkov, terraform fmt (offline), and proof that the

@@ -158,7 +158,10 @@ pub async fn follow_link(st: &AppState, tenant: &str, exptoken: &str, action: Li
     let tenant_id = tx.tenant_id();
     tx.commit().await?;
     if action == LinkAction::Delete {
-        let policy = crate::privacy::sweeper::Policy { restore_window_s: st.config().restore_window_s, callbacks: st.config().callback_url.is_some() };
+        let policy = crate::privacy::sweeper::Policy {
+            restore_window_s: st.config().restore_window_s,
+            callbacks: st.config().callback_url.is_some(),
+        };
         if let Err(e) = crate::privacy::sweeper::sweep_tenant(st.db(), st.vault().tenant_keks(), &ring, tenant_id, now, policy).await {
             // Already unreadable; the next regular sweep deletes it.
             tracing::warn!(error = %e, "deleting an expired user at once failed; the sweeper will");

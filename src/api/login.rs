@@ -105,7 +105,8 @@ fn captcha_holds(ring: &Keyring, tenant: &str, id: &str, typed: &str, now: i64) 
 pub fn captcha_image(st: &AppState, tenant: &str, id: &str) -> Result<String> {
     let ring = st.vault().keyring()?;
     let digits = captcha_digits(&ring, tenant, id, now_secs()).ok_or_else(|| Error::bad("bad code"))?;
-    let digits = std::str::from_utf8(&digits).ok().filter(|d| d.bytes().all(|b| b.is_ascii_digit())).ok_or_else(|| Error::bad("bad code"))?;
+    let digits =
+        std::str::from_utf8(&digits).ok().filter(|d| d.bytes().all(|b| b.is_ascii_digit())).ok_or_else(|| Error::bad("bad code"))?;
     Ok(captcha_svg(digits))
 }
 

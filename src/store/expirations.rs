@@ -96,7 +96,9 @@ impl TenantTx {
     /// Moves the flow of `user_id` to `status`; retaining also ends the links and the deadline.
     pub async fn set_expiration_status(&mut self, user_id: i64, status: ExpStatus, now: i64) -> Result<()> {
         let sql = match status {
-            ExpStatus::Retain => "UPDATE user_expirations SET status = 'retain', exptoken = NULL, endtime = 0, updated_at = $2 WHERE user_id = $1",
+            ExpStatus::Retain => {
+                "UPDATE user_expirations SET status = 'retain', exptoken = NULL, endtime = 0, updated_at = $2 WHERE user_id = $1"
+            }
             ExpStatus::Expired => "UPDATE user_expirations SET status = 'expired', updated_at = $2 WHERE user_id = $1",
             ExpStatus::Wait => "UPDATE user_expirations SET status = 'wait', updated_at = $2 WHERE user_id = $1",
         };

@@ -215,7 +215,8 @@ impl TenantTx {
 
     /// A user's live sessions, oldest first: `(uuid, data)`.
     pub async fn user_sessions(&mut self, user_id: i64) -> Result<Vec<(String, Vec<u8>, i64)>> {
-        let sql = format!("SELECT s.uuid, s.data, s.updated_at FROM sessions s WHERE s.user_id = $1 AND {LIVE} ORDER BY s.created_at, s.uuid");
+        let sql =
+            format!("SELECT s.uuid, s.data, s.updated_at FROM sessions s WHERE s.user_id = $1 AND {LIVE} ORDER BY s.created_at, s.uuid");
         let rows = sqlx::query(&sql).bind(user_id).bind(now_secs()).fetch_all(self.conn()).await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
     }

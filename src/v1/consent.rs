@@ -249,11 +249,12 @@ async fn agreement_get(ctx: Ctx, Path((b, mode, identity)): Path<(String, String
 async fn agreement_withdraw(ctx: Ctx, Path((b, mode, identity)): Path<(String, String, String)>) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     let b = brief(&b, "bad brief format")?;
-    let done = ctx.direct_or_request("AgreementCancel", "AgreementCancelRequest", who.body(json!({ "brief": b }))).await.map_err(|e| match e {
-        // Databunker's message here has two spaces.
-        Fail::Error(_, m) if m == "not found" => Fail::v1("not  found"),
-        other => other,
-    })?;
+    let done =
+        ctx.direct_or_request("AgreementCancel", "AgreementCancelRequest", who.body(json!({ "brief": b }))).await.map_err(|e| match e {
+            // Databunker's message here has two spaces.
+            Fail::Error(_, m) if m == "not found" => Fail::v1("not  found"),
+            other => other,
+        })?;
     match done {
         Some(rtoken) => request_created(rtoken),
         None => ok(json!({})),

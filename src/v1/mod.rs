@@ -50,7 +50,14 @@ pub async fn fallback(method: Method, uri: Uri) -> Response {
         if let Some(q) = uri.query() {
             to = format!("{to}?{q}");
         }
-        return if method == Method::GET { Redirect::permanent(&to).into_response() } else { Redirect::temporary(&to).into_response() };
+        if method != Method::GET {
+            return Redirect::temporary(&to).into_response();
+        }
+        // Go's 301 (axum's permanent redirect is a 308).
+        return match HeaderValue::from_str(&to) {
+            Ok(loc) => (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, loc)]).into_response(),
+            Err(_) => (StatusCode::NOT_FOUND, axum::Json(json!({"status": "error", "message": "endpoint is missing"}))).into_response(),
+        };
     }
     (StatusCode::NOT_FOUND, axum::Json(json!({"status": "error", "message": "endpoint is missing"}))).into_response()
 }

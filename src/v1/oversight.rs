@@ -98,12 +98,28 @@ fn internal(e: crate::error::Error) -> Fail {
 
 // ---- user requests ----
 
-/// A v2 request in Databunker's fields.
+/// A v2 request in Databunker's fields and words.
 fn request_v1(r: &Value) -> Value {
+    let action = match r["requesttype"].as_str() {
+        Some("update" | "patch") => "change-profile",
+        Some("delete") => "forget-me",
+        Some("appdata-update") => "change-app-data",
+        Some("agreement-cancel") => "agreement-withdraw",
+        _ => "other",
+    };
     json!({
-        "rtoken": r["requestuuid"], "token": r["token"], "action": r["requesttype"], "status": r["status"],
+        "rtoken": r["requestuuid"], "token": r["token"], "action": action, "status": request_status(&r["status"]),
         "when": r["creationtime"], "reason": r["reason"],
     })
+}
+
+/// Databunker's request statuses: `open`, `approved`, `canceled`.
+fn request_status(v2: &Value) -> &'static str {
+    match v2.as_str() {
+        Some("approved") => "approved",
+        Some("cancelled") => "canceled",
+        _ => "open",
+    }
 }
 
 async fn request_get(ctx: Ctx, Path(request): Path<String>) -> Answer {
@@ -173,7 +189,7 @@ async fn request_list_all(ctx: Ctx, Query(p): Query<Paging>) -> Answer {
         let v = ctx.call("BulkListAllUserRequests", json!({"unlockuuid": unlock["unlockuuid"], "offset": from, "limit": 100})).await?;
         let page = v["rows"].as_array().cloned().unwrap_or_default();
         let n = page.len();
-        all.extend(page.into_iter().filter(|r| r["status"] == wanted.as_str()));
+        all.extend(page.into_iter().filter(|r| request_status(&r["status"]) == wanted));
         if n < 100 {
             break;
         }
@@ -241,10 +257,11 @@ async fn prelogin(ctx: Ctx, Path((mode, identity, code, captcha)): Path<(String,
     }
     let who = Who::parse(&mode, &identity)?;
     match ctx.raw("UserPrelogin", who.body(json!({"code": code, "captchacode": captcha}))).await {
-        (StatusCode::BAD_REQUEST, v) if v["message"].as_str().is_some_and(|m| m.starts_with("captcha-error")) => {
-            Ok(([(header::CONTENT_TYPE, "application/json; charset=utf-8")], json!({"status": "error", "result": "captcha-error"}).to_string())
-                .into_response())
-        }
+        (StatusCode::BAD_REQUEST, v) if v["message"].as_str().is_some_and(|m| m.starts_with("captcha-error")) => Ok((
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            json!({"status": "error", "result": "captcha-error"}).to_string(),
+        )
+            .into_response()),
         other => {
             super::from_v2(other)?;
             ok(json!({"result": "done"}))

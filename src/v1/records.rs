@@ -252,7 +252,8 @@ async fn session_delete(ctx: Ctx, Path(session): Path<String>) -> Answer {
 async fn session_list(ctx: Ctx, Path((mode, identity)): Path<(String, String)>) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     let v = ctx.call("SessionListUserSessions", who.body(json!({}))).await?;
-    let rows: Vec<Value> = rows(&v).iter().map(|r| json!({"when": r["when"], "session": r["sessionuuid"], "data": r["sessiondata"]})).collect();
+    let rows: Vec<Value> =
+        rows(&v).iter().map(|r| json!({"when": r["when"], "session": r["sessionuuid"], "data": r["sessiondata"]})).collect();
     ok(json!({"total": rows.len(), "rows": rows}))
 }
 

@@ -9,7 +9,7 @@ use crate::portal::portal_app;
 
 /// Reads the six digits off a captcha image: its dark strokes, by which grid points of each
 /// 20x36 seven-segment cell they join.
-fn read_captcha(data_url: &str) -> String {
+pub fn read_captcha(data_url: &str) -> String {
     use base64::Engine;
     let b64 = data_url.strip_prefix("data:image/svg+xml;base64,").expect("an SVG data URL");
     let svg = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap();
@@ -44,7 +44,7 @@ fn read_captcha(data_url: &str) -> String {
     masks.iter().map(|m| char::from(b'0' + ON.iter().position(|o| o == m).expect("a digit") as u8)).collect()
 }
 
-async fn captcha(app: &TestApp) -> (String, String) {
+pub async fn captcha(app: &TestApp) -> (String, String) {
     let r = app.call("CaptchaCreate", None, None, json!({})).await;
     let v = r.ok().clone();
     (v["captchacode"].as_str().unwrap().to_string(), read_captcha(v["captchaimage"].as_str().unwrap()))

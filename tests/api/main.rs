@@ -37,4 +37,6 @@ mod tenants;
 mod tokens;
 mod unseal_script;
 mod users;
+mod v1;
+mod v1_node;
 mod vault_standin;

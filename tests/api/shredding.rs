@@ -147,6 +147,8 @@ async fn populate(app: &TestApp, x: &str, name: &str, email: &str) -> String {
     call("GroupAddUser", own(json!({"groupname": "staff"}))).await.ok();
     call("LegalBasisCreate", json!({"brief": "news", "status": "active"})).await.ok();
     call("TenantSetUIConf", json!({"companytitle": "Tenant A"})).await.ok();
+    // The second user's expiration flow (Databunker v1): a row in user_expirations.
+    call("UserExpirationStart", json!({"mode": "login", "identity": format!("{name}-second"), "expiration": "30d"})).await.ok();
     call("AgreementAccept", own(json!({"brief": "news"}))).await.ok();
     call("ProcessingActivityCreate", json!({"activity": "mailing"})).await.ok();
     call("ProcessingActivityLinkLegalBasis", json!({"activity": "mailing", "brief": "news"})).await.ok();
