@@ -4,13 +4,12 @@
 //! Unlike Databunker, accepting or withdrawing a consent by email or phone needs a credential
 //! like every other call: an anonymous caller could otherwise change anyone's consents.
 
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use super::{duration_secs, ok, request_created, string_field, Answer, Ctx, Fail, V1Body, Who};
+use super::{duration_secs, ok, request_created, string_field, Answer, Ctx, Fail, V1Body, V1Path, Who};
 use crate::app::AppState;
 use crate::store::now_secs;
 
@@ -93,7 +92,7 @@ async fn basis_list(ctx: Ctx) -> Answer {
 }
 
 /// Creates or overwrites a legal basis; a `brief` in the body renames it.
-async fn basis_upsert(ctx: Ctx, Path(b): Path<String>, body: V1Body) -> Answer {
+async fn basis_upsert(ctx: Ctx, V1Path(b): V1Path<String>, body: V1Body) -> Answer {
     let b = brief(&b, "bad brief format")?;
     let m = body.object()?.unwrap_or_default();
     let mut fields = json!({});
@@ -118,7 +117,7 @@ async fn basis_upsert(ctx: Ctx, Path(b): Path<String>, body: V1Body) -> Answer {
     ok(json!({}))
 }
 
-async fn basis_delete(ctx: Ctx, Path(b): Path<String>) -> Answer {
+async fn basis_delete(ctx: Ctx, V1Path(b): V1Path<String>) -> Answer {
     let b = brief(&b, "bad brief format")?;
     ctx.call("LegalBasisDelete", json!({ "brief": b })).await?;
     ok(json!({}))
@@ -149,7 +148,7 @@ async fn activity_list(ctx: Ctx) -> Answer {
     ok(json!({"total": rows.len(), "rows": rows}))
 }
 
-async fn activity_upsert(ctx: Ctx, Path(a): Path<String>, body: V1Body) -> Answer {
+async fn activity_upsert(ctx: Ctx, V1Path(a): V1Path<String>, body: V1Body) -> Answer {
     let a = brief(&a, "bad activity format")?;
     let m = body.object()?.unwrap_or_default();
     let mut fields = json!({ "activity": a });
@@ -161,19 +160,19 @@ async fn activity_upsert(ctx: Ctx, Path(a): Path<String>, body: V1Body) -> Answe
     ok(json!({}))
 }
 
-async fn activity_delete(ctx: Ctx, Path(a): Path<String>) -> Answer {
+async fn activity_delete(ctx: Ctx, V1Path(a): V1Path<String>) -> Answer {
     let a = brief(&a, "bad activity format")?;
     ctx.call("ProcessingActivityDelete", json!({ "activity": a })).await?;
     ok(json!({}))
 }
 
-async fn activity_link(ctx: Ctx, Path((a, b)): Path<(String, String)>) -> Answer {
+async fn activity_link(ctx: Ctx, V1Path((a, b)): V1Path<(String, String)>) -> Answer {
     let (a, b) = (brief(&a, "bad activity format")?, brief(&b, "bad brief format")?);
     ctx.call("ProcessingActivityLinkLegalBasis", json!({"activity": a, "brief": b})).await?;
     ok(json!({}))
 }
 
-async fn activity_unlink(ctx: Ctx, Path((a, b)): Path<(String, String)>) -> Answer {
+async fn activity_unlink(ctx: Ctx, V1Path((a, b)): V1Path<(String, String)>) -> Answer {
     let (a, b) = (brief(&a, "bad activity format")?, brief(&b, "bad brief format")?);
     ctx.call("ProcessingActivityUnlinkLegalBasis", json!({"activity": a, "brief": b})).await?;
     ok(json!({}))
@@ -210,7 +209,7 @@ fn not_found_is_404(e: Fail) -> Fail {
     }
 }
 
-async fn agreement_accept(ctx: Ctx, Path((b, mode, identity)): Path<(String, String, String)>, body: V1Body) -> Answer {
+async fn agreement_accept(ctx: Ctx, V1Path((b, mode, identity)): V1Path<(String, String, String)>, body: V1Body) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     let b = brief(&b, "incorrect brief format")?;
     let m = body.object()?.unwrap_or_default();
@@ -238,7 +237,7 @@ async fn agreement_accept(ctx: Ctx, Path((b, mode, identity)): Path<(String, Str
     ok(json!({}))
 }
 
-async fn agreement_get(ctx: Ctx, Path((b, mode, identity)): Path<(String, String, String)>) -> Answer {
+async fn agreement_get(ctx: Ctx, V1Path((b, mode, identity)): V1Path<(String, String, String)>) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     let b = brief(&b, "bad brief format")?;
     let v = ctx.call("AgreementGet", who.body(json!({ "brief": b }))).await.map_err(not_found_is_404)?;
@@ -246,7 +245,7 @@ async fn agreement_get(ctx: Ctx, Path((b, mode, identity)): Path<(String, String
 }
 
 /// Withdrawing sets `no`; a data subject's own token files a request when the basis needs one.
-async fn agreement_withdraw(ctx: Ctx, Path((b, mode, identity)): Path<(String, String, String)>) -> Answer {
+async fn agreement_withdraw(ctx: Ctx, V1Path((b, mode, identity)): V1Path<(String, String, String)>) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     let b = brief(&b, "bad brief format")?;
     let done =
@@ -261,13 +260,13 @@ async fn agreement_withdraw(ctx: Ctx, Path((b, mode, identity)): Path<(String, S
     }
 }
 
-async fn agreement_revoke_all(ctx: Ctx, Path(b): Path<String>) -> Answer {
+async fn agreement_revoke_all(ctx: Ctx, V1Path(b): V1Path<String>) -> Answer {
     let b = brief(&b, "bad brief format")?;
     ctx.call("AgreementRevokeAll", json!({ "brief": b })).await?;
     ok(json!({}))
 }
 
-async fn agreement_list(ctx: Ctx, Path((mode, identity)): Path<(String, String)>) -> Answer {
+async fn agreement_list(ctx: Ctx, V1Path((mode, identity)): V1Path<(String, String)>) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     let v = ctx.call("AgreementListUserAgreements", who.body(json!({}))).await?;
     let rows: Vec<Value> = v["rows"].as_array().cloned().unwrap_or_default().iter().map(|a| agreement_v1(a, &who)).collect();

@@ -205,6 +205,36 @@ pub fn request_created(rtoken: String) -> Answer {
     ok(json!({"result": "request-created", "rtoken": rtoken}))
 }
 
+// ---- path and query ----
+
+/// Path parameters; an undecodable one (invalid UTF-8, say) is a v1 error, not axum's text.
+pub struct V1Path<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for V1Path<T> {
+    type Rejection = Fail;
+
+    async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, Fail> {
+        match axum::extract::Path::<T>::from_request_parts(parts, s).await {
+            Ok(axum::extract::Path(t)) => Ok(V1Path(t)),
+            Err(_) => Err(Fail::v1("bad request path")),
+        }
+    }
+}
+
+/// Query parameters, as [`V1Path`].
+pub struct V1Query<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for V1Query<T> {
+    type Rejection = Fail;
+
+    async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, Fail> {
+        match axum::extract::Query::<T>::from_request_parts(parts, s).await {
+            Ok(axum::extract::Query(t)) => Ok(V1Query(t)),
+            Err(_) => Err(Fail::v1("bad query")),
+        }
+    }
+}
+
 // ---- modes, identities, durations ----
 
 /// A lookup mode of a v1 path.

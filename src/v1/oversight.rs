@@ -1,14 +1,14 @@
 //! v1 user requests, audit, passwordless login and the status/sys routes, over the v2
 //! UserRequest*, Audit*, UserPrelogin/UserLogin and System* endpoints.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::{ok, text, uuid_arg, Answer, Ctx, Fail, Paging, V1Body, Who};
+use super::{ok, text, uuid_arg, Answer, Ctx, Fail, Paging, V1Body, V1Path, V1Query, Who};
 use crate::app::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -122,7 +122,7 @@ fn request_status(v2: &Value) -> &'static str {
     }
 }
 
-async fn request_get(ctx: Ctx, Path(request): Path<String>) -> Answer {
+async fn request_get(ctx: Ctx, V1Path(request): V1Path<String>) -> Answer {
     let request = uuid_arg(&request)?;
     let v = ctx.call("UserRequestGet", json!({ "requestuuid": request })).await?;
     let r = &v["request"];
@@ -155,20 +155,20 @@ fn decided(e: Fail) -> Fail {
     }
 }
 
-async fn request_approve(ctx: Ctx, Path(request): Path<String>, body: V1Body) -> Answer {
+async fn request_approve(ctx: Ctx, V1Path(request): V1Path<String>, body: V1Body) -> Answer {
     let request = uuid_arg(&request)?;
     ctx.call("UserRequestApprove", json!({"requestuuid": request, "reason": reason(&body)?})).await.map_err(decided)?;
     ok(json!({}))
 }
 
-async fn request_cancel(ctx: Ctx, Path(request): Path<String>, body: V1Body) -> Answer {
+async fn request_cancel(ctx: Ctx, V1Path(request): V1Path<String>, body: V1Body) -> Answer {
     let request = uuid_arg(&request)?;
     ctx.call("UserRequestCancel", json!({"requestuuid": request, "reason": reason(&body)?})).await.map_err(decided)?;
     ok(json!({}))
 }
 
 /// Go marshals a user's empty request list as null.
-async fn request_list(ctx: Ctx, Path((mode, identity)): Path<(String, String)>, Query(p): Query<Paging>) -> Answer {
+async fn request_list(ctx: Ctx, V1Path((mode, identity)): V1Path<(String, String)>, V1Query(p): V1Query<Paging>) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     let (offset, limit) = p.get();
     let v = ctx.call("UserRequestListUserRequests", who.body(json!({"offset": offset, "limit": limit}))).await?;
@@ -178,7 +178,7 @@ async fn request_list(ctx: Ctx, Path((mode, identity)): Path<(String, String)>, 
 }
 
 /// All requests with `status` (default `open`), newest first.
-async fn request_list_all(ctx: Ctx, Query(p): Query<Paging>) -> Answer {
+async fn request_list_all(ctx: Ctx, V1Query(p): V1Query<Paging>) -> Answer {
     let (offset, limit) = p.get();
     let wanted = p.status.clone().unwrap_or_else(|| "open".into());
     let unlock = ctx.call("BulkListUnlock", json!({})).await?;
@@ -216,7 +216,7 @@ fn unix(t: &Value) -> Value {
         .map_or(Value::Null, |d| d.as_secs().into())
 }
 
-async fn audit_all(ctx: Ctx, Query(p): Query<Paging>) -> Answer {
+async fn audit_all(ctx: Ctx, V1Query(p): V1Query<Paging>) -> Answer {
     let (offset, limit) = p.get();
     let unlock = ctx.call("BulkListUnlock", json!({})).await?;
     let v = ctx.call("BulkListAllAuditEvents", json!({"unlockuuid": unlock["unlockuuid"], "offset": offset, "limit": limit})).await?;
@@ -225,7 +225,7 @@ async fn audit_all(ctx: Ctx, Query(p): Query<Paging>) -> Answer {
     ok(json!({"total": total, "rows": rows}))
 }
 
-async fn audit_list(ctx: Ctx, Path(token): Path<String>, Query(p): Query<Paging>) -> Answer {
+async fn audit_list(ctx: Ctx, V1Path(token): V1Path<String>, V1Query(p): V1Query<Paging>) -> Answer {
     let who = Who::parse("token", &token)?;
     let (offset, limit) = p.get();
     let v = ctx.call("AuditListUserEvents", who.body(json!({"offset": offset, "limit": limit}))).await?;
@@ -234,7 +234,7 @@ async fn audit_list(ctx: Ctx, Path(token): Path<String>, Query(p): Query<Paging>
     ok(json!({"total": total, "rows": rows}))
 }
 
-async fn audit_get(ctx: Ctx, Path(atoken): Path<String>) -> Answer {
+async fn audit_get(ctx: Ctx, V1Path(atoken): V1Path<String>) -> Answer {
     let atoken = uuid_arg(&atoken)?;
     let v = ctx.call("AuditGetEvent", json!({ "auditeventuuid": atoken })).await?;
     let details = v["details"].clone();
@@ -251,7 +251,7 @@ async fn audit_get(ctx: Ctx, Path(atoken): Path<String>) -> Answer {
 
 /// Sends a one-time code when the captcha holds. The answer is the same whether or not anyone
 /// has that email or phone (Databunker tells an unknown email apart with a 403).
-async fn prelogin(ctx: Ctx, Path((mode, identity, code, captcha)): Path<(String, String, String, String)>) -> Answer {
+async fn prelogin(ctx: Ctx, V1Path((mode, identity, code, captcha)): V1Path<(String, String, String, String)>) -> Answer {
     if mode != "email" && mode != "phone" {
         return Err(Fail::v1("bad mode"));
     }
@@ -271,7 +271,7 @@ async fn prelogin(ctx: Ctx, Path((mode, identity, code, captcha)): Path<(String,
 
 /// The code for a lease of the person's own (role `user-self`): the xtoken Databunker calls a
 /// login xtoken.
-async fn login(ctx: Ctx, Path((mode, identity, tmp)): Path<(String, String, String)>) -> Answer {
+async fn login(ctx: Ctx, V1Path((mode, identity, tmp)): V1Path<(String, String, String)>) -> Answer {
     if mode != "email" && mode != "phone" {
         return Err(Fail::v1("bad mode"));
     }
@@ -285,7 +285,7 @@ async fn login(ctx: Ctx, Path((mode, identity, tmp)): Path<(String, String, Stri
 }
 
 /// The captcha image of a code from CaptchaCreate (an SVG, where Databunker draws a PNG).
-async fn captcha(State(st): State<AppState>, ctx: Ctx, Path(code): Path<String>) -> Answer {
+async fn captcha(State(st): State<AppState>, ctx: Ctx, V1Path(code): V1Path<String>) -> Answer {
     let svg = crate::api::login::captcha_image(&st, ctx.tenant(), &code).map_err(|_| Fail::v1("bad code"))?;
     Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-store")], svg).into_response())
 }

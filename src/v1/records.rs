@@ -1,12 +1,12 @@
 //! v1 users, user apps, sessions and shared records, over the v2 User*, Appdata*, Session* and
 //! SharedRecord* endpoints.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use super::{duration_secs, ok, request_created, string_field, uuid_arg, Answer, Change, Ctx, Fail, Paging, V1Body, Who};
+use super::{duration_secs, ok, request_created, string_field, uuid_arg, Answer, Change, Ctx, Fail, Paging, V1Body, V1Path, V1Query, Who};
 use crate::api::expiration::LinkAction;
 use crate::app::AppState;
 use crate::store::now_secs;
@@ -54,7 +54,7 @@ async fn user_create(ctx: Ctx, body: V1Body) -> Answer {
 }
 
 /// Databunker lists users only with `generic.list_users`; here the v2 bulk-listing rights decide.
-async fn user_list(ctx: Ctx, Query(p): Query<Paging>) -> Answer {
+async fn user_list(ctx: Ctx, V1Query(p): V1Query<Paging>) -> Answer {
     let (offset, limit) = p.get();
     let unlock = ctx.call("BulkListUnlock", json!({})).await?;
     let v = ctx.call("BulkListAllUsers", json!({"unlockuuid": unlock["unlockuuid"], "offset": offset, "limit": limit})).await?;
@@ -66,13 +66,13 @@ fn rows(v: &Value) -> Vec<Value> {
     v["rows"].as_array().cloned().unwrap_or_default()
 }
 
-async fn user_get(ctx: Ctx, Path((mode, identity)): Path<(String, String)>) -> Answer {
+async fn user_get(ctx: Ctx, V1Path((mode, identity)): V1Path<(String, String)>) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     let v = ctx.call("UserGet", who.body(json!({}))).await?;
     ok(json!({"token": v["token"], "data": v["profile"]}))
 }
 
-async fn user_change(ctx: Ctx, Path((mode, identity)): Path<(String, String)>, body: V1Body) -> Answer {
+async fn user_change(ctx: Ctx, V1Path((mode, identity)): V1Path<(String, String)>, body: V1Body) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     let done = match body.change()? {
         Change::Merge(profile) => ctx.direct_or_request("UserUpdate", "UserUpdateRequest", who.body(json!({ "profile": profile }))).await,
@@ -89,7 +89,7 @@ async fn user_change(ctx: Ctx, Path((mode, identity)): Path<(String, String)>, b
     }
 }
 
-async fn user_delete(ctx: Ctx, Path((mode, identity)): Path<(String, String)>) -> Answer {
+async fn user_delete(ctx: Ctx, V1Path((mode, identity)): V1Path<(String, String)>) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     match ctx.direct_or_request("UserDelete", "UserDeleteRequest", who.body(json!({}))).await {
         Ok(Some(rtoken)) => request_created(rtoken),
@@ -146,7 +146,7 @@ async fn put_app(ctx: &Ctx, who: &Who, app: &str, data: Value) -> Result<(), Fai
     }
 }
 
-async fn app_create(ctx: Ctx, Path((mode, identity, app)): Path<(String, String, String)>, body: V1Body) -> Answer {
+async fn app_create(ctx: Ctx, V1Path((mode, identity, app)): V1Path<(String, String, String)>, body: V1Body) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     let app = appname(&app)?;
     let data = body.required("empty body")?;
@@ -154,14 +154,14 @@ async fn app_create(ctx: Ctx, Path((mode, identity, app)): Path<(String, String,
     ok(json!({"token": token_of(&ctx, &who).await?}))
 }
 
-async fn app_get(ctx: Ctx, Path((mode, identity, app)): Path<(String, String, String)>) -> Answer {
+async fn app_get(ctx: Ctx, V1Path((mode, identity, app)): V1Path<(String, String, String)>) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     let app = appname(&app)?;
     let v = ctx.call("AppdataGet", who.body(json!({ "appname": app }))).await?;
     ok(json!({"token": v["token"], "data": v["appdata"]}))
 }
 
-async fn app_change(ctx: Ctx, Path((mode, identity, app)): Path<(String, String, String)>, body: V1Body) -> Answer {
+async fn app_change(ctx: Ctx, V1Path((mode, identity, app)): V1Path<(String, String, String)>, body: V1Body) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     let app = appname(&app)?;
     let merge = match body.change()? {
@@ -182,7 +182,7 @@ async fn app_change(ctx: Ctx, Path((mode, identity, app)): Path<(String, String,
     }
 }
 
-async fn app_delete(ctx: Ctx, Path((mode, identity, app)): Path<(String, String, String)>) -> Answer {
+async fn app_delete(ctx: Ctx, V1Path((mode, identity, app)): V1Path<(String, String, String)>) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     let app = appname(&app)?;
     let token = token_of(&ctx, &who).await?;
@@ -190,7 +190,7 @@ async fn app_delete(ctx: Ctx, Path((mode, identity, app)): Path<(String, String,
     ok(json!({ "token": token }))
 }
 
-async fn app_list(ctx: Ctx, Path((mode, identity)): Path<(String, String)>) -> Answer {
+async fn app_list(ctx: Ctx, V1Path((mode, identity)): V1Path<(String, String)>) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     let token = token_of(&ctx, &who).await?;
     let v = ctx.call("AppdataListUserAppNames", who.body(json!({}))).await?;
@@ -209,7 +209,7 @@ async fn app_names(ctx: Ctx) -> Answer {
 /// Databunker's cap on session lifetimes (`policy.max_session_retention_period`, default 1h).
 const SESSION_MAX_SECS: i64 = 3600;
 
-async fn session_create(ctx: Ctx, Path(session): Path<String>, body: V1Body) -> Answer {
+async fn session_create(ctx: Ctx, V1Path(session): V1Path<String>, body: V1Body) -> Answer {
     let session = uuid_arg(&session)?;
     let data = body.required("empty body")?;
     let secs = data.get("expiration").and_then(|e| duration_secs(e, now_secs())).map_or(SESSION_MAX_SECS, |s| s.min(SESSION_MAX_SECS));
@@ -233,14 +233,14 @@ async fn session_create(ctx: Ctx, Path(session): Path<String>, body: V1Body) -> 
 }
 
 /// `@databunker/session-store` matches the message `not found` of a missing session.
-async fn session_get(ctx: Ctx, Path(session): Path<String>) -> Answer {
+async fn session_get(ctx: Ctx, V1Path(session): V1Path<String>) -> Answer {
     let session = uuid_arg(&session).map_err(|_| Fail::v1("not found"))?;
     let v = ctx.call("SessionGet", json!({ "sessionuuid": session })).await?;
     ok(json!({"session": session, "when": v["when"], "data": v["sessiondata"]}))
 }
 
 /// Deleting a session that is not there is done, as in Databunker.
-async fn session_delete(ctx: Ctx, Path(session): Path<String>) -> Answer {
+async fn session_delete(ctx: Ctx, V1Path(session): V1Path<String>) -> Answer {
     let session = uuid_arg(&session)?;
     match ctx.call("SessionDelete", json!({ "sessionuuid": session })).await {
         Ok(_) => ok(json!({})),
@@ -249,7 +249,7 @@ async fn session_delete(ctx: Ctx, Path(session): Path<String>) -> Answer {
     }
 }
 
-async fn session_list(ctx: Ctx, Path((mode, identity)): Path<(String, String)>) -> Answer {
+async fn session_list(ctx: Ctx, V1Path((mode, identity)): V1Path<(String, String)>) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     let v = ctx.call("SessionListUserSessions", who.body(json!({}))).await?;
     let rows: Vec<Value> =
@@ -259,7 +259,7 @@ async fn session_list(ctx: Ctx, Path((mode, identity)): Path<(String, String)>) 
 
 // ---- shared records ----
 
-async fn shared_create(ctx: Ctx, Path((mode, identity)): Path<(String, String)>, body: V1Body) -> Answer {
+async fn shared_create(ctx: Ctx, V1Path((mode, identity)): V1Path<(String, String)>, body: V1Body) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     let b = body.object()?.unwrap_or_default();
     if string_field(&b, "session").is_some() {
@@ -279,7 +279,7 @@ async fn shared_create(ctx: Ctx, Path((mode, identity)): Path<(String, String)>,
 }
 
 /// Databunker answers an unknown or expired record with a plain 403.
-async fn shared_get(ctx: Ctx, Path(record): Path<String>) -> Answer {
+async fn shared_get(ctx: Ctx, V1Path(record): V1Path<String>) -> Answer {
     let record = uuid_arg(&record).map_err(|_| Fail::Denied)?;
     let v = ctx.call("SharedRecordGet", json!({ "recorduuid": record })).await.map_err(|e| match e {
         Fail::Error(_, m) if m == "not found" => Fail::Denied,
@@ -296,7 +296,7 @@ async fn shared_get(ctx: Ctx, Path(record): Path<String>) -> Answer {
 
 /// Starts the flow: the record goes after `expiration` (Databunker's units, capped at a month)
 /// unless the person follows the "keep" link first.
-async fn exp_start(ctx: Ctx, Path((mode, identity)): Path<(String, String)>, body: V1Body) -> Answer {
+async fn exp_start(ctx: Ctx, V1Path((mode, identity)): V1Path<(String, String)>, body: V1Body) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     let b = body.object()?.unwrap_or_default();
     let mut req = who.body(json!({}));
@@ -307,13 +307,13 @@ async fn exp_start(ctx: Ctx, Path((mode, identity)): Path<(String, String)>, bod
     ok(json!({"exptoken": v["exptoken"]}))
 }
 
-async fn exp_status(ctx: Ctx, Path((mode, identity)): Path<(String, String)>) -> Answer {
+async fn exp_status(ctx: Ctx, V1Path((mode, identity)): V1Path<(String, String)>) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     let v = ctx.call("UserExpirationGet", who.body(json!({}))).await?;
     ok(json!({"exptime": v["exptime"], "expstatus": v["expstatus"], "exptoken": v["exptoken"]}))
 }
 
-async fn exp_cancel(ctx: Ctx, Path((mode, identity)): Path<(String, String)>) -> Answer {
+async fn exp_cancel(ctx: Ctx, V1Path((mode, identity)): V1Path<(String, String)>) -> Answer {
     let who = Who::parse(&mode, &identity)?;
     ctx.call("UserExpirationCancel", who.body(json!({}))).await?;
     ok(json!({}))
@@ -327,11 +327,11 @@ async fn exp_link(st: &AppState, ctx: &Ctx, exptoken: &str, action: LinkAction) 
     }
 }
 
-async fn exp_retain(State(st): State<AppState>, ctx: Ctx, Path(exptoken): Path<String>) -> Answer {
+async fn exp_retain(State(st): State<AppState>, ctx: Ctx, V1Path(exptoken): V1Path<String>) -> Answer {
     exp_link(&st, &ctx, &exptoken, LinkAction::Retain).await
 }
 
-async fn exp_delete(State(st): State<AppState>, ctx: Ctx, Path(exptoken): Path<String>) -> Answer {
+async fn exp_delete(State(st): State<AppState>, ctx: Ctx, V1Path(exptoken): V1Path<String>) -> Answer {
     exp_link(&st, &ctx, &exptoken, LinkAction::Delete).await
 }
 

@@ -268,3 +268,128 @@ fn every_v2_route_in_the_source_is_fuzzed() {
     }
     assert!(unlisted.is_empty(), "v2 routes missing from api::v2_endpoints (so never fuzzed): {unlisted:?}");
 }
+
+/// Every v1 route (method, path with `{}` for each parameter), as `src/v1/` declares them.
+const V1_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/status"),
+    ("GET", "/v1/sys/backup"),
+    ("GET", "/v1/sys/configuration"),
+    ("GET", "/v1/sys/uiconfiguration"),
+    ("GET", "/v1/sys/cookiesettings"),
+    ("POST", "/v1/user"),
+    ("POST", "/v1/users"),
+    ("GET", "/v1/user/{}/{}"),
+    ("PUT", "/v1/user/{}/{}"),
+    ("DELETE", "/v1/user/{}/{}"),
+    ("GET", "/v1/prelogin/{}/{}/{}/{}"),
+    ("GET", "/v1/login/{}/{}/{}"),
+    ("GET", "/v1/exp/retain/{}"),
+    ("GET", "/v1/exp/delete/{}"),
+    ("GET", "/v1/exp/status/{}/{}"),
+    ("POST", "/v1/exp/start/{}/{}"),
+    ("DELETE", "/v1/exp/cancel/{}/{}"),
+    ("POST", "/v1/sharedrecord/{}/{}"),
+    ("GET", "/v1/get/{}"),
+    ("GET", "/v1/request/{}"),
+    ("POST", "/v1/request/{}"),
+    ("DELETE", "/v1/request/{}"),
+    ("GET", "/v1/requests/{}/{}"),
+    ("GET", "/v1/requests"),
+    ("GET", "/v1/pactivity"),
+    ("POST", "/v1/pactivity/{}"),
+    ("DELETE", "/v1/pactivity/{}"),
+    ("POST", "/v1/pactivity/{}/{}"),
+    ("DELETE", "/v1/pactivity/{}/{}"),
+    ("GET", "/v1/lbasis"),
+    ("POST", "/v1/lbasis/{}"),
+    ("DELETE", "/v1/lbasis/{}"),
+    ("GET", "/v1/agreement/{}/{}/{}"),
+    ("POST", "/v1/agreement/{}/{}/{}"),
+    ("DELETE", "/v1/agreement/{}"),
+    ("DELETE", "/v1/agreement/{}/{}/{}"),
+    ("GET", "/v1/agreements/{}/{}"),
+    ("POST", "/v1/userapp/{}/{}/{}"),
+    ("GET", "/v1/userapp/{}/{}/{}"),
+    ("PUT", "/v1/userapp/{}/{}/{}"),
+    ("DELETE", "/v1/userapp/{}/{}/{}"),
+    ("GET", "/v1/userapp/{}/{}"),
+    ("GET", "/v1/userapps"),
+    ("GET", "/v1/session/{}"),
+    ("POST", "/v1/session/{}"),
+    ("DELETE", "/v1/session/{}"),
+    ("GET", "/v1/sessions/{}/{}"),
+    ("GET", "/v1/audit/admin"),
+    ("GET", "/v1/audit/list/{}"),
+    ("GET", "/v1/audit/get/{}"),
+    ("GET", "/v1/captcha/{}"),
+];
+
+/// A path segment: a mode, a real token, a uuid, a brief, or junk (percent-encoded bytes, NUL,
+/// invalid UTF-8, very long).
+fn segment(token: String) -> impl Strategy<Value = String> {
+    prop_oneof![
+        proptest::sample::select(vec!["token", "login", "email", "phone", "custom", "fuzz", "shop", "news"]).prop_map(str::to_string),
+        Just(token),
+        Just(uuid::Uuid::new_v4().to_string()),
+        "[a-zA-Z0-9._-]{0,80}",
+        proptest::collection::vec(any::<u8>(), 1..40).prop_map(|b| b.iter().map(|x| format!("%{x:02X}")).collect()),
+        (1usize..6000).prop_map(|n| "a".repeat(n)),
+        Just("%00".to_string()),
+        Just("1.2.3".to_string()),
+    ]
+}
+
+/// No path, body or content type makes a v1 route answer 5xx; refusals are Databunker's shapes.
+#[test]
+fn no_generated_request_gets_a_5xx_from_any_v1_route() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (app, user) = rt.block_on(async {
+        let app = TestApp::spawn().await;
+        let user = app.create_user(&app.root_token, None, json!({"email": "fuzz@example.com", "login": "fuzz"})).await;
+        (app, user)
+    });
+    let ctypes = ["application/json", "application/x-www-form-urlencoded", "application/xml", "text/plain", ""];
+    let mut runner = TestRunner::new(RunnerConfig { cases: 1200, failure_persistence: None, ..RunnerConfig::default() });
+    let segs = proptest::collection::vec(segment(user.clone()), 4);
+    let strategy = (0..V1_ROUTES.len(), segs, body(), 0..ctypes.len(), any::<bool>());
+    let result = runner.run(&strategy, |(r, segs, case, ct, authed)| {
+        let (method, template) = V1_ROUTES[r];
+        let mut path = String::new();
+        for (i, part) in template.split("{}").enumerate() {
+            if i > 0 {
+                path.push_str(&segs[i - 1]);
+            }
+            path.push_str(part);
+        }
+        let token = authed.then_some(app.root_token.as_str());
+        let (code, text) = rt.block_on(send_v1(&app, method, &path, token, ctypes[ct], &case.body));
+        let shown = String::from_utf8_lossy(&case.body).chars().take(200).collect::<String>();
+        prop_assert!(code < 500, "{method} {path} answered {code} {text} to {shown}");
+        if code == 403 && text == "Access denied" {
+            return Ok(());
+        }
+        if code >= 400 {
+            let v: Value =
+                serde_json::from_str(&text).map_err(|_| TestCaseError::fail(format!("{method} {path}: {code} not JSON: {text}")))?;
+            prop_assert_eq!(&v["status"], "error", "{} {} {}", method, path, text);
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+async fn send_v1(app: &TestApp, method: &str, path: &str, token: Option<&str>, ctype: &str, body: &[u8]) -> (u16, String) {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut req = client.request(method.parse().unwrap(), format!("{}{path}", app.base)).body(body.to_vec());
+    if let Some(t) = token {
+        req = req.header("x-bunker-token", t);
+    }
+    if !ctype.is_empty() {
+        req = req.header("content-type", ctype);
+    }
+    let r = req.send().await.expect("request");
+    let code = r.status().as_u16();
+    (code, r.text().await.unwrap_or_default())
+}
