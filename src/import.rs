@@ -8,6 +8,11 @@
 //! versions before the current one, shared records (short-lived links), custom roles and
 //! policies (no listing); the summary says so.
 //!
+//! The source may instead speak the open-source Databunker's v1 API (`SourceApi::V1`; it needs
+//! `generic.list_users` there): legal bases, processing activities with their links, users,
+//! app records, consents and sessions are copied the same way; files and groups do not exist in
+//! v1.
+//!
 //! Idempotent: what the target already has (a token, an app record, a legal basis, a group) is
 //! skipped, so a rerun copies nothing twice. Resumable: the state file records the last page of
 //! users done, and a rerun starts after it.
@@ -33,6 +38,18 @@ pub struct Options {
     pub session_ttl: String,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Which wire API the source speaks.
+    pub source_api: SourceApi,
+}
+
+/// The source's wire API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SourceApi {
+    /// Databunker Pro's v2 (or another Strongroom).
+    #[default]
+    V2,
+    /// The open-source Databunker's v1 REST API.
+    V1,
 }
 
 /// A v2 API: base URL, credential, tenant.
@@ -108,6 +125,33 @@ impl Api {
         }
     }
 
+    /// A v1 call (`path` under the base URL), answered like [`Api::call`].
+    async fn v1(&self, method: reqwest::Method, path: &str) -> anyhow::Result<Result<Value, Refused>> {
+        let mut req = self.http.request(method, format!("{}{path}", self.end.url.trim_end_matches('/')));
+        req = req.header("X-Bunker-Token", &self.end.token);
+        if let Some(t) = &self.end.tenant {
+            req = req.header("X-Bunker-Tenant", t);
+        }
+        let res = req.send().await.with_context(|| format!("{path}: cannot reach {}", self.end.url))?;
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status < 300 && v["status"] == "ok" {
+            Ok(Ok(v))
+        } else {
+            let message = v["message"].as_str().map_or_else(|| text.chars().take(200).collect(), str::to_string);
+            Ok(Err(Refused { status, message }))
+        }
+    }
+
+    /// As [`Api::v1`], where any refusal stops the run.
+    async fn v1_must(&self, method: reqwest::Method, path: &str) -> anyhow::Result<Value> {
+        match self.v1(method, path).await? {
+            Ok(v) => Ok(v),
+            Err(r) => bail!("{path} at {} answered {}: {}", self.end.url, r.status, r.message),
+        }
+    }
+
     /// As [`Api::call`], where any refusal stops the run.
     async fn must(&self, endpoint: &str, body: Value) -> anyhow::Result<Value> {
         match self.call(endpoint, body).await? {
@@ -179,6 +223,9 @@ fn bar(done: i64, total: i64) {
 
 /// Runs the import; see the module documentation.
 pub async fn run(opts: &Options) -> anyhow::Result<Summary> {
+    if opts.source_api == SourceApi::V1 {
+        return run_from_v1(opts).await;
+    }
     let src = Api::new(opts.source.clone())?;
     let dst = Api::new(opts.target.clone())?;
     let mut sum = Summary::default();
@@ -301,6 +348,117 @@ async fn copy_user(src: &Api, dst: &Api, opts: &Options, u: &Value, sum: &mut Su
             r = dst.call("GroupAddUser", by_token(token, pick(&m, &["groupname"]))).await?;
         }
         count(&mut sum.memberships, &r);
+    }
+    Ok(())
+}
+
+/// A Databunker v1 user row's profile: an object, or (as Databunker's Go marshals the decrypted
+/// bytes) base64 of its JSON.
+fn v1_profile(row: &Value) -> Option<Value> {
+    use base64::Engine;
+    match &row["private"] {
+        Value::Object(_) => Some(row["private"].clone()),
+        Value::String(s) => {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+            serde_json::from_slice::<Value>(&bytes).ok().filter(Value::is_object)
+        }
+        _ => None,
+    }
+}
+
+/// Runs the import from a Databunker v1 source.
+async fn run_from_v1(opts: &Options) -> anyhow::Result<Summary> {
+    use reqwest::Method;
+    let src = Api::new(opts.source.clone())?;
+    let dst = Api::new(opts.target.clone())?;
+    let mut sum = Summary::default();
+    let mut state = load_state(&opts.state)?;
+
+    for b in rows(&src.v1_must(Method::GET, "/v1/lbasis").await?, "rows") {
+        let mut body = pick(&b, &["brief", "module", "fulldesc", "shortdesc", "basistype", "requiredmsg"]);
+        body["status"] = if b["status"] == "disabled" { "inactive" } else { "active" }.into();
+        // A bool, or 0/1 from Databunker's SQLite.
+        body["requiredflag"] = (b["requiredflag"] == true || b["requiredflag"] == 1).into();
+        count(&mut sum.legal_bases, &dst.call("LegalBasisCreate", body).await?);
+    }
+    for a in rows(&src.v1_must(Method::GET, "/v1/pactivity").await?, "rows") {
+        let body = pick(&a, &["activity", "title", "script", "fulldesc", "applicableto"]);
+        count(&mut sum.processing_activities, &dst.call("ProcessingActivityCreate", body).await?);
+        for brief in a["legalbasis"].as_str().unwrap_or("").split(',').map(str::trim).filter(|b| !b.is_empty()) {
+            dst.call("ProcessingActivityLinkLegalBasis", json!({"activity": a["activity"], "brief": brief})).await?.ok();
+        }
+    }
+
+    let mut offset = state.users_done;
+    loop {
+        let page = src.v1_must(Method::POST, &format!("/v1/users?offset={offset}&limit={PAGE}")).await?;
+        let total = page["total"].as_i64().unwrap_or(0);
+        let users = rows(&page, "rows");
+        if users.is_empty() {
+            break;
+        }
+        for u in &users {
+            copy_v1_user(&src, &dst, opts, u, &mut sum).await?;
+        }
+        offset += users.len() as i64;
+        state.users_done = offset;
+        save_state(&opts.state, &state)?;
+        if opts.progress {
+            bar(offset, total);
+        }
+    }
+    if opts.progress {
+        eprintln!();
+    }
+    sum.not_copied = vec![
+        "audit history: the target audits the import itself; the source's trail stays there".into(),
+        "shared records: short-lived links, made again where needed".into(),
+        "expiration flows in progress: start them again in the target (POST /v1/exp/start)".into(),
+        "user requests: decide them in the source first".into(),
+        format!("session expiry: copied sessions live {}", opts.session_ttl),
+    ];
+    Ok(sum)
+}
+
+async fn copy_v1_user(src: &Api, dst: &Api, opts: &Options, u: &Value, sum: &mut Summary) -> anyhow::Result<()> {
+    use reqwest::Method;
+    let (Some(token), Some(profile)) = (u["token"].as_str(), v1_profile(u)) else {
+        sum.users.failed += 1;
+        return Ok(());
+    };
+    match dst.call("UserImport", json!({"token": token, "profile": profile})).await? {
+        Ok(v) if v["imported"] == true => sum.users.copied += 1,
+        Ok(_) => sum.users.present += 1,
+        Err(r) => {
+            tracing::warn!(status = r.status, message = %r.message, "a user could not be imported");
+            sum.users.failed += 1;
+            return Ok(());
+        }
+    }
+    if let Ok(list) = src.v1(Method::GET, &format!("/v1/userapp/token/{token}")).await? {
+        for app in rows(&list, "apps") {
+            let Some(app) = app.as_str() else { continue };
+            let got = src.v1_must(Method::GET, &format!("/v1/userapp/token/{token}/{app}")).await?;
+            let r = dst.call("AppdataCreate", by_token(token, json!({"appname": app, "appdata": got["data"]}))).await?;
+            count(&mut sum.appdata, &r);
+        }
+    }
+    if let Ok(list) = src.v1(Method::GET, &format!("/v1/agreements/token/{token}")).await? {
+        for a in rows(&list, "rows") {
+            let extra = pick(&a, &["brief", "agreementmethod", "referencecode", "lastmodifiedby"]);
+            let r = dst.call("AgreementAccept", by_token(token, extra)).await?;
+            // Databunker's "no", "revoked" and "expired" are not in force: keep the record, withdrawn.
+            if r.is_ok() && a["status"] != "yes" {
+                dst.call("AgreementCancel", by_token(token, json!({"brief": a["brief"]}))).await?.ok();
+            }
+            count(&mut sum.agreements, &r);
+        }
+    }
+    if let Ok(list) = src.v1(Method::GET, &format!("/v1/sessions/token/{token}")).await? {
+        for s in rows(&list, "rows") {
+            let body = by_token(token, json!({"sessionuuid": s["session"], "sessiondata": s["data"], "finaltime": opts.session_ttl}));
+            count(&mut sum.sessions, &dst.call("SessionUpsert", body).await?);
+        }
     }
     Ok(())
 }

@@ -76,6 +76,9 @@ enum Cmd {
         /// Life of copied sessions (the source does not expose their expiry).
         #[arg(long, default_value = "1d")]
         session_ttl: String,
+        /// The source's wire API: v2 (Databunker Pro, Strongroom) or v1 (open-source Databunker).
+        #[arg(long, value_enum, default_value = "v2")]
+        source_api: strongroom::import::SourceApi,
     },
     /// Audit trail tools.
     Audit {
@@ -181,13 +184,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             connect(&config).await?;
             eprintln!("migrations applied");
         }
-        Cmd::Import { source, source_token, source_tenant, target, target_token, target_tenant, state, session_ttl } => {
+        Cmd::Import { source, source_token, source_tenant, target, target_token, target_tenant, state, session_ttl, source_api } => {
             let opts = strongroom::import::Options {
                 source: strongroom::import::Endpoint { url: source, token: source_token, tenant: source_tenant },
                 target: strongroom::import::Endpoint { url: target, token: target_token, tenant: target_tenant },
                 state,
                 session_ttl,
                 progress: true,
+                source_api,
             };
             let summary = strongroom::import::run(&opts).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -58,7 +58,15 @@ async fn user_list(ctx: Ctx, V1Query(p): V1Query<Paging>) -> Answer {
     let (offset, limit) = p.get();
     let unlock = ctx.call("BulkListUnlock", json!({})).await?;
     let v = ctx.call("BulkListAllUsers", json!({"unlockuuid": unlock["unlockuuid"], "offset": offset, "limit": limit})).await?;
-    let rows: Vec<Value> = rows(&v).iter().map(|r| json!({"token": r["token"], "data": r["profile"]})).collect();
+    // Databunker's Go marshals the decrypted profile bytes, so `private` is base64 of its JSON.
+    let rows: Vec<Value> = rows(&v)
+        .iter()
+        .map(|r| {
+            use base64::Engine;
+            let private = base64::engine::general_purpose::STANDARD.encode(r["profile"].to_string());
+            json!({"token": r["token"], "private": private})
+        })
+        .collect();
     ok(json!({"total": v["total"], "rows": rows}))
 }
 

@@ -14,6 +14,7 @@ fn opts(source: &TestApp, target: &TestApp, admin: &str, state: Option<std::path
         state,
         session_ttl: "1d".into(),
         progress: false,
+        source_api: import::SourceApi::V2,
     }
 }
 
@@ -107,4 +108,64 @@ async fn user_import_keeps_the_token_and_is_for_admins_only() {
         .unwrap()
         .to_string();
     app.call("UserImport", Some(&writer), None, json!({"token": uuid::Uuid::new_v4().to_string(), "profile": {}})).await.err(403);
+}
+
+/// From a Databunker v1 source (here Strongroom's own v1 API, which answers in Databunker's
+/// shapes): tokens kept, app records, consents (a withdrawn one stays withdrawn), sessions,
+/// legal bases and activities with their links copied; a rerun copies nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_databunker_v1_tenant_moves_over_keeping_its_tokens() {
+    let source = TestApp::spawn().await;
+    let target = TestApp::spawn().await;
+    let (_, admin) = target.create_tenant("moved").await;
+    let http = http_client();
+    let v1 = |method: reqwest::Method, path: String, body: serde_json::Value| {
+        http.request(method, format!("{}{path}", source.base)).header("X-Bunker-Token", &source.root_token).json(&body).send()
+    };
+    v1(reqwest::Method::POST, "/v1/lbasis/news".into(), json!({"shortdesc": "News", "basistype": "consent"})).await.unwrap();
+    v1(reqwest::Method::POST, "/v1/lbasis/ads".into(), json!({"shortdesc": "Ads"})).await.unwrap();
+    v1(reqwest::Method::POST, "/v1/pactivity/mailing".into(), json!({"fulldesc": "Mailing"})).await.unwrap();
+    v1(reqwest::Method::POST, "/v1/pactivity/mailing/news".into(), json!({})).await.unwrap();
+    let mut tokens = Vec::new();
+    for i in 0..3 {
+        let r: serde_json::Value =
+            v1(reqwest::Method::POST, "/v1/user".into(), json!({"login": format!("v1-{i}"), "name": format!("V1 {i}")}))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        let t = r["token"].as_str().unwrap().to_string();
+        v1(reqwest::Method::POST, format!("/v1/userapp/token/{t}/shop"), json!({"cart": i})).await.unwrap();
+        tokens.push(t);
+    }
+    let first = tokens[0].clone();
+    v1(reqwest::Method::POST, format!("/v1/agreement/news/token/{first}"), json!({})).await.unwrap();
+    v1(reqwest::Method::POST, format!("/v1/agreement/ads/token/{first}"), json!({"status": "no"})).await.unwrap();
+    let s = uuid::Uuid::new_v4().to_string();
+    v1(reqwest::Method::POST, format!("/v1/session/{s}"), json!({"login": "v1-0", "k": 1})).await.unwrap();
+
+    let mut o = opts(&source, &target, &admin, None);
+    o.source_api = import::SourceApi::V1;
+    let sum = import::run(&o).await.unwrap();
+    assert_eq!((sum.users.copied, sum.appdata.copied, sum.agreements.copied, sum.sessions.copied), (3, 3, 2, 1), "{sum:?}");
+    assert_eq!((sum.legal_bases.copied, sum.processing_activities.copied), (2, 1), "{sum:?}");
+    let moved = Some("moved");
+    for (i, t) in tokens.iter().enumerate() {
+        let got = target.call("UserGet", Some(&admin), moved, json!({"mode": "token", "identity": t})).await;
+        assert_eq!(got.ok()["profile"]["name"], format!("V1 {i}"));
+        let app = target.call("AppdataGet", Some(&admin), moved, json!({"mode": "token", "identity": t, "appname": "shop"})).await;
+        assert_eq!(app.ok()["appdata"]["cart"], i);
+    }
+    let ag =
+        |brief: &'static str| target.call("AgreementGet", Some(&admin), moved, json!({"mode": "token", "identity": first, "brief": brief}));
+    assert_eq!(ag("news").await.ok()["agreement"]["status"], "active");
+    assert_eq!(ag("ads").await.ok()["agreement"]["status"], "withdrawn");
+    let sess = target.call("SessionGet", Some(&admin), moved, json!({"sessionuuid": s})).await;
+    assert_eq!(sess.ok()["sessiondata"]["k"], 1);
+    let acts = target.call("ProcessingActivityListActivities", Some(&admin), moved, json!({})).await;
+    assert_eq!(acts.ok()["rows"][0]["legalbases"], json!(["news"]), "{}", acts.body);
+
+    let again = import::run(&o).await.unwrap();
+    assert_eq!((again.users.copied, again.users.present, again.appdata.copied, again.appdata.present), (0, 3, 0, 3), "{again:?}");
 }

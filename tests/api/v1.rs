@@ -143,6 +143,13 @@ async fn users_are_created_read_changed_and_forgotten_as_in_databunker() {
     // Listing (8), with paging.
     let list = c.send("POST", "/v1/users?offset=0&limit=1", Some(root), None, &[]).await;
     assert_eq!((list.ok()["total"].as_i64(), list.ok()["rows"].as_array().unwrap().len()), (Some(2), 1));
+    // Databunker's rows carry the profile as base64 of its JSON (Go marshals bytes so).
+    use base64::Engine;
+    let row = &list.ok()["rows"][0];
+    let private: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(row["private"].as_str().unwrap()).unwrap()).unwrap();
+    let direct = c.get(&format!("/v1/user/token/{}", row["token"].as_str().unwrap()), Some(root)).await;
+    assert_eq!(&private, &direct.ok()["data"]);
     c.send("POST", "/v1/users", None, None, &[]).await.denied();
 
     // Forget-me (11): done, and done again; the record is gone for v1 and v2.
