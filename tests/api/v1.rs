@@ -403,12 +403,18 @@ async fn a_login_xtoken_reads_its_own_record_and_files_requests() {
     let mine = c.get(&format!("/v1/requests/token/{me}"), Some(&x)).await.ok().clone();
     assert_eq!(mine["rows"].as_array().unwrap().len(), 3, "{mine}");
     assert_eq!(c.get(&format!("/v1/requests/token/{other}"), Some(root)).await.ok()["rows"], Value::Null);
-    // Reading one request is the officers' (UserRequestGet); the person lists theirs.
-    c.get(&format!("/v1/request/{rtoken}"), Some(&x)).await.denied();
-    let one = c.get(&format!("/v1/request/{rtoken}"), Some(root)).await.ok().clone();
+    let one = c.get(&format!("/v1/request/{rtoken}"), Some(&x)).await.ok().clone();
     assert_eq!((&one["token"], &one["requeststatus"], &one["original"]["email"]), (&json!(me), &json!("open"), &json!("me@example.com")));
+    // Another person's request is not found for this xtoken.
+    let theirs = c.json("PUT", &format!("/v1/user/token/{other}"), Some(root), json!({"name": "O"})).await;
+    theirs.ok();
+    let x_other =
+        app.root("XTokenCreateForUser", json!({"mode": "token", "identity": other})).await.ok()["xtoken"].as_str().unwrap().to_string();
+    let filed = c.json("PUT", &format!("/v1/user/token/{other}"), Some(&x_other), json!({"email": "o2@example.com"})).await.ok().clone();
+    c.get(&format!("/v1/request/{}", filed["rtoken"].as_str().unwrap()), Some(&x)).await.err(405, "not found");
+    c.json("DELETE", &format!("/v1/request/{rtoken}"), Some(&x), json!({})).await.denied();
     let open = c.get("/v1/requests", Some(root)).await.ok().clone();
-    assert_eq!(open["total"], 3);
+    assert_eq!(open["total"], 4);
     c.get("/v1/requests", Some(&x)).await.denied();
     c.json("POST", &format!("/v1/request/{rtoken}"), Some(&x), json!({"reason": "mine"})).await.denied();
     c.json("POST", &format!("/v1/request/{rtoken}"), Some(root), json!({"reason": "ok"})).await.ok();
