@@ -372,7 +372,9 @@ pub async fn redeem_code(
         }
     }
     let expected = code_hash(ring, tx.tenant_id(), &challenge, code);
-    let right = code.len() == 6 && bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &ch.code_hash[..])) && owner.is_some();
+    // Six digits, or the demo accounts' fixed code in a demo vault (issued only there).
+    let well_formed = code.len() == 6 || (code == DEMO_CODE && st.config().portal_demo_outbox);
+    let right = well_formed && bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &ch.code_hash[..])) && owner.is_some();
     tx.record_try(&challenge, right).await?;
     match (owner, right) {
         (Some(user), true) => Ok(Ok(SignedIn { tx, keys, user })),

@@ -472,3 +472,48 @@ async fn shared_records_audit_and_sys_routes_answer_as_documented() {
     let r = c.send("GET", &format!("/v1/user/token/{t}"), Some(root), None, &[("X-Bunker-Tenant", "nosuch")]).await;
     r.denied();
 }
+
+/// Databunker's quick start, verbatim but for the port, with curl against `strongroom demo`; and
+/// the demo's fixed login code for phone 4444.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn databunkers_quick_start_runs_verbatim_against_the_demo() {
+    let dir = temp_dir("v1-quickstart");
+    let demo = tokio::task::spawn_blocking({
+        let d = dir.join("demo");
+        move || crate::demo::start_demo(&d)
+    })
+    .await
+    .unwrap();
+    let hostport = demo.base.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let port = hostport.rsplit(':').next().unwrap().to_string();
+    let quick_start = [
+        r#"curl -s http://localhost:3000/v1/user -X POST -H "X-Bunker-Token: DEMO" -H "Content-Type: application/json" -d '{"first":"John","last":"Doe","login":"john","email":""}'"#,
+        r#"curl -s -H "X-Bunker-Token: DEMO" -X GET http://localhost:3000/v1/user/login/john"#,
+    ];
+    let mut answers = Vec::new();
+    for line in quick_start {
+        let out = std::process::Command::new("sh").arg("-c").arg(line.replace(":3000", &format!(":{port}"))).output().expect("run curl");
+        assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
+        answers.push(
+            serde_json::from_slice::<Value>(&out.stdout).unwrap_or_else(|_| panic!("{line}: {}", String::from_utf8_lossy(&out.stdout))),
+        );
+    }
+    assert_eq!(answers[0]["status"], "ok", "{}", answers[0]);
+    let token = answers[0]["token"].as_str().unwrap();
+    assert_eq!(answers[1], json!({"status": "ok", "token": token, "data": {"first": "John", "last": "Doe", "login": "john", "email": ""}}));
+
+    // Databunker's demo account: phone 4444 signs in with the code 4444 (demo mode only).
+    let http = http_client();
+    let post = |path: &str, body: Value| http.post(format!("{}{path}", demo.base)).header("X-Bunker-Token", "DEMO").json(&body).send();
+    post("/v1/user", json!({"phone": "4444", "name": "Demo"})).await.unwrap();
+    let cap: Value = http.post(format!("{}/v2/CaptchaCreate", demo.base)).json(&json!({})).send().await.unwrap().json().await.unwrap();
+    let (id, digits) = (cap["captchacode"].as_str().unwrap(), crate::login::read_captcha(cap["captchaimage"].as_str().unwrap()));
+    let sent: Value = http.get(format!("{}/v1/prelogin/phone/4444/{digits}/{id}", demo.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(sent, json!({"status": "ok", "result": "done"}));
+    let login: Value = http.get(format!("{}/v1/login/phone/4444/4444", demo.base)).send().await.unwrap().json().await.unwrap();
+    let x = login["xtoken"].as_str().unwrap_or_else(|| panic!("{login}"));
+    let me: Value =
+        http.get(format!("{}/v1/user/phone/4444", demo.base)).header("X-Bunker-Token", x).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["data"]["name"], "Demo");
+    tokio::task::spawn_blocking(move || crate::demo::stop_demo(demo)).await.unwrap();
+}
