@@ -223,38 +223,38 @@ fn bar(done: i64, total: i64) {
 
 /// Runs the import; see the module documentation.
 pub async fn run(opts: &Options) -> anyhow::Result<Summary> {
-    if opts.source_api == SourceApi::V1 {
-        return run_from_v1(opts).await;
-    }
     let src = Api::new(opts.source.clone())?;
     let dst = Api::new(opts.target.clone())?;
     let mut sum = Summary::default();
     let mut state = load_state(&opts.state)?;
+    let v1 = opts.source_api == SourceApi::V1;
 
     // Tenant-wide definitions first: consents and memberships refer to them.
-    for b in rows(&src.must("LegalBasisListAgreements", json!({})).await?, "rows") {
-        let body = pick(&b, &["brief", "status", "module", "fulldesc", "shortdesc", "basistype", "requiredmsg", "requiredflag"]);
-        count(&mut sum.legal_bases, &dst.call("LegalBasisCreate", body).await?);
-    }
-    for a in rows(&src.must("ProcessingActivityListActivities", json!({})).await?, "rows") {
-        let body = pick(&a, &["activity", "title", "script", "fulldesc", "applicableto"]);
-        count(&mut sum.processing_activities, &dst.call("ProcessingActivityCreate", body).await?);
-    }
-    for g in rows(&src.must("GroupListAllGroups", json!({})).await?, "rows") {
-        count(&mut sum.groups, &dst.call("GroupCreate", pick(&g, &["groupname", "groupdesc", "grouptype"])).await?);
+    if v1 {
+        copy_v1_definitions(&src, &dst, &mut sum).await?;
+    } else {
+        copy_definitions(&src, &dst, &mut sum).await?;
     }
 
     let mut offset = state.users_done;
     loop {
-        let unlock = src.must("BulkListUnlock", json!({})).await?["unlockuuid"].clone();
-        let page = src.must("BulkListAllUsers", json!({"unlockuuid": unlock, "offset": offset, "limit": PAGE})).await?;
+        let page = if v1 {
+            src.v1_must(reqwest::Method::POST, &format!("/v1/users?offset={offset}&limit={PAGE}")).await?
+        } else {
+            let unlock = src.must("BulkListUnlock", json!({})).await?["unlockuuid"].clone();
+            src.must("BulkListAllUsers", json!({"unlockuuid": unlock, "offset": offset, "limit": PAGE})).await?
+        };
         let total = page["total"].as_i64().unwrap_or(0);
         let users = rows(&page, "rows");
         if users.is_empty() {
             break;
         }
         for u in &users {
-            copy_user(&src, &dst, opts, u, &mut sum).await?;
+            if v1 {
+                copy_v1_user(&src, &dst, opts, u, &mut sum).await?;
+            } else {
+                copy_user(&src, &dst, opts, u, &mut sum).await?;
+            }
         }
         offset += users.len() as i64;
         state.users_done = offset;
@@ -266,15 +266,56 @@ pub async fn run(opts: &Options) -> anyhow::Result<Summary> {
     if opts.progress {
         eprintln!();
     }
-    sum.not_copied = vec![
-        "tokenization tokens (TokenCreate): the source API cannot list them".into(),
+    let mut not_copied: Vec<String> = vec![
         "audit history: the target audits the import itself; the source's trail stays there".into(),
-        "profile versions before the current one".into(),
         "shared records: short-lived links, made again where needed".into(),
-        "custom roles and policies: the source API cannot list them; group roles are kept where the target has a role of that name".into(),
-        format!("session expiry: the source does not expose it; copied sessions live {}", opts.session_ttl),
     ];
+    if v1 {
+        not_copied.push("expiration flows in progress: start them again in the target (POST /v1/exp/start)".into());
+        not_copied.push("user requests: decide them in the source first".into());
+        not_copied.push(format!("session expiry: copied sessions live {}", opts.session_ttl));
+    } else {
+        not_copied.push("tokenization tokens (TokenCreate): the source API cannot list them".into());
+        not_copied.push("profile versions before the current one".into());
+        not_copied.push(
+            "custom roles and policies: the source API cannot list them; group roles are kept where the target has a role of that name"
+                .into(),
+        );
+        not_copied.push(format!("session expiry: the source does not expose it; copied sessions live {}", opts.session_ttl));
+    }
+    sum.not_copied = not_copied;
     Ok(sum)
+}
+
+/// Imports one user (UserImport, keeping its token); false when it could not be imported, so
+/// nothing of it is copied.
+async fn import_user(dst: &Api, body: Value, sum: &mut Summary) -> anyhow::Result<bool> {
+    match dst.call("UserImport", body).await? {
+        Ok(v) if v["imported"] == true => sum.users.copied += 1,
+        Ok(_) => sum.users.present += 1,
+        Err(r) => {
+            tracing::warn!(status = r.status, message = %r.message, "a user could not be imported");
+            sum.users.failed += 1;
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Legal bases, processing activities and groups of a v2 source.
+async fn copy_definitions(src: &Api, dst: &Api, sum: &mut Summary) -> anyhow::Result<()> {
+    for b in rows(&src.must("LegalBasisListAgreements", json!({})).await?, "rows") {
+        let body = pick(&b, &["brief", "status", "module", "fulldesc", "shortdesc", "basistype", "requiredmsg", "requiredflag"]);
+        count(&mut sum.legal_bases, &dst.call("LegalBasisCreate", body).await?);
+    }
+    for a in rows(&src.must("ProcessingActivityListActivities", json!({})).await?, "rows") {
+        let body = pick(&a, &["activity", "title", "script", "fulldesc", "applicableto"]);
+        count(&mut sum.processing_activities, &dst.call("ProcessingActivityCreate", body).await?);
+    }
+    for g in rows(&src.must("GroupListAllGroups", json!({})).await?, "rows") {
+        count(&mut sum.groups, &dst.call("GroupCreate", pick(&g, &["groupname", "groupdesc", "grouptype"])).await?);
+    }
+    Ok(())
 }
 
 async fn copy_user(src: &Api, dst: &Api, opts: &Options, u: &Value, sum: &mut Summary) -> anyhow::Result<()> {
@@ -286,14 +327,8 @@ async fn copy_user(src: &Api, dst: &Api, opts: &Options, u: &Value, sum: &mut Su
     if let Some(s) = u["slidingtime"].as_i64().filter(|s| *s > 0) {
         body["slidingtime"] = s.into();
     }
-    match dst.call("UserImport", body).await? {
-        Ok(v) if v["imported"] == true => sum.users.copied += 1,
-        Ok(_) => sum.users.present += 1,
-        Err(r) => {
-            tracing::warn!(status = r.status, message = %r.message, "a user could not be imported");
-            sum.users.failed += 1;
-            return Ok(());
-        }
+    if !import_user(dst, body, sum).await? {
+        return Ok(());
     }
 
     if let Ok(names) = src.call("AppdataListUserAppNames", by_token(token, json!({}))).await? {
@@ -366,14 +401,9 @@ fn v1_profile(row: &Value) -> Option<Value> {
     }
 }
 
-/// Runs the import from a Databunker v1 source.
-async fn run_from_v1(opts: &Options) -> anyhow::Result<Summary> {
+/// Legal bases and processing activities (with their links) of a v1 source.
+async fn copy_v1_definitions(src: &Api, dst: &Api, sum: &mut Summary) -> anyhow::Result<()> {
     use reqwest::Method;
-    let src = Api::new(opts.source.clone())?;
-    let dst = Api::new(opts.target.clone())?;
-    let mut sum = Summary::default();
-    let mut state = load_state(&opts.state)?;
-
     for b in rows(&src.v1_must(Method::GET, "/v1/lbasis").await?, "rows") {
         let mut body = pick(&b, &["brief", "module", "fulldesc", "shortdesc", "basistype", "requiredmsg"]);
         body["status"] = if b["status"] == "disabled" { "inactive" } else { "active" }.into();
@@ -388,36 +418,7 @@ async fn run_from_v1(opts: &Options) -> anyhow::Result<Summary> {
             dst.call("ProcessingActivityLinkLegalBasis", json!({"activity": a["activity"], "brief": brief})).await?.ok();
         }
     }
-
-    let mut offset = state.users_done;
-    loop {
-        let page = src.v1_must(Method::POST, &format!("/v1/users?offset={offset}&limit={PAGE}")).await?;
-        let total = page["total"].as_i64().unwrap_or(0);
-        let users = rows(&page, "rows");
-        if users.is_empty() {
-            break;
-        }
-        for u in &users {
-            copy_v1_user(&src, &dst, opts, u, &mut sum).await?;
-        }
-        offset += users.len() as i64;
-        state.users_done = offset;
-        save_state(&opts.state, &state)?;
-        if opts.progress {
-            bar(offset, total);
-        }
-    }
-    if opts.progress {
-        eprintln!();
-    }
-    sum.not_copied = vec![
-        "audit history: the target audits the import itself; the source's trail stays there".into(),
-        "shared records: short-lived links, made again where needed".into(),
-        "expiration flows in progress: start them again in the target (POST /v1/exp/start)".into(),
-        "user requests: decide them in the source first".into(),
-        format!("session expiry: copied sessions live {}", opts.session_ttl),
-    ];
-    Ok(sum)
+    Ok(())
 }
 
 async fn copy_v1_user(src: &Api, dst: &Api, opts: &Options, u: &Value, sum: &mut Summary) -> anyhow::Result<()> {
@@ -426,14 +427,8 @@ async fn copy_v1_user(src: &Api, dst: &Api, opts: &Options, u: &Value, sum: &mut
         sum.users.failed += 1;
         return Ok(());
     };
-    match dst.call("UserImport", json!({"token": token, "profile": profile})).await? {
-        Ok(v) if v["imported"] == true => sum.users.copied += 1,
-        Ok(_) => sum.users.present += 1,
-        Err(r) => {
-            tracing::warn!(status = r.status, message = %r.message, "a user could not be imported");
-            sum.users.failed += 1;
-            return Ok(());
-        }
+    if !import_user(dst, json!({"token": token, "profile": profile}), sum).await? {
+        return Ok(());
     }
     if let Ok(list) = src.v1(Method::GET, &format!("/v1/userapp/token/{token}")).await? {
         for app in rows(&list, "apps") {
