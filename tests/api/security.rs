@@ -206,7 +206,12 @@ async fn an_auditor_reads_the_audit_trail_without_personal_identifiers() {
     assert!(rows.len() >= 4, "{rows:?}");
     for row in rows {
         let ev = app.call("AuditGetEvent", Some(&auditor), Some("audited"), json!({"auditeventuuid": row["auditeventuuid"]})).await;
-        let text = ev.ok().to_string().to_lowercase();
+        // Random uuids may contain any digits (one held "7946"): look past them.
+        let mut seen = ev.ok().clone();
+        for uuid_field in ["auditeventuuid", "token"] {
+            seen.as_object_mut().unwrap().remove(uuid_field);
+        }
+        let text = seen.to_string().to_lowercase();
         for pii in ["ada@audited.example", "7946", "ada byron", "\"ada\""] {
             assert!(!text.contains(pii), "the auditor reads {pii} in {text}");
         }
