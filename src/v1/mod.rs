@@ -142,6 +142,24 @@ fn from_v2((status, body): (StatusCode, Value)) -> Result<Value, Fail> {
     })
 }
 
+/// An error of the domain code that some v1 routes call directly (public reads and links), in
+/// the same v1 words as a v2 answer with that status; server faults are logged, never shown.
+impl From<crate::error::Error> for Fail {
+    fn from(e: crate::error::Error) -> Fail {
+        let status = e.status();
+        let message = if status.is_server_error() {
+            tracing::error!(error = %e, "v1 call failed");
+            "internal error".to_string()
+        } else {
+            e.public_message()
+        };
+        match from_v2((status, json!({ "message": message }))) {
+            Err(f) => f,
+            Ok(_) => Fail::Error(status, "internal error".into()),
+        }
+    }
+}
+
 // ---- the caller ----
 
 /// One v1 request's caller: its credential and tenant (as v2 resolves them), its address and
@@ -280,12 +298,7 @@ impl Who {
     pub fn parse(mode: &str, identity: &str) -> Result<Who, Fail> {
         let mode = Mode::parse(mode)?;
         let identity = match mode {
-            Mode::Token => {
-                if uuid::Uuid::parse_str(identity).is_err() || identity.len() != 36 {
-                    return Err(Fail::v1("bad uuid"));
-                }
-                identity.to_ascii_lowercase()
-            }
+            Mode::Token => uuid_arg(identity)?,
             Mode::Email => identity.trim().to_lowercase(),
             _ => identity.trim().to_string(),
         };

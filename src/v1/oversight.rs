@@ -75,25 +75,17 @@ async fn configuration(State(st): State<AppState>, ctx: Ctx) -> Answer {
 }
 
 async fn ui_configuration(State(st): State<AppState>, ctx: Ctx) -> Answer {
-    let ui = crate::api::ui_conf::public(&st, ctx.tenant()).await.map_err(internal)?.ok_or(Fail::Denied)?;
+    let ui = crate::api::ui_conf::public(&st, ctx.tenant()).await?.ok_or(Fail::Denied)?;
     ok(json!({"ui": ui}))
 }
 
 /// Go marshals an empty script list as null when cookie-popup bases exist.
 async fn cookie_settings(State(st): State<AppState>, ctx: Ctx) -> Answer {
-    let ui = crate::api::ui_conf::public(&st, ctx.tenant()).await.map_err(internal)?.ok_or(Fail::Denied)?;
-    let (rows, scripts) = crate::api::consent::cookie_settings(&st, ctx.tenant()).await.map_err(internal)?.unwrap_or_default();
+    let ui = crate::api::ui_conf::public(&st, ctx.tenant()).await?.ok_or(Fail::Denied)?;
+    let (rows, scripts) = crate::api::consent::cookie_settings(&st, ctx.tenant()).await?.unwrap_or_default();
     let scripts: Vec<Value> = scripts.into_iter().map(|(script, briefs)| json!({"script": script, "briefs": briefs})).collect();
     let scripts = if scripts.is_empty() && !rows.is_empty() { Value::Null } else { Value::Array(scripts) };
     ok(json!({"ui": ui, "rows": rows, "scripts": scripts}))
-}
-
-fn internal(e: crate::error::Error) -> Fail {
-    let status = e.status();
-    if status.is_server_error() {
-        tracing::error!(error = %e, "v1 public read failed");
-    }
-    Fail::Error(status, if status.is_server_error() { "internal error".into() } else { e.public_message() })
 }
 
 // ---- user requests ----

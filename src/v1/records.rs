@@ -223,7 +223,7 @@ async fn session_create(ctx: Ctx, V1Path(session): V1Path<String>, body: V1Body)
     let secs = data.get("expiration").and_then(|e| duration_secs(e, now_secs())).map_or(SESSION_MAX_SECS, |s| s.min(SESSION_MAX_SECS));
     let mut req = json!({"sessionuuid": session, "sessiondata": data, "finaltime": secs.to_string()});
     // The owner: the first index field present, else `token`; none, or an unknown one: no owner.
-    let owner = super::records::INDEXES.iter().chain(["token"].iter()).find_map(|k| string_field(&data, k).map(|v| (*k, v)));
+    let owner = INDEXES.iter().chain(["token"].iter()).find_map(|k| string_field(&data, k).map(|v| (*k, v)));
     if let Some((mode, identity)) = &owner {
         req["mode"] = (*mode).into();
         req["identity"] = identity.clone().into();
@@ -330,8 +330,7 @@ async fn exp_cancel(ctx: Ctx, V1Path((mode, identity)): V1Path<(String, String)>
 async fn exp_link(st: &AppState, ctx: &Ctx, exptoken: &str, action: LinkAction) -> Answer {
     match crate::api::expiration::follow_link(st, ctx.tenant(), exptoken, action).await {
         Ok(()) => super::text("OK"),
-        Err(e) if e.status() == axum::http::StatusCode::NOT_FOUND => Err(Fail::v1("not found")),
-        Err(e) => Err(Fail::Error(e.status(), if e.status().is_server_error() { "internal error".into() } else { e.public_message() })),
+        Err(e) => Err(e.into()),
     }
 }
 
