@@ -213,15 +213,26 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::api::v2_routes(state.clone()))
         .merge(crate::v1::routes(api.clone()))
         .merge(crate::portal::routes(api))
-        .fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+        .route("/", axum::routing::get(crate::portal::landing))
+        .route("/docs/{name}", axum::routing::get(crate::portal::doc))
+        .fallback(|method: axum::http::Method, uri: axum::http::Uri, headers: axum::http::HeaderMap| async move {
             if crate::v1::is_wire_path(uri.path()) {
                 crate::v1::fallback(method, uri).await
+            } else if crate::portal::is_portal_path(uri.path()) {
+                crate::portal::no_such_page(&headers, false).await
             } else {
                 Error::NotFound("no such route".into()).into_response()
             }
         })
-        // axum adds the `Allow` header naming the methods the path takes.
-        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        // axum adds the `Allow` header naming the methods the path takes. People reach the
+        // portal's form targets by reloading or bookmarking them: they get a page.
+        .method_not_allowed_fallback(|uri: axum::http::Uri, headers: axum::http::HeaderMap| async move {
+            if crate::portal::is_portal_path(uri.path()) {
+                crate::portal::no_such_page(&headers, true).await
+            } else {
+                Error::MethodNotAllowed.into_response()
+            }
+        })
         .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(state.config().body_timeout))
         // Outside the routes, so preflights (OPTIONS, which no route takes) and every error

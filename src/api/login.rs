@@ -5,9 +5,9 @@
 //! user-self xtoken for their own record. None of the three needs a credential; the tenant is
 //! the request's (`X-Bunker-Tenant`, subdomain, or the main tenant).
 //!
-//! The captcha is stateless: an HMAC (under a key derived from the master key) of the tenant,
-//! the digits, an expiry and a nonce; it lives [`CAPTCHA_TTL_S`], so within that time it can be
-//! presented again. The real bound on guessing is the code limits (5 codes per identity and
+//! The captcha is stateless: its id carries its digits sealed (AES-GCM under a key derived from
+//! the master key, bound to the tenant, an expiry and a nonce); it lives [`CAPTCHA_TTL_S`], so
+//! within that time it can be presented again. The real bound on guessing is the code limits (5 codes per identity and
 //! address per 10 minutes, 5 tries per code, 10 wrong codes per user per hour) and the per
 //! address limit shared with the portal.
 

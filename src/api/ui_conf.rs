@@ -32,6 +32,9 @@ pub struct UiConf {
     #[serde(rename = "CustomCSSLink")]
     pub custom_css_link: String,
     pub magic_lookup: bool,
+    /// Our extension: the portal's labels for profile fields (`{"dob": "Date of birth"}`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub field_labels: std::collections::BTreeMap<String, String>,
 }
 
 /// TenantSetUIConf: Pro-style lowercase fields; an absent one keeps its value, "" clears it.
@@ -51,6 +54,9 @@ struct SetReq {
     customcsslink: Option<String>,
     #[serde(default, deserialize_with = "super::body::bool_or_string")]
     magiclookup: Option<bool>,
+    /// Replaces every label; `{}` clears them.
+    #[serde(default)]
+    fieldlabels: Option<std::collections::BTreeMap<String, String>>,
     #[serde(default)]
     request_metadata: Metadata,
 }
@@ -123,9 +129,16 @@ async fn set_ui_conf(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
             conf.magic_lookup = m;
             changed += 1;
         }
+        if let Some(labels) = &req.fieldlabels {
+            if labels.len() > 100 || labels.keys().any(|k| k.is_empty() || k.len() > 200) {
+                return Err(Error::bad("fieldlabels must map at most 100 field names to labels"));
+            }
+            conf.field_labels = labels.iter().map(|(k, v)| Ok((k.clone(), text("fieldlabels", v)?))).collect::<Result<_>>()?;
+            changed += 1;
+        }
         if changed == 0 {
             return Err(Error::bad(
-                "nothing to update: give logolink, companytitle, companyvat, companycity, companylink, customcsslink or magiclookup",
+                "nothing to update: give logolink, companytitle, companyvat, companycity, companylink, customcsslink, magiclookup or fieldlabels",
             ));
         }
         call.tx.set_ui_settings(&serde_json::to_string(&conf)?).await?;

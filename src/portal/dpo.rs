@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::page::{self, Nav, DPO_LINKS};
+use super::text::{event_label, field_label, outcome_label, status_label, t, tf, value_text, when, when_rfc3339, Msg};
 use super::user::{actor_label, end_session, request_label, session, Session};
 use super::{api_ok, csrf_token, pre_session, set_cookie, Api, CsrfForm, Fail, Page, Peer, DPO_COOKIE};
 use crate::app::AppState;
@@ -27,13 +28,13 @@ fn nav(s: &Session) -> Nav<'_> {
 }
 
 fn render(s: &Session, title: &str, body: Markup) -> Response {
-    page::render(title, Some(&nav(s)), body).into_response()
+    page::render(title, Some(&nav(s)), body)
 }
 
 /// GET /portal/dpo: the sign-in form, or the tenant's requests and counts.
 pub async fn home(State(st): State<AppState>, Extension(api): Extension<Api>, peer: Peer, headers: HeaderMap) -> Page {
     let Some(s) = console(&st, &headers).await? else {
-        return sign_in_form(&st, &headers, None);
+        return sign_in_form(&st, &headers, None).await;
     };
     let unlock = api_ok(s.api(&api, &peer, "BulkListUnlock", json!({})).await)?;
     let unlockuuid = unlock["unlockuuid"].clone();
@@ -43,40 +44,40 @@ pub async fn home(State(st): State<AppState>, Extension(api): Extension<Api>, pe
     let pending: Vec<&Value> = rows.iter().filter(|r| r["status"] == "pending").collect();
     let body = html! {
         section aria-labelledby="counts" {
-            h2 id="counts" { "Organisation " (s.tenant) }
+            h2 id="counts" { (tf(Msg::OrganisationNamed, &[&s.tenant])) }
             div.cards {
-                div.card { strong id="count-pending" { (pending.len()) } "pending requests" }
-                div.card { strong id="count-requests" { (list["total"]) } "requests in all" }
-                div.card { strong id="count-users" { (users["total"]) } "user records" }
+                div.card { strong id="count-pending" { (pending.len()) } (t(Msg::CountPending)) }
+                div.card { strong id="count-requests" { (list["total"]) } (t(Msg::CountAll)) }
+                div.card { strong id="count-users" { (users["total"]) } (t(Msg::CountUsers)) }
             }
         }
-        h2 { "Pending requests" }
+        h2 { (t(Msg::PendingRequests)) }
         @if pending.is_empty() {
-            p { "No request is waiting for a decision." }
+            p { (t(Msg::NoPending)) }
         } @else {
             (request_table("pending", &pending))
         }
         @let decided: Vec<&Value> = rows.iter().filter(|r| r["status"] != "pending").collect();
         @if !decided.is_empty() {
-            h2 { "Decided requests" }
+            h2 { (t(Msg::DecidedRequests)) }
             (request_table("decided", &decided))
         }
     };
-    Ok(render(&s, "User requests", body))
+    Ok(render(&s, t(Msg::TitleUserRequests), body))
 }
 
 fn request_table(id: &str, rows: &[&Value]) -> Markup {
     html! {
         table id=(id) {
-            thead { tr { th scope="col" { "Filed" } th scope="col" { "Request" } th scope="col" { "Status" } th scope="col" { "Open" } } }
+            thead { tr { th scope="col" { (t(Msg::Filed)) } th scope="col" { (t(Msg::Request)) } th scope="col" { (t(Msg::Status)) } th scope="col" { (t(Msg::Open)) } } }
             tbody {
                 @for r in rows {
                     @let uuid = r["requestuuid"].as_str().unwrap_or_default();
                     tr {
-                        td { (page::when(r["creationtime"].as_i64().unwrap_or_default())) }
+                        td { (when(r["creationtime"].as_i64().unwrap_or_default())) }
                         td { (request_label(r["requesttype"].as_str().unwrap_or_default())) }
-                        td { (page::plain(&r["status"])) }
-                        td { a href=(format!("/portal/dpo/requests/{uuid}")) { "Review " span.visually-hidden { (uuid) } } }
+                        td { (status_label(r["status"].as_str().unwrap_or_default())) }
+                        td { a href=(format!("/portal/dpo/requests/{uuid}")) { (t(Msg::Review)) " " span.visually-hidden { (uuid) } } }
                     }
                 }
             }
@@ -84,24 +85,32 @@ fn request_table(id: &str, rows: &[&Value]) -> Markup {
     }
 }
 
-fn sign_in_form(st: &AppState, headers: &HeaderMap, error: Option<&str>) -> Page {
+async fn sign_in_form(st: &AppState, headers: &HeaderMap, error: Option<&str>) -> Page {
     let ring = st.vault().keyring()?;
     let (pre, new) = pre_session(st, headers);
-    let tenant = super::host_tenant(headers).unwrap_or_default();
+    let tenant = super::host_tenant(headers);
+    if let Some(tenant) = &tenant {
+        super::name_org(st, tenant).await;
+    }
     let body = html! {
         @if let Some(e) = error { p role="alert" { (e) } }
-        p { "For the organisation's privacy officer. Sign in with an access token of the dpo, tenant-admin or root role; the console keeps only a short-lived dpo session, never the token." }
+        p { (t(Msg::ConsoleIntro)) }
         form method="post" action="/portal/dpo/signin" {
             input type="hidden" name="csrf" value=(csrf_token(&ring, &pre));
-            label for="tenant" { "Organisation" }
-            input type="text" id="tenant" name="tenant" value=(tenant) required autocomplete="organization";
-            label for="token" { "Access token" }
+            @match &tenant {
+                Some(tenant) => { input type="hidden" name="tenant" value=(tenant); }
+                None => {
+                    label for="tenant" { (t(Msg::Organisation)) }
+                    input type="text" id="tenant" name="tenant" required autocomplete="organization";
+                }
+            }
+            label for="token" { (t(Msg::AccessToken)) }
             input type="password" id="token" name="token" required autocomplete="off";
-            button type="submit" { "Sign in" }
+            button type="submit" { (t(Msg::TitleSignIn)) }
         }
     };
     let status = if error.is_some() { StatusCode::FORBIDDEN } else { StatusCode::OK };
-    Ok(super::with_pre_cookie(st, (status, page::render("Privacy officer console", None, body)).into_response(), &pre, new))
+    Ok(super::with_pre_cookie(st, (status, page::render(t(Msg::TitleConsole), None, body)).into_response(), &pre, new))
 }
 
 #[derive(Deserialize)]
@@ -121,10 +130,10 @@ pub async fn sign_in(State(st): State<AppState>, headers: HeaderMap, peer: Peer,
     super::check_pre_form(&st, &ring, &headers, &f.csrf)?;
     let tenant = super::tenant_name(&f.tenant)?;
     st.limits().check_blocked(peer.ip())?;
-    let refused = "That organisation and access token do not open the console.";
+    let refused = t(Msg::ConsoleRefused);
     let Some(mut tx) = st.db().tenant_tx_by_name(&tenant).await? else {
         st.limits().record_failure(peer.ip());
-        return sign_in_form(&st, &headers, Some(refused));
+        return sign_in_form(&st, &headers, Some(refused)).await;
     };
     let keys = crate::custody::rotation::tenant_keys(st.vault().tenant_keks(), &ring, &mut tx).await?;
     let who = crate::auth::verify(&mut tx, &ring, &tenant, f.token.trim()).await?;
@@ -134,7 +143,7 @@ pub async fn sign_in(State(st): State<AppState>, headers: HeaderMap, peer: Peer,
         crate::audit::append(&mut tx, &keys, "PortalDpoSignIn", "anonymous", "denied", draft).await?;
         tx.commit().await?;
         st.limits().record_failure(peer.ip());
-        return sign_in_form(&st, &headers, Some(refused));
+        return sign_in_form(&st, &headers, Some(refused)).await;
     };
     let token = super::signin::open_lease(&st, &ring, &keys, &mut tx, &tenant, "dpo", Some((who.credential_id, who.actor())), None).await?;
     tx.commit().await?;
@@ -150,70 +159,77 @@ pub async fn sign_out(State(st): State<AppState>, headers: HeaderMap, Form(f): F
 
 /// Actor labels are written for the data subject; the console names the subject in the third person.
 fn for_dpo(label: String) -> String {
-    if label == "You" {
-        "The data subject".into()
+    if label == t(Msg::ActorYou) {
+        t(Msg::ActorSubject).into()
     } else {
         label
     }
 }
 
 fn valid_uuid(uuid: &str) -> Result<&str, Fail> {
-    uuid::Uuid::parse_str(uuid).map(|_| uuid).map_err(|_| Fail::new(StatusCode::NOT_FOUND, "There is no such request."))
+    uuid::Uuid::parse_str(uuid).map(|_| uuid).map_err(|_| Fail::new(StatusCode::NOT_FOUND, t(Msg::NoSuchRequest)))
 }
 
-/// The change a request proposes, shown against the current profile.
+/// A JSON pointer of one top-level profile field (`/first_name`) as that field's key.
+fn pointer_key(path: &str) -> String {
+    path.trim_start_matches('/').replace("~1", "/").replace("~0", "~")
+}
+
+/// The change a request proposes, field by field against the current profile, in the
+/// organisation's labels: what a field holds now and what it would hold.
 fn diff(kind: &str, change: &Value, current: Option<&Value>) -> Markup {
-    let cur = |path: &str| -> String {
-        let key = path.trim_start_matches('/').replace("~1", "/").replace("~0", "~");
-        current.and_then(|p| p.get(&key)).map(page::plain).unwrap_or_default()
+    let old = current.and_then(Value::as_object).cloned().unwrap_or_default();
+    let now_of = |key: &str| old.get(key).map(value_text).unwrap_or_default();
+    // (field, current, proposed); `None` proposed: removed.
+    let rows: Vec<(String, String, Option<String>)> = match kind {
+        "update" => {
+            let proposed = change["profile"].as_object().cloned().unwrap_or_default();
+            old.keys()
+                .chain(proposed.keys().filter(|k| !old.contains_key(*k)))
+                .map(|k| (k.clone(), now_of(k), proposed.get(k).filter(|v| !v.is_null()).map(value_text)))
+                .collect()
+        }
+        "patch" => change["patch"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|op| {
+                let key = pointer_key(op["path"].as_str().unwrap_or_default());
+                let proposed = match op["op"].as_str().unwrap_or_default() {
+                    "remove" => None,
+                    "move" | "copy" => Some(tf(Msg::CopiedFrom, &[&field_label(&pointer_key(op["from"].as_str().unwrap_or_default()))])),
+                    "test" => Some(tf(Msg::MustEqual, &[&value_text(&op["value"])])),
+                    _ => Some(value_text(&op["value"])),
+                };
+                (key.clone(), now_of(&key), proposed)
+            })
+            .collect(),
+        _ => Vec::new(),
     };
     html! {
         @match kind {
-            "update" => {
-                @let proposed = change["profile"].as_object().cloned().unwrap_or_default();
-                @let old = current.and_then(Value::as_object).cloned().unwrap_or_default();
+            "update" | "patch" => {
                 table id="diff" {
-                    caption { "Proposed profile against the current one" }
-                    thead { tr { th scope="col" { "Field" } th scope="col" { "Current" } th scope="col" { "Proposed" } } }
+                    caption { (t(Msg::DiffCaption)) }
+                    thead { tr { th scope="col" { (t(Msg::Field)) } th scope="col" { (t(Msg::Current)) } th scope="col" { (t(Msg::Proposed)) } } }
                     tbody {
-                        @for key in old.keys().chain(proposed.keys().filter(|k| !old.contains_key(*k))) {
-                            @let (a, b) = (old.get(key).map(page::plain).unwrap_or_default(), proposed.get(key).map(page::plain).unwrap_or_default());
+                        @for (key, a, b) in &rows {
                             tr {
-                                th scope="row" { (key) }
-                                @if a == b { td { (a) } td { "(unchanged)" } } @else { td { del { (a) } } td { ins { (b) } } }
-                            }
-                        }
-                    }
-                }
-            }
-            "patch" => {
-                table id="diff" {
-                    caption { "Every operation of the proposed JSON patch, against the current profile" }
-                    thead { tr { th scope="col" { "Operation" } th scope="col" { "Field" } th scope="col" { "Current" } th scope="col" { "Proposed" } } }
-                    tbody {
-                        @for op in change["patch"].as_array().cloned().unwrap_or_default() {
-                            @let path = op["path"].as_str().unwrap_or_default().to_string();
-                            @let verb = op["op"].as_str().unwrap_or_default().to_string();
-                            tr {
-                                td { (verb) }
-                                th scope="row" { code { (path) } @if let Some(from) = op["from"].as_str() { " from " code { (from) } } }
-                                td { del { (cur(&path)) } }
-                                td {
-                                    @match verb.as_str() {
-                                        "remove" => { "(removed)" }
-                                        "move" | "copy" => { "(the value at " code { (page::plain(&op["from"])) } ")" }
-                                        "test" => { "(must equal) " (page::plain(&op["value"])) }
-                                        _ => { ins { (page::plain(&op["value"])) } }
-                                    }
+                                th scope="row" { (field_label(key)) }
+                                @match b {
+                                    Some(b) if b == a => { td.value { (a) } td { (t(Msg::Unchanged)) } }
+                                    Some(b) => { td.value { del { (a) } } td.value { ins { (b) } } }
+                                    None => { td.value { del { (a) } } td { (t(Msg::Removed)) } }
                                 }
                             }
                         }
                     }
                 }
             }
-            "delete" => { p.notice { strong { "Erase this user's record" } " (right to be forgotten): profile, versions, app data, sessions, consents and files; the audit trail stays but its details become unreadable." } }
-            "agreement-cancel" => { p.notice { "Withdraw the consent " strong { (page::plain(&change["brief"])) } "." } }
-            _ => { pre { (serde_json::to_string_pretty(change).unwrap_or_default()) } }
+            "delete" => { p.notice { (t(Msg::EraseRecord)) } }
+            "agreement-cancel" => { p.notice { (tf(Msg::WithdrawNamed, &[&value_text(&change["brief"])])) } }
+            _ => { p.notice { (t(Msg::OtherChange)) } (value_text(change)) }
         }
     }
 }
@@ -232,10 +248,10 @@ pub async fn request(
     let (status, got) = s.api(&api, &peer, "UserRequestGet", json!({"requestuuid": uuid})).await;
     if status == StatusCode::NOT_FOUND {
         let body = html! {
-            p role="status" { "This request, or the user it concerns, no longer exists: an approved erasure removes the user's record and its requests." }
-            p { a href="/portal/dpo" { "Back to the requests" } }
+            p role="status" { (t(Msg::RequestGone)) }
+            p { a href="/portal/dpo" { (t(Msg::BackToRequests)) } }
         };
-        return Ok((StatusCode::NOT_FOUND, render(&s, "Request not found", body)).into_response());
+        return Ok((StatusCode::NOT_FOUND, render(&s, t(Msg::TitleRequestNotFound), body)).into_response());
     }
     let r = api_ok((status, got))?["request"].clone();
     let token = r["token"].as_str().unwrap_or_default().to_string();
@@ -247,53 +263,50 @@ pub async fn request(
     let kind = r["requesttype"].as_str().unwrap_or_default();
     let body = html! {
         dl {
-            dt { "Request" } dd { (request_label(kind)) }
-            dt { "Status" } dd id="request-status" { (page::plain(&r["status"])) }
-            dt { "Filed" } dd { (page::when(r["creationtime"].as_i64().unwrap_or_default())) " by " (for_dpo(actor_label(r["filedby"].as_str().unwrap_or_default()))) }
-            dt { "User" } dd { code { (token) } }
-            @if !r["reason"].is_null() { dt { "Reason" } dd { (page::plain(&r["reason"])) } }
+            dt { (t(Msg::Request)) } dd { (request_label(kind)) }
+            dt { (t(Msg::Status)) } dd id="request-status" data-status=(page::plain(&r["status"])) { (status_label(r["status"].as_str().unwrap_or_default())) }
+            dt { (t(Msg::Filed)) } dd { (tf(Msg::FiledBy, &[&when(r["creationtime"].as_i64().unwrap_or_default()), &for_dpo(actor_label(r["filedby"].as_str().unwrap_or_default()))])) }
+            dt { (t(Msg::User)) } dd { code { (token) } }
+            @if !r["reason"].is_null() { dt { (t(Msg::Reason)) } dd { (page::plain(&r["reason"])) } }
         }
-        h2 { "Change" }
+        h2 { (t(Msg::Change)) }
         (diff(kind, &r["change"], Some(&current["profile"])))
         // A profile change filed against an older version of the record cannot be approved (the
         // vault refuses it): say so before the officer tries, and offer only cancelling.
         @let stale = r["version"].as_i64().is_some_and(|filed| Some(filed) != current["version"].as_i64());
         @if r["status"] == "pending" {
-            h2 { "Decision" }
+            h2 { (t(Msg::Decision)) }
             @if stale {
-                p role="alert" id="stale" {
-                    "The record changed after this request was filed (version " (r["version"]) ", now " (current["version"])
-                    "), so the diff above is against a newer profile than the person saw. Cancel it; the person can file it again."
-                }
+                p role="alert" id="stale" { (tf(Msg::Stale, &[&page::plain(&r["version"]), &page::plain(&current["version"])])) }
             }
             form method="post" action=(format!("/portal/dpo/requests/{uuid}/decide")) {
                 input type="hidden" name="csrf" value=(s.csrf);
-                label for="reason" { "Reason (recorded with the decision)" }
+                label for="reason" { (t(Msg::ReasonRecorded)) }
                 textarea id="reason" name="reason" rows="3" maxlength="1024" {}
                 @if !stale {
-                    button type="submit" name="decision" value="approve" { "Approve" }
+                    button type="submit" name="decision" value="approve" { (t(Msg::Approve)) }
                     " "
                 }
-                button.secondary type="submit" name="decision" value="cancel" { "Cancel request" }
+                button.secondary type="submit" name="decision" value="cancel" { (t(Msg::CancelRequest)) }
             }
         }
-        h2 { "The user's audit trail" }
+        h2 { (t(Msg::AuditTrail)) }
         table id="trail" {
-            thead { tr { th scope="col" { "When" } th scope="col" { "What" } th scope="col" { "Who" } th scope="col" { "Result" } } }
+            thead { tr { th scope="col" { (t(Msg::When)) } th scope="col" { (t(Msg::What)) } th scope="col" { (t(Msg::Who)) } th scope="col" { (t(Msg::Result)) } } }
             tbody {
                 @for e in events["rows"].as_array().cloned().unwrap_or_default() {
                     tr {
-                        td { (page::plain(&e["timestamp"])) }
-                        td { (page::plain(&e["eventtype"])) }
+                        td { (when_rfc3339(e["timestamp"].as_str().unwrap_or_default())) }
+                        td { (event_label(e["eventtype"].as_str().unwrap_or_default())) }
                         td { (for_dpo(actor_label(e["actor"].as_str().unwrap_or_default()))) }
-                        td { (page::plain(&e["outcome"])) }
+                        td { (outcome_label(e["outcome"].as_str().unwrap_or_default())) }
                     }
                 }
             }
         }
-        p { a href="/portal/dpo" { "Back to the requests" } }
+        p { a href="/portal/dpo" { (t(Msg::BackToRequests)) } }
     };
-    Ok(render(&s, "Review request", body))
+    Ok(render(&s, t(Msg::TitleReview), body))
 }
 
 #[derive(Deserialize)]
@@ -321,17 +334,17 @@ pub async fn decide(
     let endpoint = match f.decision.as_str() {
         "approve" => "UserRequestApprove",
         "cancel" => "UserRequestCancel",
-        _ => return Err(Fail::new(StatusCode::BAD_REQUEST, "Choose approve or cancel.")),
+        _ => return Err(Fail::new(StatusCode::BAD_REQUEST, t(Msg::ChooseDecision))),
     };
     let mut body = json!({"requestuuid": uuid});
     if !f.reason.trim().is_empty() {
         body["reason"] = f.reason.trim().into();
     }
     api_ok(s.api(&api, &peer, endpoint, body).await)?;
-    let done = if endpoint == "UserRequestApprove" { "Approved: the change is applied." } else { "Cancelled: nothing was changed." };
+    let done = t(if endpoint == "UserRequestApprove" { Msg::Approved } else { Msg::Cancelled });
     let body = html! {
         p.notice role="status" id="decision" { (done) }
-        p { a href=(format!("/portal/dpo/requests/{uuid}")) { "See the request" } " · " a href="/portal/dpo" { "Back to the requests" } }
+        p { a href=(format!("/portal/dpo/requests/{uuid}")) { (t(Msg::SeeRequest)) } " · " a href="/portal/dpo" { (t(Msg::BackToRequests)) } }
     };
-    Ok(render(&s, "Decision recorded", body))
+    Ok(render(&s, t(Msg::TitleDecision), body))
 }

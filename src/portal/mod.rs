@@ -17,6 +17,7 @@
 mod dpo;
 mod page;
 pub mod signin;
+pub mod text;
 mod user;
 
 use axum::http::header::{self, HeaderMap, HeaderValue};
@@ -29,6 +30,7 @@ use serde_json::Value;
 use crate::app::AppState;
 use crate::error::Error;
 use crate::keys::keyring::Keyring;
+use text::{t, tf, Msg};
 
 pub use signin::Outbox;
 
@@ -38,8 +40,9 @@ pub fn routes(api: Router) -> Router<AppState> {
     Router::new()
         .route("/portal", get(|| async { Redirect::permanent("/portal/") }))
         .route("/portal/", get(signin::start))
-        .route("/portal/signin", post(signin::send_code))
-        .route("/portal/verify", post(signin::verify))
+        // A reload of the code page is a GET of the form's target: back to the start.
+        .route("/portal/signin", post(signin::send_code).get(|| async { Redirect::to("/portal/") }))
+        .route("/portal/verify", post(signin::verify).get(|| async { Redirect::to("/portal/") }))
         .route("/portal/signout", post(user::sign_out))
         .route("/portal/demo/outbox", get(signin::outbox))
         .route("/portal/me", get(user::profile))
@@ -57,20 +60,86 @@ pub fn routes(api: Router) -> Router<AppState> {
         .route("/portal/dpo/requests/{uuid}", get(dpo::request))
         .route("/portal/dpo/requests/{uuid}/decide", post(dpo::decide))
         .route("/portal/static/portal.css", get(stylesheet))
-        .fallback(|| async { Fail::new(StatusCode::NOT_FOUND, "There is no such page.") })
         .layer(Extension(Api(api)))
+        .layer(axum::middleware::from_fn(text::scoped))
         .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Whether a path is the portal's (its unknown addresses and wrong methods get pages too).
+pub fn is_portal_path(path: &str) -> bool {
+    path == "/portal" || path.starts_with("/portal/")
+}
+
+/// The page for an address no route takes (`wrong_method`: the path exists, not for this
+/// method): a portal page in the browser's language, with the portal's headers.
+pub async fn no_such_page(headers: &HeaderMap, wrong_method: bool) -> Response {
+    let fail = text::with_lang(text::Lang::from_headers(headers), async {
+        if wrong_method {
+            Fail::new(StatusCode::METHOD_NOT_ALLOWED, t(Msg::WrongMethod)).into_response()
+        } else {
+            Fail::new(StatusCode::NOT_FOUND, t(Msg::NoSuchPage)).into_response()
+        }
+    });
+    security_headers(fail.await).await
+}
+
+/// The documents the vault serves at `/docs/<name>`, compiled in (plain Markdown text).
+const DOCS: &[(&str, &str)] = &[
+    ("README.md", include_str!("../../README.md")),
+    ("operations.md", include_str!("../../docs/operations.md")),
+    ("vault-plugin.md", include_str!("../../docs/vault-plugin.md")),
+];
+
+/// GET /docs/{name}: one of [`DOCS`] as text.
+pub async fn doc(axum::extract::Path(name): axum::extract::Path<String>, headers: HeaderMap) -> Response {
+    match DOCS.iter().find(|(n, _)| *n == name) {
+        Some((_, body)) => {
+            security_headers(
+                ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], *body)
+                    .into_response(),
+            )
+            .await
+        }
+        None => no_such_page(&headers, false).await,
+    }
+}
+
+/// GET /: what a browser opening the vault's address sees: where the portal, health and docs are.
+pub async fn landing(headers: HeaderMap) -> Response {
+    let page = text::with_lang(text::Lang::from_headers(&headers), async {
+        let body = maud::html! {
+            div.landing {
+                p { (t(Msg::LandingIntro)) }
+                ul {
+                    li { a href="/portal/" { (t(Msg::LandingPortal)) } }
+                    li { a href="/v1/sys/health" { (t(Msg::LandingHealth)) } }
+                    li { (t(Msg::LandingDocs)) ": "
+                        @for (i, (name, _)) in DOCS.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            a href=(format!("/docs/{name}")) { (name) }
+                        }
+                    }
+                }
+            }
+        };
+        page::render(t(Msg::TitleLanding), None, body)
+    });
+    security_headers(page.await).await
 }
 
 async fn stylesheet() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], page::CSS).into_response()
 }
 
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub(crate) const CSP: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 async fn security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    // A page showing its organisation's logo widened `img-src` to that one origin.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -105,12 +174,28 @@ impl From<Error> for Fail {
         let message = match &e {
             Error::Internal(err) => {
                 tracing::error!(error = %err, "portal request failed");
-                "Something went wrong on our side. Please try again later.".to_string()
+                t(Msg::Internal).to_string()
             }
-            Error::Sealed => "The vault is sealed; the portal is unavailable until it is unsealed.".to_string(),
-            other => other.to_string(),
+            Error::Sealed => t(Msg::Sealed).to_string(),
+            other => for_status(status, &other.to_string()),
         };
         Fail { status, message }
+    }
+}
+
+/// The person's words for a refused call: a sentence per status, the vault's own reason only
+/// where it is about their input.
+fn for_status(status: StatusCode, message: &str) -> String {
+    match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY | StatusCode::PAYLOAD_TOO_LARGE => {
+            tf(Msg::ApiBad, &[message.trim_end_matches('.')])
+        }
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => t(Msg::ApiForbidden).into(),
+        StatusCode::NOT_FOUND | StatusCode::GONE => t(Msg::ApiNotFound).into(),
+        StatusCode::CONFLICT | StatusCode::PRECONDITION_FAILED => t(Msg::ApiConflict).into(),
+        StatusCode::TOO_MANY_REQUESTS => t(Msg::ApiTooMany).into(),
+        StatusCode::SERVICE_UNAVAILABLE => t(Msg::Sealed).into(),
+        _ => t(Msg::Internal).into(),
     }
 }
 
@@ -122,16 +207,17 @@ impl From<sqlx::Error> for Fail {
 
 impl IntoResponse for Fail {
     fn into_response(self) -> Response {
-        let title = match self.status {
-            StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
-            StatusCode::FORBIDDEN => "Not allowed",
-            StatusCode::NOT_FOUND => "Not found",
-            s if s.is_client_error() => "Please check your input",
-            _ => "Unavailable",
-        };
+        let title = t(match self.status {
+            StatusCode::TOO_MANY_REQUESTS => Msg::TitleTooMany,
+            StatusCode::FORBIDDEN => Msg::TitleNotAllowed,
+            StatusCode::NOT_FOUND => Msg::TitleNotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Msg::TitleWrongMethod,
+            s if s.is_client_error() => Msg::TitleCheckInput,
+            _ => Msg::TitleUnavailable,
+        });
         let body = maud::html! {
             p role="alert" { (self.message) }
-            p { a href="/portal/" { "Back to the portal" } }
+            p { a href="/portal/" { (t(Msg::BackToPortal)) } }
         };
         (self.status, page::render(title, None, body)).into_response()
     }
@@ -149,13 +235,8 @@ pub fn api_ok((status, v): (StatusCode, Value)) -> Result<Value, Fail> {
     if status.is_success() {
         return Ok(v);
     }
-    let message = v.get("message").and_then(Value::as_str).unwrap_or("the request failed");
-    Err(Fail::new(status, upper_first(message)))
-}
-
-fn upper_first(s: &str) -> String {
-    let mut c = s.chars();
-    c.next().map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+    let message = v.get("message").and_then(Value::as_str).unwrap_or_default();
+    Err(Fail::new(status, for_status(status, message)))
 }
 
 // ---- cookies and CSRF ----
@@ -209,7 +290,7 @@ pub fn csrf_token(ring: &Keyring, binding: &str) -> String {
 /// another origin.
 pub fn check_csrf(ring: &Keyring, headers: &HeaderMap, binding: Option<&str>, presented: &str) -> Result<(), Fail> {
     use subtle::ConstantTimeEq;
-    let cross_site = || Fail::forbidden("This form was sent from another site and was refused.");
+    let cross_site = || Fail::forbidden(t(Msg::CrossSite));
     if headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site") {
         return Err(cross_site());
     }
@@ -221,7 +302,7 @@ pub fn check_csrf(ring: &Keyring, headers: &HeaderMap, binding: Option<&str>, pr
             return Err(cross_site());
         }
     }
-    let refused = || Fail::forbidden("This form has expired or was not sent by this portal. Reload the page and try again.");
+    let refused = || Fail::forbidden(t(Msg::FormExpired));
     let binding = binding.ok_or_else(refused)?;
     let expected = csrf_token(ring, binding);
     if presented.len() == expected.len() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes())) {
@@ -272,11 +353,24 @@ pub fn host_tenant(headers: &HeaderMap) -> Option<String> {
     headers.get(header::HOST).and_then(|h| h.to_str().ok()).and_then(crate::auth::subdomain)
 }
 
+/// Names `tenant` as the organisation of this request's pages, with its UI settings (company
+/// title, logo, field labels). A tenant that does not exist is named by nothing: the page must
+/// not tell whether it exists.
+pub async fn name_org(st: &AppState, tenant: &str) {
+    match crate::api::ui_conf::public(st, tenant).await {
+        Ok(Some(ui)) => {
+            text::set_org(text::Org { name: tenant.to_string(), title: ui.company_title, logo: ui.logo_link, labels: ui.field_labels })
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "portal: reading the organisation's UI settings failed"),
+    }
+}
+
 /// Tenant names as typed in a form: trimmed and lowercased, as the API's header.
 pub fn tenant_name(raw: &str) -> Result<String, Fail> {
-    let t = raw.trim().to_ascii_lowercase();
-    if t.is_empty() || t.len() > 64 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        return Err(Fail::new(StatusCode::BAD_REQUEST, "Enter the organisation's portal name (letters, digits and dashes)."));
+    let name = raw.trim().to_ascii_lowercase();
+    if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(Fail::new(StatusCode::BAD_REQUEST, t(Msg::BadOrganisation)));
     }
-    Ok(t)
+    Ok(name)
 }

@@ -23,6 +23,7 @@ use maud::html;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::text::{t, tf, Msg};
 use super::{csrf_token, page, pre_session, set_cookie, Fail, Page, Peer, PRE_COOKIE, SESSION_COOKIE};
 use crate::app::AppState;
 use crate::audit::{self, Draft};
@@ -84,7 +85,7 @@ impl Outbox {
         if self.address_allowed(ip) {
             Ok(())
         } else {
-            Err(Fail::new(StatusCode::TOO_MANY_REQUESTS, "Too many sign-in attempts from your network. Wait a minute and try again."))
+            Err(Fail::new(StatusCode::TOO_MANY_REQUESTS, t(Msg::TooManyFromNetwork)))
         }
     }
 
@@ -127,7 +128,7 @@ fn mode_of(identity: &str) -> Result<IndexMode, Fail> {
     } else if id.chars().filter(char::is_ascii_digit).count() >= 6 && id.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c)) {
         Ok(IndexMode::Phone)
     } else {
-        Err(Fail::new(StatusCode::BAD_REQUEST, "Enter an email address or a phone number."))
+        Err(Fail::new(StatusCode::BAD_REQUEST, t(Msg::BadIdentity)))
     }
 }
 
@@ -143,22 +144,33 @@ pub async fn start(State(st): State<AppState>, headers: HeaderMap) -> Page {
     }
     let ring = st.vault().keyring()?;
     let (pre, new) = pre_session(&st, &headers);
-    let tenant = super::host_tenant(&headers).unwrap_or_default();
+    // On an organisation's own subdomain the portal is already theirs: nothing to ask.
+    let host_tenant = super::host_tenant(&headers);
+    if let Some(tenant) = &host_tenant {
+        super::name_org(&st, tenant).await;
+    }
+    let org = super::text::org();
+    let who = org.as_ref().map_or_else(|| t(Msg::ThisOrganisation).to_string(), |o| o.shown().to_string());
     let body = html! {
-        p { "Sign in to see the personal data this organisation holds about you, who accessed it, and to correct, download or erase it." }
+        p { (tf(Msg::SignInIntro, &[&who])) }
         form method="post" action="/portal/signin" {
             input type="hidden" name="csrf" value=(csrf_token(&ring, &pre));
-            label for="tenant" { "Organisation" }
-            p.hint id="tenant-hint" { "The name of the organisation's privacy portal." }
-            input type="text" id="tenant" name="tenant" value=(tenant) required autocomplete="organization" aria-describedby="tenant-hint";
-            label for="identity" { "Email address or phone number" }
-            p.hint id="identity-hint" { "We send a 6-digit code there. No password needed." }
+            @match &host_tenant {
+                Some(tenant) => { input type="hidden" name="tenant" value=(tenant); }
+                None => {
+                    label for="tenant" { (t(Msg::Organisation)) }
+                    p.hint id="tenant-hint" { (t(Msg::OrganisationHint)) }
+                    input type="text" id="tenant" name="tenant" required autocomplete="organization" aria-describedby="tenant-hint";
+                }
+            }
+            label for="identity" { (t(Msg::Identity)) }
+            p.hint id="identity-hint" { (t(Msg::IdentityHint)) }
             input type="text" id="identity" name="identity" required autocomplete="email" aria-describedby="identity-hint";
-            button type="submit" { "Send me a code" }
+            button type="submit" { (t(Msg::SendCode)) }
         }
-        p { a href="/portal/dpo" { "Privacy officer console" } }
+        p { a href="/portal/dpo" { (t(Msg::DpoConsoleLink)) } }
     };
-    Ok(super::with_pre_cookie(&st, page::render("Sign in", None, body).into_response(), &pre, new))
+    Ok(super::with_pre_cookie(&st, page::render(t(Msg::TitleSignIn), None, body), &pre, new))
 }
 
 #[derive(Deserialize)]
@@ -222,22 +234,13 @@ pub enum Refusal {
 impl Refusal {
     fn to_fail(self) -> Fail {
         match self {
-            Refusal::Identity => Fail::new(StatusCode::BAD_REQUEST, "Enter an email address or a phone number."),
-            Refusal::TooManyCodes => Fail::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many codes were requested for this email address or phone number. Wait 10 minutes and try again.",
-            ),
-            Refusal::Unknown => Fail::new(StatusCode::FORBIDDEN, "That code is wrong or has expired."),
-            Refusal::Unusable => Fail::new(StatusCode::FORBIDDEN, "This code can no longer be used. Start again to get a new one."),
-            Refusal::TooManyWrong => {
-                Fail::new(StatusCode::TOO_MANY_REQUESTS, "Too many wrong codes were entered for this account. Wait an hour and try again.")
-            }
-            Refusal::Wrong { left } if left > 0 => {
-                Fail::new(StatusCode::FORBIDDEN, format!("That code is wrong. {left} {} left.", if left == 1 { "try" } else { "tries" }))
-            }
-            Refusal::Wrong { .. } => {
-                Fail::new(StatusCode::FORBIDDEN, "That code is wrong, and this was the last try. Start again to get a new one.")
-            }
+            Refusal::Identity => Fail::new(StatusCode::BAD_REQUEST, t(Msg::BadIdentity)),
+            Refusal::TooManyCodes => Fail::new(StatusCode::TOO_MANY_REQUESTS, t(Msg::TooManyCodes)),
+            Refusal::Unknown => Fail::new(StatusCode::FORBIDDEN, t(Msg::CodeWrongOrExpired)),
+            Refusal::Unusable => Fail::new(StatusCode::FORBIDDEN, t(Msg::CodeUnusable)),
+            Refusal::TooManyWrong => Fail::new(StatusCode::TOO_MANY_REQUESTS, t(Msg::TooManyWrong)),
+            Refusal::Wrong { left } if left > 0 => Fail::new(StatusCode::FORBIDDEN, tf(Msg::CodeWrongTriesLeft, &[&left.to_string()])),
+            Refusal::Wrong { .. } => Fail::new(StatusCode::FORBIDDEN, t(Msg::CodeWrongLast)),
         }
     }
 }
@@ -394,12 +397,22 @@ pub async fn redeem_code(
     }
 }
 
+/// Names the organisation when the host's subdomain is `tenant` (its public portal address).
+async fn name_host_org(st: &AppState, headers: &HeaderMap, tenant: &str) {
+    if super::host_tenant(headers).as_deref() == Some(tenant) {
+        super::name_org(st, tenant).await;
+    }
+}
+
 /// POST /portal/signin: makes a challenge and, when the identity is a user's, sends its code.
 pub async fn send_code(State(st): State<AppState>, headers: HeaderMap, peer: Peer, Form(f): Form<SignInForm>) -> Page {
     let ring = st.vault().keyring()?;
     super::check_pre_form(&st, &ring, &headers, &f.csrf)?;
     st.portal().check_address(peer.ip())?;
+    // The typed organisation is not named on the pages that follow: they must read the same
+    // whether it exists (only a tenant's own subdomain, its public address, names it).
     let tenant = super::tenant_name(&f.tenant)?;
+    name_host_org(&st, &headers, &tenant).await;
     let mode = mode_of(&f.identity)?;
     let challenge = issue_code(&st, &ring, &tenant, mode, &f.identity, peer.ip(), Channel::Portal).await?.map_err(Refusal::to_fail)?;
     Ok(code_form(&st, &ring, &headers, &tenant, &challenge, None).into_response())
@@ -446,25 +459,25 @@ fn code_form(
     tenant: &str,
     challenge: &str,
     error: Option<&str>,
-) -> axum::response::Html<String> {
+) -> axum::response::Response {
     let pre = super::cookie(st, headers, PRE_COOKIE).unwrap_or_default();
     let body = html! {
         @if let Some(e) = error {
             p role="alert" { (e) }
         } @else {
-            p.notice role="status" { "If this email address or phone number is known here, a 6-digit code is on its way. It is valid for 10 minutes." }
+            p.notice role="status" { (t(Msg::CodeOnItsWay)) }
         }
         form method="post" action="/portal/verify" {
             input type="hidden" name="csrf" value=(csrf_token(ring, pre));
             input type="hidden" name="tenant" value=(tenant);
             input type="hidden" name="challenge" value=(challenge);
-            label for="code" { "Code" }
+            label for="code" { (t(Msg::Code)) }
             input type="text" id="code" name="code" required inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" autofocus;
-            button type="submit" { "Sign in" }
+            button type="submit" { (t(Msg::TitleSignIn)) }
         }
-        p { a href="/portal/" { "Start again" } }
+        p { a href="/portal/" { (t(Msg::StartAgain)) } }
     };
-    page::render("Enter your code", None, body)
+    page::render(t(Msg::TitleEnterCode), None, body)
 }
 
 #[derive(Deserialize)]
@@ -485,6 +498,7 @@ pub async fn verify(State(st): State<AppState>, headers: HeaderMap, peer: Peer, 
     super::check_pre_form(&st, &ring, &headers, &f.csrf)?;
     st.portal().check_address(peer.ip())?;
     let tenant = super::tenant_name(&f.tenant)?;
+    name_host_org(&st, &headers, &tenant).await;
     let signed = match redeem_code(&st, &ring, &tenant, Answering::Challenge(&f.challenge), &f.code, Channel::Portal).await? {
         Ok(s) => s,
         Err(refusal) => {
@@ -565,27 +579,27 @@ async fn lease_for(
 /// GET /portal/demo/outbox: the codes a demo vault would have sent (demo mode only).
 pub async fn outbox(State(st): State<AppState>) -> Page {
     if !st.config().portal_demo_outbox {
-        return Err(Fail::new(StatusCode::NOT_FOUND, "There is no such page."));
+        return Err(Fail::new(StatusCode::NOT_FOUND, t(Msg::NoSuchPage)));
     }
     let sent = st.portal().sent.lock().unwrap_or_else(|p| p.into_inner());
     let body = html! {
         div.demo role="note" {
-            p { strong { "DEMO MODE. " } "A real deployment sends these codes by email or SMS through the notification webhook (STRONGROOM_PORTAL_NOTIFY_URL) and shows them nowhere. This page does not exist outside demo mode." }
+            p { (t(Msg::OutboxNote)) }
         }
         @if sent.is_empty() {
-            p { "No codes sent yet." }
+            p { (t(Msg::OutboxEmpty)) }
         } @else {
             table {
-                caption { "Sign-in codes, newest first" }
-                thead { tr { th scope="col" { "Sent" } th scope="col" { "Organisation" } th scope="col" { "To" } th scope="col" { "Code" } } }
+                caption { (t(Msg::OutboxCaption)) }
+                thead { tr { th scope="col" { (t(Msg::Code)) } th scope="col" { (t(Msg::Sent)) } th scope="col" { (t(Msg::Organisation)) } th scope="col" { (t(Msg::To)) } } }
                 tbody {
                     @for s in sent.iter() {
-                        tr { td { (page::when(s.at)) } td { (s.tenant) } td { (s.to) } td { code.code { (s.code) } } }
+                        tr { td { code.code { (s.code) } } td { (super::text::when(s.at)) } td { (s.tenant) } td { (s.to) } }
                     }
                 }
             }
         }
-        p { a href="/portal/" { "Back to sign-in" } }
+        p { a href="/portal/" { (t(Msg::BackToSignIn)) } }
     };
-    Ok(page::render("Demo outbox", None, body).into_response())
+    Ok(page::render(t(Msg::TitleOutbox), None, body))
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::page::{self, Nav, USER_LINKS};
+use super::text::{event_label, field_label, outcome_label, status_label, t, tf, value_text, when, when_rfc3339, Msg};
 use super::{api_ok, call_api, check_csrf, clear_cookie, csrf_token, Api, CsrfForm, Fail, Page, Peer, SESSION_COOKIE};
 use crate::app::AppState;
 use crate::store::now_secs;
@@ -36,6 +37,7 @@ pub async fn session(st: &AppState, headers: &HeaderMap, name: &str, role: &str)
     let who = crate::auth::verify_lease(&mut tx, &ring, &claims.ten, jwt).await?;
     tx.commit().await?;
     let Some(who) = who.filter(|w| w.role == role) else { return Ok(None) };
+    super::name_org(st, &who.tenant_name).await;
     Ok(Some(Session {
         tenant: who.tenant_name,
         tenant_id: who.tenant_id,
@@ -109,7 +111,7 @@ impl Session {
     }
 
     fn page(&self, title: &str, current: &str, body: Markup) -> Response {
-        page::render(title, Some(&self.nav(current)), body).into_response()
+        page::render(title, Some(&self.nav(current)), body)
     }
 }
 
@@ -130,68 +132,68 @@ pub async fn profile(State(st): State<AppState>, Extension(api): Extension<Api>,
     let requests = api_ok(s.api(&api, &peer, "UserRequestListUserRequests", s.own()).await)?;
     let profile = user["profile"].as_object().cloned().unwrap_or_default();
     let body = html! {
-        h2 { "What we hold about you" }
+        h2 { (t(Msg::WhatWeHold)) }
         @if profile.is_empty() {
-            p { "Your profile is empty." }
+            p { (t(Msg::ProfileEmpty)) }
         } @else {
             dl id="profile" {
                 @for (k, v) in &profile {
-                    dt { (k) }
-                    dd { @if is_scalar(v) { (page::plain(v)) } @else { pre { (serde_json::to_string_pretty(v).unwrap_or_default()) } } }
+                    dt { (field_label(k)) }
+                    dd.value { (value_text(v)) }
                 }
             }
         }
-        p.hint { "Record version " (user["version"]) ". Your reference: " code { (s.user_token.as_deref().unwrap_or_default()) } }
+        p.hint { (tf(Msg::RecordVersion, &[&page::plain(&user["version"])])) code { (s.user_token.as_deref().unwrap_or_default()) } }
         @let editable: Vec<(usize, &String, &Value)> = profile.iter().filter(|(_, v)| is_scalar(v)).enumerate().map(|(i, (k, v))| (i, k, v)).collect();
         @if !editable.is_empty() {
-            h2 { "Correct your details" }
-            p.hint { "Depending on this organisation's rules, a change is applied at once or sent to its privacy officer for approval." }
+            h2 { (t(Msg::CorrectDetails)) }
+            p.hint { (t(Msg::CorrectHint)) }
             form method="post" action="/portal/me/profile" {
                 input type="hidden" name="csrf" value=(s.csrf);
                 @for (i, k, v) in &editable {
-                    label for=(format!("field-{i}")) { (k) }
+                    label for=(format!("field-{i}")) { (field_label(k)) }
                     input type="text" id=(format!("field-{i}")) name=(format!("f:{k}")) value=(page::plain(v));
                 }
-                button type="submit" { "Save changes" }
+                button type="submit" { (t(Msg::SaveChanges)) }
             }
         }
-        h2 { "Your requests" }
+        h2 { (t(Msg::YourRequests)) }
         @match requests["rows"].as_array() {
             Some(rows) if !rows.is_empty() => {
                 table id="requests" {
-                    thead { tr { th scope="col" { "Filed" } th scope="col" { "Request" } th scope="col" { "Status" } } }
+                    thead { tr { th scope="col" { (t(Msg::Filed)) } th scope="col" { (t(Msg::Request)) } th scope="col" { (t(Msg::Status)) } } }
                     tbody {
                         @for r in rows {
-                            tr { td { (page::when(r["creationtime"].as_i64().unwrap_or_default())) } td { (request_label(r["requesttype"].as_str().unwrap_or_default())) } td { (page::plain(&r["status"])) } }
+                            tr { td { (when(r["creationtime"].as_i64().unwrap_or_default())) } td { (request_label(r["requesttype"].as_str().unwrap_or_default())) } td { (status_label(r["status"].as_str().unwrap_or_default())) } }
                         }
                     }
                 }
             }
-            _ => { p { "You have no requests." } }
+            _ => { p { (t(Msg::NoRequests)) } }
         }
     };
-    Ok(s.page("My profile", "/portal/me", body))
+    Ok(s.page(t(Msg::NavProfile), "/portal/me", body))
 }
 
 pub fn request_label(kind: &str) -> &'static str {
-    match kind {
-        "update" | "patch" => "Change of profile",
-        "delete" | "forget-me" => "Forget me",
-        "appdata" | "appdata-update" => "Change of app data",
-        "agreement-cancel" | "cancel" => "Withdraw consent",
-        _ => "Request",
-    }
+    t(match kind {
+        "update" | "patch" => Msg::RequestProfile,
+        "delete" | "forget-me" => Msg::RequestForget,
+        "appdata" | "appdata-update" => Msg::RequestAppData,
+        "agreement-cancel" | "cancel" => Msg::RequestConsent,
+        _ => Msg::RequestOther,
+    })
 }
 
 fn result_page(s: &Session, title: &str, current: &str, filed: Option<String>, done: &str) -> Response {
     let body = html! {
         @match &filed {
             Some(uuid) => {
-                p.notice role="status" { "Your request was sent to the privacy officer, who will review it. Reference: " code { (uuid) } }
+                p.notice role="status" { (t(Msg::FiledNote)) code { (uuid) } }
             }
             None => { p.notice role="status" { (done) } }
         }
-        p { a href=(current) { "Back" } }
+        p { a href=(current) { (t(Msg::Back)) } }
     };
     s.page(title, current, body)
 }
@@ -203,21 +205,21 @@ fn pointer(key: &str) -> String {
 
 /// The typed value for an edited field, keeping the stored type.
 fn typed(old: &Value, input: &str) -> Result<Value, Fail> {
-    let bad = |what: &str| Fail::new(StatusCode::BAD_REQUEST, format!("A field that holds {what} got a value that is not one."));
+    let bad = |what: Msg| Fail::new(StatusCode::BAD_REQUEST, t(what));
     Ok(match old {
         Value::Number(_) => {
             let t = input.trim();
             match t.parse::<i64>() {
                 Ok(n) => Value::from(n),
-                Err(_) => serde_json::Number::from_f64(t.parse::<f64>().map_err(|_| bad("a number"))?)
+                Err(_) => serde_json::Number::from_f64(t.parse::<f64>().map_err(|_| bad(Msg::NotANumber))?)
                     .map(Value::Number)
-                    .ok_or_else(|| bad("a number"))?,
+                    .ok_or_else(|| bad(Msg::NotANumber))?,
             }
         }
-        Value::Bool(_) => match input.trim() {
-            "true" => Value::Bool(true),
-            "false" => Value::Bool(false),
-            _ => return Err(bad("true or false")),
+        Value::Bool(_) => match input.trim().to_lowercase().as_str() {
+            "true" | "yes" | "ja" => Value::Bool(true),
+            "false" | "no" | "nein" => Value::Bool(false),
+            _ => return Err(bad(Msg::NotABool)),
         },
         Value::Null if input.is_empty() => Value::Null,
         _ => Value::String(input.to_string()),
@@ -243,7 +245,7 @@ pub async fn edit_profile(
         let Some(key) = name.strip_prefix("f:") else { continue };
         let Some(old) = profile.get(key).filter(|v| is_scalar(v)) else { continue };
         if input.len() > 4096 {
-            return Err(Fail::new(StatusCode::BAD_REQUEST, "A value is too long (at most 4096 characters)."));
+            return Err(Fail::new(StatusCode::BAD_REQUEST, t(Msg::TooLong)));
         }
         let new = typed(old, input)?;
         if &new != old {
@@ -251,7 +253,7 @@ pub async fn edit_profile(
         }
     }
     if patch.is_empty() {
-        return Ok(result_page(&s, "Nothing changed", "/portal/me", None, "You did not change anything."));
+        return Ok(result_page(&s, t(Msg::TitleNothingChanged), "/portal/me", None, t(Msg::NothingChanged)));
     }
     let body = s.with_own(json!({"patch": patch}));
     // A change of the identities one signs in with always goes past the DPO: a stolen session
@@ -262,7 +264,8 @@ pub async fn edit_profile(
     } else {
         s.direct_or_request(&api, &peer, "UserPatch", "UserPatchRequest", body).await?
     };
-    Ok(result_page(&s, if filed.is_some() { "Change requested" } else { "Changes saved" }, "/portal/me", filed, "Your changes are saved."))
+    let title = t(if filed.is_some() { Msg::TitleChangeRequested } else { Msg::TitleChangesSaved });
+    Ok(result_page(&s, title, "/portal/me", filed, t(Msg::ChangesSaved)))
 }
 
 /// GET /portal/me/consents: the user's agreements, each active one with a withdraw button.
@@ -272,22 +275,22 @@ pub async fn consents(State(st): State<AppState>, Extension(api): Extension<Api>
     let rows = list["rows"].as_array().cloned().unwrap_or_default();
     let body = html! {
         @if rows.is_empty() {
-            p { "You have not given any consent here." }
+            p { (t(Msg::NoConsents)) }
         } @else {
             table id="consents" {
-                thead { tr { th scope="col" { "Purpose" } th scope="col" { "Status" } th scope="col" { span.visually-hidden { "Action" } } } }
+                thead { tr { th scope="col" { (t(Msg::Purpose)) } th scope="col" { (t(Msg::Status)) } th scope="col" { span.visually-hidden { (t(Msg::Action)) } } } }
                 tbody {
                     @for r in &rows {
                         @let brief = r["brief"].as_str().unwrap_or_default();
                         tr {
                             td { (brief) }
-                            td { (page::plain(&r["status"])) }
+                            td { (status_label(r["status"].as_str().unwrap_or_default())) }
                             td {
                                 @if matches!(r["status"].as_str(), Some("yes" | "active" | "pending")) {
                                     form method="post" action="/portal/me/consents/withdraw" {
                                         input type="hidden" name="csrf" value=(s.csrf);
                                         input type="hidden" name="brief" value=(brief);
-                                        button.secondary type="submit" aria-label=(format!("Withdraw consent: {brief}")) { "Withdraw" }
+                                        button.secondary type="submit" aria-label=(tf(Msg::WithdrawLabel, &[brief])) { (t(Msg::Withdraw)) }
                                     }
                                 }
                             }
@@ -297,7 +300,7 @@ pub async fn consents(State(st): State<AppState>, Extension(api): Extension<Api>
             }
         }
     };
-    Ok(s.page("Consents", "/portal/me/consents", body))
+    Ok(s.page(t(Msg::NavConsents), "/portal/me/consents", body))
 }
 
 #[derive(Deserialize)]
@@ -320,7 +323,7 @@ pub async fn withdraw(
     s.check_form(&st, &headers, &f.csrf)?;
     let filed =
         s.direct_or_request(&api, &peer, "AgreementCancel", "AgreementCancelRequest", s.with_own(json!({"brief": f.brief}))).await?;
-    Ok(result_page(&s, "Consent withdrawn", "/portal/me/consents", filed, "Your consent is withdrawn."))
+    Ok(result_page(&s, t(Msg::TitleConsentWithdrawn), "/portal/me/consents", filed, t(Msg::ConsentWithdrawn)))
 }
 
 /// GET /portal/me/apps: data applications keep about the user.
@@ -329,14 +332,14 @@ pub async fn apps(State(st): State<AppState>, Extension(api): Extension<Api>, pe
     let all = app_data(&s, &api, &peer).await?;
     let body = html! {
         @if all.is_empty() {
-            p { "No application keeps data about you here." }
+            p { (t(Msg::NoApps)) }
         }
         @for (name, data) in &all {
             h2 { (name) }
-            pre { (serde_json::to_string_pretty(data).unwrap_or_default()) }
+            (data_list(data))
         }
     };
-    Ok(s.page("App data", "/portal/me/apps", body))
+    Ok(s.page(t(Msg::NavApps), "/portal/me/apps", body))
 }
 
 async fn app_data(s: &Session, api: &Api, peer: &Peer) -> Result<Map<String, Value>, Fail> {
@@ -357,33 +360,48 @@ pub async fn sessions(State(st): State<AppState>, Extension(api): Extension<Api>
     let rows = list["rows"].as_array().cloned().unwrap_or_default();
     let body = html! {
         @if rows.is_empty() {
-            p { "No sessions are stored for you." }
+            p { (t(Msg::NoSessions)) }
         } @else {
             table id="sessions" {
-                thead { tr { th scope="col" { "Session" } th scope="col" { "Data" } } }
+                thead { tr { th scope="col" { (t(Msg::Session)) } th scope="col" { (t(Msg::LastChanged)) } th scope="col" { (t(Msg::Data)) } } }
                 tbody {
                     @for r in &rows {
-                        tr { td { code { (page::plain(&r["sessionuuid"])) } } td { pre { (serde_json::to_string_pretty(&r["sessiondata"]).unwrap_or_default()) } } }
+                        tr {
+                            td { code { (page::plain(&r["sessionuuid"])) } }
+                            td { @if let Some(w) = r["when"].as_i64() { (when(w)) } }
+                            td { (data_list(&r["sessiondata"])) }
+                        }
                     }
                 }
             }
         }
     };
-    Ok(s.page("Sessions", "/portal/me/sessions", body))
+    Ok(s.page(t(Msg::NavSessions), "/portal/me/sessions", body))
+}
+
+/// Stored data (app data, session data) as a list of labelled values, never JSON syntax.
+fn data_list(v: &Value) -> Markup {
+    html! {
+        @match v.as_object() {
+            Some(m) => dl { @for (k, v) in m { dt { (field_label(k)) } dd.value { (value_text(v)) } } },
+            None => p.value { (value_text(v)) },
+        }
+    }
 }
 
 /// Who did it, in words, from an audit actor (`role:credential` or `role:lease:id`).
 pub fn actor_label(actor: &str) -> String {
     let role = actor.split(':').next().unwrap_or_default();
     match role {
-        "user-self" => "You".into(),
-        "portal" => "Privacy portal".into(),
-        "dpo" => "Privacy officer".into(),
-        "tenant-admin" | "root" => "Administrator".into(),
-        "app-writer" | "app-reader" => "An application".into(),
-        "auditor" => "Auditor".into(),
-        r if r.starts_with("custom:") => format!("Role {}", &r["custom:".len()..]),
-        _ => "The organisation".into(),
+        "user-self" => t(Msg::ActorYou).into(),
+        "portal" | "api" | "expiration-link" => t(Msg::ActorPortal).into(),
+        "dpo" => t(Msg::ActorDpo).into(),
+        "tenant-admin" | "root" => t(Msg::ActorAdmin).into(),
+        "app-writer" | "app-reader" => t(Msg::ActorApp).into(),
+        "auditor" => t(Msg::ActorAuditor).into(),
+        "anonymous" => t(Msg::ActorNobody).into(),
+        r if r.starts_with("custom") => tf(Msg::ActorRole, &[actor.split(':').nth(1).unwrap_or_default()]),
+        _ => t(Msg::ActorOrg).into(),
     }
 }
 
@@ -393,35 +411,35 @@ pub async fn activity(State(st): State<AppState>, Extension(api): Extension<Api>
     let list = api_ok(s.api(&api, &peer, "AuditListUserEvents", s.with_own(json!({"limit": 200}))).await)?;
     let rows = list["rows"].as_array().cloned().unwrap_or_default();
     let body = html! {
-        p { "Every read and change of your data is recorded. Showing the latest " (rows.len()) " of " (list["total"]) " events." }
+        p { (tf(Msg::ActivityIntro, &[&rows.len().to_string(), &page::plain(&list["total"])])) }
         table id="activity" {
-            thead { tr { th scope="col" { "When" } th scope="col" { "What" } th scope="col" { "Who" } th scope="col" { "Result" } } }
+            thead { tr { th scope="col" { (t(Msg::When)) } th scope="col" { (t(Msg::What)) } th scope="col" { (t(Msg::Who)) } th scope="col" { (t(Msg::Result)) } } }
             tbody {
                 @for r in &rows {
                     tr {
-                        td { (page::plain(&r["timestamp"])) }
-                        td { (page::plain(&r["eventtype"])) }
+                        td { (when_rfc3339(r["timestamp"].as_str().unwrap_or_default())) }
+                        td { (event_label(r["eventtype"].as_str().unwrap_or_default())) }
                         td { (actor_label(r["actor"].as_str().unwrap_or_default())) }
-                        td { (page::plain(&r["outcome"])) }
+                        td { (outcome_label(r["outcome"].as_str().unwrap_or_default())) }
                     }
                 }
             }
         }
     };
-    Ok(s.page("Access log", "/portal/me/activity", body))
+    Ok(s.page(t(Msg::NavActivity), "/portal/me/activity", body))
 }
 
 /// GET /portal/me/export: what the download holds, and its button.
 pub async fn export_page(State(st): State<AppState>, headers: HeaderMap) -> Page {
     let s = signed_in!(st, headers);
     let body = html! {
-        p { "Download everything this organisation holds about you as one JSON file: your profile and its earlier versions, app data, consents, sessions, requests and the access log." }
+        p { (t(Msg::ExportIntro)) }
         form method="post" action="/portal/me/export" {
             input type="hidden" name="csrf" value=(s.csrf);
-            button type="submit" { "Download my data (JSON)" }
+            button type="submit" { (t(Msg::ExportButton)) }
         }
     };
-    Ok(s.page("Download my data", "/portal/me/export", body))
+    Ok(s.page(t(Msg::NavExport), "/portal/me/export", body))
 }
 
 /// POST /portal/me/export: the portability export (GDPR art. 20) as a JSON attachment.
@@ -470,13 +488,13 @@ pub async fn export(
 pub async fn forget_page(State(st): State<AppState>, headers: HeaderMap) -> Page {
     let s = signed_in!(st, headers);
     let body = html! {
-        p { "You can ask this organisation to erase your record (GDPR art. 17). Once erased, your profile, app data, sessions and consents are gone for good, and the details of the access log about you can no longer be read." }
+        p { (t(Msg::ForgetIntro)) }
         form method="post" action="/portal/me/forget" {
             input type="hidden" name="csrf" value=(s.csrf);
-            button.danger type="submit" { "Forget me" }
+            button.danger type="submit" { (t(Msg::NavForget)) }
         }
     };
-    Ok(s.page("Forget me", "/portal/me/forget", body))
+    Ok(s.page(t(Msg::NavForget), "/portal/me/forget", body))
 }
 
 /// POST /portal/me/forget: erasure at once where the tenant allows it, else a request.
@@ -491,9 +509,9 @@ pub async fn forget(
     s.check_form(&st, &headers, &f.csrf)?;
     let filed = s.direct_or_request(&api, &peer, "UserDelete", "UserDeleteRequest", s.own()).await?;
     if filed.is_some() {
-        return Ok(result_page(&s, "Erasure requested", "/portal/me/forget", filed, ""));
+        return Ok(result_page(&s, t(Msg::TitleErasureRequested), "/portal/me/forget", filed, ""));
     }
-    let mut res = page::render("You are forgotten", None, html! { p role="status" { "Your record is erased." } }).into_response();
+    let mut res = page::render(t(Msg::TitleForgotten), None, html! { p role="status" { (t(Msg::Erased)) } });
     let (k, v) = clear_cookie(&st, SESSION_COOKIE);
     res.headers_mut().append(k, v);
     Ok(res)

@@ -58,11 +58,16 @@ struct Browser {
     base: String,
     http: reqwest::Client,
     jar: HashMap<String, String>,
+    /// The `Host` the browser names (a tenant's subdomain), when not the server's address.
+    host: Option<String>,
+    /// The browser's `Accept-Language`.
+    lang: Option<String>,
 }
 
 struct Got {
     status: u16,
     location: Option<String>,
+    csp: String,
     text: String,
 }
 
@@ -98,7 +103,7 @@ impl Browser {
     fn new(base: &str) -> Browser {
         strongroom::custody::install_crypto_provider();
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Browser { base: base.to_string(), http, jar: HashMap::new() }
+        Browser { base: base.to_string(), http, jar: HashMap::new(), host: None, lang: None }
     }
 
     fn cookie_header(&self) -> String {
@@ -120,20 +125,28 @@ impl Browser {
         }
         let status = r.status().as_u16();
         let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_string());
-        assert!(r.headers().get("content-security-policy").is_some(), "every portal answer carries a CSP");
-        Got { status, location, text: r.text().await.unwrap() }
+        let csp = r.headers().get("content-security-policy").expect("every portal answer carries a CSP").to_str().unwrap().to_string();
+        Got { status, location, csp, text: r.text().await.unwrap() }
+    }
+
+    fn dress(&self, mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if let Some(h) = &self.host {
+            req = req.header("host", h);
+        }
+        if let Some(l) = &self.lang {
+            req = req.header("accept-language", l);
+        }
+        req.header("cookie", self.cookie_header())
     }
 
     async fn get(&mut self, path: &str) -> Got {
-        let r = self.http.get(format!("{}{path}", self.base)).header("cookie", self.cookie_header()).send().await.unwrap();
+        let r = self.dress(self.http.get(format!("{}{path}", self.base))).send().await.unwrap();
         self.finish(r).await
     }
 
     async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Got {
         let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
+            .dress(self.http.post(format!("{}{path}", self.base)))
             .header("content-type", FORM)
             .body(form_body(form))
             .send()
@@ -235,7 +248,7 @@ async fn sign_in_refuses_wrong_codes_a_sixth_try_other_tenants_and_forged_forms(
         let got = b.verify("default", &challenge, &csrf, wrong).await;
         assert_eq!(got.status, 403);
         if left > 0 {
-            assert!(got.text.contains(&format!("{left} tr")), "{}", got.text);
+            assert!(got.text.contains(&format!("Tries left: {left}.")), "{}", got.text);
         }
     }
     let got = b.verify("default", &challenge, &csrf, &code).await;
@@ -472,6 +485,7 @@ async fn the_portal_end_to_end_in_headless_chromium_against_the_demo() {
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("portal (pytest + chromium): {}", stdout.lines().last().unwrap_or(""));
+    crate::helpers::record_suite_count("portal (pytest + chromium)", stdout.lines().last().unwrap_or(""));
     assert!(out.status.success(), "portal browser tests failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let shots =
         std::fs::read_dir(&artifacts).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "png")).count();
@@ -724,4 +738,55 @@ async fn the_console_flags_a_change_filed_against_an_older_record() {
     let got = dpo.post(&format!("/portal/dpo/requests/{uuid}/decide"), &[("csrf", &c), ("decision", "approve")]).await;
     assert_eq!(got.status, 409);
     assert_eq!(app.root("UserRequestGet", json!({"requestuuid": uuid})).await.ok()["request"]["status"], "pending");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_names_its_organisation_labels_fields_and_speaks_the_browsers_language() {
+    let (app, hook) = portal_app(|_| {}).await;
+    let (_, admin) = app.create_tenant("acmeui").await;
+    let ui = json!({"companytitle": "Acme Ltd", "logolink": "https://cdn.acme.test/logo.png",
+                    "fieldlabels": {"dob": "Birthday (as on your passport)"}});
+    app.call("TenantSetUIConf", Some(&admin), Some("acmeui"), ui).await.ok();
+    let bad = app.call("TenantSetUIConf", Some(&admin), Some("acmeui"), json!({"fieldlabels": {"dob": "a\u{7}b"}})).await;
+    assert_eq!(bad.code, 400, "labels are plain text");
+    let grace = email("grace");
+    app.create_user(&admin, Some("acmeui"), json!({"email": grace, "dob": "1906-12-09", "first_name": "Grace"})).await;
+
+    // On the tenant's subdomain: its title and logo, and no question about the organisation.
+    let mut b = Browser::new(&app.base);
+    b.host = Some("acmeui.localhost".into());
+    let start = b.get("/portal/").await;
+    assert!(start.text.contains("Privacy portal of Acme Ltd"), "{}", start.text);
+    assert!(start.text.contains("src=\"https://cdn.acme.test/logo.png\""), "{}", start.text);
+    assert!(start.csp.contains("img-src 'self' https://cdn.acme.test;"), "{}", start.csp);
+    assert!(start.csp.contains("default-src 'none'") && start.csp.contains("frame-ancestors 'none'"));
+    assert!(!start.text.contains("id=\"tenant\""), "the subdomain names the organisation: nothing to ask");
+    b.sign_in(&hook, "acmeui", &grace).await;
+    let me = b.get("/portal/me").await;
+    assert!(me.text.contains("Birthday (as on your passport)") && me.text.contains("First name"), "{}", me.text);
+    assert!(!me.text.contains(">dob<") && !me.text.contains(">first_name<"), "raw keys are not labels");
+
+    // German for a German browser: catalogue, labels and dates.
+    b.lang = Some("de-DE,de;q=0.9,en;q=0.5".into());
+    let me = b.get("/portal/me").await;
+    assert!(me.text.contains("<html lang=\"de\">") && me.text.contains("Vorname") && me.text.contains("Abmelden"), "{}", me.text);
+    let log = b.get("/portal/me/activity").await;
+    assert!(log.text.contains("Anmeldung") && log.text.contains("Ihr Profil wurde gelesen"), "{}", log.text);
+    for raw in ["PortalSignIn", "UserGet", "T0", "Z<"] {
+        assert!(!log.text.contains(raw), "{raw} on the access log page");
+    }
+    let missing = b.get("/portal/nirgendwo").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.text.contains("Diese Seite gibt es nicht."), "{}", missing.text);
+
+    // Off the subdomain the pages after the form name no organisation, known or not.
+    let mut c = Browser::new(&app.base);
+    let (_, _, known) = c.ask_code("acmeui", &grace).await;
+    assert!(!known.text.contains("Acme Ltd"));
+    // Reloading a form's target is a page, never JSON.
+    let reload = c.get("/portal/signin").await;
+    assert_eq!((reload.status, reload.location.as_deref()), (303, Some("/portal/")));
+    let wrong = c.get("/portal/signout").await;
+    assert_eq!(wrong.status, 405);
+    assert!(wrong.text.starts_with("<!DOCTYPE html>") && wrong.text.contains("receives a form"), "{}", wrong.text);
 }

@@ -419,9 +419,14 @@ async fn a_wrong_method_is_405_with_an_allow_header() {
     let r = app.client.delete(format!("{}/v1/sys/seal-status", app.base)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 405);
     assert!(r.headers().get("allow").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("GET")));
-    let r = app.client.get(format!("{}/portal/signin", app.base)).send().await.unwrap();
+    // A portal form address opened in a browser: a page, not JSON (a reloaded code page, the
+    // GET of /portal/signin, goes back to the start instead).
+    let r = app.client.get(format!("{}/portal/signout", app.base)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 405, "a portal form address reloaded");
     assert!(r.headers().get("allow").is_some());
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let r = app.client.get(format!("{}/portal/signin", app.base)).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.url().path()), (200, "/portal/"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

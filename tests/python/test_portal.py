@@ -12,6 +12,7 @@ Run by tests/api/portal.rs, which starts the demo and passes STRONGROOM_URL.
 import json
 import os
 import pathlib
+import re
 import shutil
 import tempfile
 import time
@@ -50,7 +51,7 @@ def downloads():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def new_browser(downloads):
+def new_browser(downloads, lang="en-GB,en"):
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -58,8 +59,10 @@ def new_browser(downloads):
                  "--disable-dev-shm-usage", "--window-size=1100,900"):
         opts.add_argument(flag)
     opts.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='portal-chromium-')}")
+    opts.add_argument(f"--lang={lang.split(',')[0]}")
     opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                           "download.prompt_for_download": False})
+                                           "download.prompt_for_download": False,
+                                           "intl.accept_languages": lang})
     return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
 
 
@@ -100,11 +103,26 @@ return worst;
 """
 
 
-def check_page(b, name):
-    """Screenshot, then the accessibility and layout checks every portal page must pass."""
+# What a person must never read on a page: the vault's endpoint names, machine timestamps, JSON.
+ENDPOINT_NAME = re.compile(r"\b(User|Agreement|Session|Appdata|Audit|Portal|Bulk|Token|LegalBasis|System|Request|Shared)"
+                           r"(Get|List|Create|Update|Patch|Delete|Cancel|Accept|SignIn|CodeSent|Upsert|Approve|Login|Prelogin)\w*")
+RAW_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\b1[6-9]\d{8}\b")
+JSONISH = re.compile(r'[{\[]\s*"|"\s*:\s*["{\[\d]')
+
+
+def check_words(name, text):
+    """A page's visible text speaks to a person."""
+    for what, pattern in (("an endpoint name", ENDPOINT_NAME), ("a raw timestamp", RAW_TIME), ("JSON", JSONISH)):
+        m = pattern.search(text)
+        assert not m, f"{name}: shows {what}: {m.group(0)!r} in {text!r}"
+
+
+def check_page(b, name, lang="en"):
+    """Screenshot, then the accessibility, wording and layout checks every portal page must pass."""
     shot(b, name)
     assert b.find_elements(By.TAG_NAME, "h1"), f"{name}: no h1"
-    assert b.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+    assert b.find_element(By.TAG_NAME, "html").get_attribute("lang") == lang
+    check_words(name, b.find_element(By.TAG_NAME, "body").text)
     for el in b.find_elements(By.CSS_SELECTOR, "input:not([type=hidden]), textarea"):
         el_id = el.get_attribute("id")
         labelled = el.get_attribute("aria-label") or (el_id and b.find_elements(By.CSS_SELECTOR, f"label[for='{el_id}']"))
@@ -127,13 +145,13 @@ def code_for(b, email):
     main = b.current_window_handle
     b.switch_to.new_window("tab")
     b.get(f"{BASE}/portal/demo/outbox")
-    wait_for_text(b, "DEMO MODE")
+    wait_for_text(b, "STRONGROOM_PORTAL_NOTIFY_URL")
     shot(b, "02-demo-outbox")
     code = None
     for row in b.find_elements(By.CSS_SELECTOR, "tbody tr"):
         cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
-        if cells[2] == email:
-            code = cells[3]
+        if cells[3] == email:
+            code = cells[0]
             break
     b.close()
     b.switch_to.window(main)
@@ -205,7 +223,8 @@ def test_a_data_subject_and_the_dpo_walk_through_the_portal(browser, subject, do
     profile = b.find_element(By.ID, "profile").text
     assert "Grace Hopper" in profile and email in profile and "Arlington" in profile
     check_page(b, "03-profile")
-    field = b.find_element(By.XPATH, "//label[text()='name']/following-sibling::input[1]")
+    assert "City" in profile, "field keys are shown as labels"
+    field = b.find_element(By.XPATH, "//label[text()='Name']/following-sibling::input[1]")
     field.clear()
     field.send_keys("Grace Brewster Hopper")
     click_and_wait(b, b.find_element(By.XPATH, "//button[text()='Save changes']"))
@@ -226,11 +245,13 @@ def test_a_data_subject_and_the_dpo_walk_through_the_portal(browser, subject, do
     wait_for_text(b, "navy")
     check_page(b, "06-app-data")
     b.get(f"{BASE}/portal/me/sessions")
-    assert "phone" in b.find_element(By.ID, "sessions").text
+    sessions = b.find_element(By.ID, "sessions").text
+    assert "Device" in sessions and "phone" in sessions, sessions
     check_page(b, "07-sessions")
     b.get(f"{BASE}/portal/me/activity")
     log = b.find_element(By.ID, "activity").text
-    assert "PortalSignIn" in log and "UserGet" in log and "AgreementCancel" in log, log
+    assert "Sign-in" in log and "Your profile was read" in log and "A consent was withdrawn" in log, log
+    assert re.search(r"\d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2} UTC", log), log
     check_page(b, "08-access-log")
 
     # Download everything as JSON.
@@ -277,7 +298,8 @@ def test_a_data_subject_and_the_dpo_walk_through_the_portal(browser, subject, do
     diff = b.find_element(By.ID, "diff")
     assert diff.find_element(By.TAG_NAME, "del").text == "Grace Hopper"
     assert diff.find_element(By.TAG_NAME, "ins").text == "Grace Brewster Hopper"
-    assert "PortalSignIn" in b.find_element(By.ID, "trail").text
+    assert "Sign-in" in b.find_element(By.ID, "trail").text
+    assert "Name" in diff.text and "/name" not in diff.text and "patch" not in diff.text.lower()
     check_page(b, "14-dpo-review-change")
     b.find_element(By.ID, "reason").send_keys("Matches the passport")
     click_and_wait(b, b.find_element(By.CSS_SELECTOR, "button[value=approve]"))
@@ -285,7 +307,7 @@ def test_a_data_subject_and_the_dpo_walk_through_the_portal(browser, subject, do
     assert ok("UserGet", {"mode": "token", "identity": token})["profile"]["name"] == "Grace Brewster Hopper"
 
     b.get(f"{BASE}/portal/dpo/requests/{by_type['delete']}")
-    wait_for_text(b, "Erase this user's record")
+    wait_for_text(b, "Erase this person's record")
     check_page(b, "15-dpo-review-erasure")
     click_and_wait(b, b.find_element(By.CSS_SELECTOR, "button[value=approve]"))
     assert "Approved" in b.find_element(By.ID, "decision").text
@@ -345,3 +367,56 @@ def test_sign_in_works_by_keyboard_alone_in_a_sensible_focus_order(browser):
     tab()
     ActionChains(b).send_keys(Keys.ENTER).perform()
     assert b.switch_to.active_element.get_attribute("id") == "main"
+
+
+def test_every_address_a_browser_opens_is_a_page(browser):
+    """The vault's root, an unknown portal address and a reloaded form target are pages with the
+    portal's look, never JSON."""
+    b = browser
+    for path, status, name in (("/", 200, "20-landing"), ("/portal/no-such-page", 404, "21-not-found"),
+                               ("/portal/me/consents/withdraw", 405, "22-wrong-method")):
+        r = requests.get(f"{BASE}{path}", timeout=30, allow_redirects=False)
+        assert r.status_code == status, (path, r.status_code, r.text[:200])
+        assert r.headers["content-type"].startswith("text/html"), (path, r.headers["content-type"])
+        assert "default-src 'none'" in r.headers["content-security-policy"]
+        b.get(f"{BASE}{path}")
+        check_page(b, name)
+    # Reloading the code page goes back to the start instead of failing.
+    r = requests.get(f"{BASE}/portal/signin", timeout=30, allow_redirects=False)
+    assert r.status_code in (303, 307) and r.headers["location"] == "/portal/", r.status_code
+    b.get(f"{BASE}/")
+    click_and_wait(b, b.find_element(By.CSS_SELECTOR, "a[href='/portal/']"))
+    assert "/portal/" in b.current_url and b.find_elements(By.TAG_NAME, "h1")
+    r = requests.get(f"{BASE}/docs/README.md", timeout=30)
+    assert r.status_code == 200 and "# Strongroom" in r.text
+
+
+def test_the_portal_speaks_german_to_a_german_browser(downloads):
+    """Accept-Language: de gives the German catalogue, dates included."""
+    opts_browser = new_browser(downloads, lang="de-DE,de")
+    try:
+        b = opts_browser
+        email = f"anna-{uuid.uuid4().hex[:8]}@example.com"
+        ok("UserCreate", {"profile": {"email": email, "first_name": "Anna", "city": "Köln"}})
+        b.get(f"{BASE}/portal/")
+        check_page(b, "30-de-sign-in", lang="de")
+        assert "Code senden" in b.page_source
+        b.find_element(By.ID, "tenant").send_keys("default")
+        b.find_element(By.ID, "identity").send_keys(email)
+        submit(b)
+        wait_for_text(b, "6-stelliger Code unterwegs")
+        b.find_element(By.ID, "code").send_keys(code_for(b, email))
+        submit(b)
+        profile = b.find_element(By.ID, "profile").text
+        assert "Vorname" in profile and "Ort" in profile and "Anna" in profile, profile
+        check_page(b, "31-de-profile", lang="de")
+        b.get(f"{BASE}/portal/me/activity")
+        log = b.find_element(By.ID, "activity").text
+        assert "Anmeldung" in log and "Ihr Profil wurde gelesen" in log, log
+        assert re.search(r"\d{1,2}\. \S+ \d{4}, \d{2}:\d{2} UTC", log), log
+        check_page(b, "32-de-access-log", lang="de")
+        b.get(f"{BASE}/portal/nirgendwo")
+        assert "Diese Seite gibt es nicht." in b.page_source
+        check_page(b, "33-de-not-found", lang="de")
+    finally:
+        opts_browser.quit()
