@@ -29,14 +29,22 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Production server: DATABASE_URL required; starts sealed.
+    ///
+    /// Settings come from the environment (or --config): DATABASE_URL (required),
+    /// STRONGROOM_LISTEN, STRONGROOM_TENANT_KEYS, STRONGROOM_CORS_ORIGINS,
+    /// STRONGROOM_PORTAL_NOTIFY_URL, STRONGROOM_CALLBACK_URL, STRONGROOM_METRICS_LISTEN,
+    /// STRONGROOM_LOG, STRONGROOM_LOG_FORMAT and more: README.md and docs/operations.md list them.
     Serve {
+        /// Address to listen on [default: 127.0.0.1:3000].
         #[arg(long, env = "STRONGROOM_LISTEN")]
         listen: Option<SocketAddr>,
     },
     /// Demo: private PostgreSQL, auto-initialized and unsealed, root token DEMO. Not for real data.
     Demo {
+        /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
+        /// Where the demo keeps its PostgreSQL cluster, key shares and tenant keys.
         #[arg(long, env = "STRONGROOM_DEMO_DIR", default_value = "strongroom-demo")]
         data_dir: PathBuf,
     },
@@ -215,7 +223,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 const DEMO_ROOT_TOKEN: &str = "DEMO";
 
 async fn demo(mut config: Config, listen: SocketAddr, data_dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(data_dir)?;
+    // A busy port is found before minutes of initialisation, not after.
+    let listener = bind(listen).await?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the demo's data dir {} (choose another with --data-dir)", data_dir.display()))?;
     // Tenant KEKs next to the data (like the demo's shares), so TenantDelete shreds here too.
     if config.tenant_keys.is_none() {
         config.tenant_keys = Some(format!("file:{}", data_dir.join("tenant-keks").display()));
@@ -232,7 +243,11 @@ async fn demo(mut config: Config, listen: SocketAddr, data_dir: &Path) -> anyhow
             Some(pg)
         }
     };
-    let result = demo_serve(config, listen, data_dir).await;
+    let database = match &pg {
+        Some(pg) => format!("private PostgreSQL in {} on 127.0.0.1:{}", pg.cluster_dir().display(), pg.port()),
+        None => "DATABASE_URL (the demo's private PostgreSQL is not started)".to_string(),
+    };
+    let result = demo_serve(config, listener, data_dir, &database).await;
     if let Some(pg) = pg {
         tracing::info!("stopping the demo's PostgreSQL");
         if let Err(e) = pg.stop() {
@@ -242,7 +257,7 @@ async fn demo(mut config: Config, listen: SocketAddr, data_dir: &Path) -> anyhow
     result
 }
 
-async fn demo_serve(mut config: Config, listen: SocketAddr, data_dir: &Path) -> anyhow::Result<()> {
+async fn demo_serve(mut config: Config, listener: tokio::net::TcpListener, data_dir: &Path, database: &str) -> anyhow::Result<()> {
     // Sign-in codes also go to the log and the demo outbox page: there is no email gateway here.
     config.portal_demo_outbox = true;
     // Served over plain HTTP on loopback: a browser would drop Secure cookies on a non-local host.
@@ -271,7 +286,6 @@ async fn demo_serve(mut config: Config, listen: SocketAddr, data_dir: &Path) -> 
     state.start_sweeper();
     state.start_tenant_key_probe();
     state.start_callbacks();
-    let listener = bind(listen).await?;
     let bar = "=".repeat(78);
     eprintln!("{bar}\n  STRONGROOM DEMO MODE - NOT FOR REAL DATA\n{bar}");
     eprintln!("  API:          http://{}", listener.local_addr()?);
@@ -282,8 +296,10 @@ async fn demo_serve(mut config: Config, listen: SocketAddr, data_dir: &Path) -> 
         eprintln!("    {}: {s}", i + 1);
     }
     eprintln!("  Data dir:     {}", data_dir.display());
+    eprintln!("  Database:     {database}");
+    // Not the README's user (ada@): doing both must not answer 409.
     eprintln!(
-        "  Try: curl -s -X POST http://{}/v2/UserCreate -H 'X-Bunker-Token: DEMO' -d '{{\"profile\":{{\"email\":\"ada@example.com\"}}}}'",
+        "  Try: curl -s -X POST http://{}/v2/UserCreate -H 'X-Bunker-Token: DEMO' -d '{{\"profile\":{{\"email\":\"demo-user@example.com\"}}}}'",
         listener.local_addr()?
     );
     eprintln!("{bar}");

@@ -69,7 +69,9 @@ impl LogFormat {
 /// Installs the process-wide log subscriber on stderr, filtered by `STRONGROOM_LOG`.
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STRONGROOM_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal: a log redirected to a file stays plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
@@ -136,11 +138,12 @@ pub async fn track_request(req: Request, next: Next) -> Response {
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let tenant_id = Some(tenant.load(Ordering::Relaxed)).filter(|t| *t > 0);
-    span.in_scope(|| {
-        if let Some(t) = tenant_id {
-            span.record("tenant_id", t);
-        }
-        span.record("status", status);
+    if let Some(t) = tenant_id {
+        span.record("tenant_id", t);
+    }
+    span.record("status", status);
+    // Outside the request's span: the line names its fields once, not once more for the span.
+    {
         tracing::info!(
             target: "strongroom::access",
             request_id = %id,
@@ -151,7 +154,7 @@ pub async fn track_request(req: Request, next: Next) -> Response {
             duration_ms = elapsed.as_micros() as f64 / 1000.0,
             "request"
         );
-    });
+    }
     counter!(HTTP_REQUESTS, "endpoint" => endpoint.clone(), "status" => status.to_string()).increment(1);
     histogram!(HTTP_DURATION, "endpoint" => endpoint).record(elapsed.as_secs_f64());
     if let Ok(v) = HeaderValue::from_str(&id) {
