@@ -29,9 +29,21 @@ if [ ! -d tests/node/node_modules/@databunker/session-store ]; then
     npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 fi
 
-cargo test --locked --all-targets -- --test-threads="${STRONGROOM_TEST_THREADS:-4}"
+# External suites (pytest, node) leave their own counts here; cargo's capture hides them.
+export STRONGROOM_TEST_COUNTS="$PWD/target/test-counts"
+rm -rf "$STRONGROOM_TEST_COUNTS" && mkdir -p "$STRONGROOM_TEST_COUNTS"
+CARGO_LOG="$STRONGROOM_TEST_COUNTS/cargo-test.log"
+cargo test --locked --all-targets -- --test-threads="${STRONGROOM_TEST_THREADS:-4}" 2>&1 | tee "$CARGO_LOG"
 
 # Deployment files: Kubernetes schemas, checkov, terraform fmt (offline), and proof that the
 # validator rejects broken manifests.
 ./scripts/validate-deploy.sh
 ./tests/deploy/test_validate.sh
+
+# One summary: cargo's totals, each external suite's own line, and the deployment checks.
+echo
+echo "== test summary =="
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i; if ($(i+1) ~ /^ignored;?$/) g += $i } }
+     END { printf "cargo tests: %d passed, %d failed, %d ignored\n", p, f, g }' "$CARGO_LOG"
+cat "$STRONGROOM_TEST_COUNTS"/*.txt 2>/dev/null || true
+echo "deployment checks: passed"

@@ -28,6 +28,7 @@ pub async fn pytest(what: &str, file: &str, envs: &[(&str, &str)]) -> String {
         .expect("run pytest");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     eprintln!("{what} (pytest): {}", stdout.lines().last().unwrap_or(""));
+    crate::helpers::record_suite_count(&format!("{what} (pytest)"), stdout.lines().last().unwrap_or(""));
     assert!(out.status.success(), "{what} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("passed") && !stdout.contains("failed"), "{stdout}");
     stdout

@@ -22,6 +22,7 @@ async fn databunkers_npm_modules_keep_users_app_records_consents_and_express_ses
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let last = stdout.lines().last().unwrap_or("").to_string();
     eprintln!("{last}");
+    crate::helpers::record_suite_count("v1 node clients", last.trim_start_matches("v1 node clients: "));
     assert!(out.status.success(), "node clients failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(last.starts_with("v1 node clients: ") && last.ends_with(" checks passed"), "{stdout}");
 }
