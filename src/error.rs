@@ -85,6 +85,11 @@ impl From<sqlx::Error> for Error {
                 return Error::bad("input contains a character that cannot be stored (NUL, \\u0000)");
             }
         }
+        if crate::store::failover::is_failover(&e) {
+            crate::store::failover::note(&e);
+            tracing::warn!(error = %e, "database unavailable or read-only");
+            return Error::Unavailable(DATABASE_UNAVAILABLE.into());
+        }
         Error::Internal(e.into())
     }
 }
@@ -115,12 +120,22 @@ pub fn on_constraint(e: sqlx::Error, names: &[(&str, &str)]) -> Error {
     e.into()
 }
 
+/// What a call hears while the database is away or read-only (a failover under way).
+pub const DATABASE_UNAVAILABLE: &str = "the database is unavailable or read-only (a failover may be under way); retry shortly";
+
+/// Seconds a client should wait before retrying a 503.
+pub const RETRY_AFTER_S: &str = "2";
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         if let Error::Internal(cause) = &self {
             tracing::error!(error = %format!("{cause:#}"), "internal error");
         }
         let body = json!({"status": "error", "message": self.public_message()});
-        (self.status(), Json(body)).into_response()
+        let mut res = (self.status(), Json(body)).into_response();
+        if let Error::Unavailable(_) = self {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static(RETRY_AFTER_S));
+        }
+        res
     }
 }

@@ -109,7 +109,7 @@ async fn health(State(st): State<AppState>) -> Response {
     };
     let body = json!({
         "status": if code == StatusCode::OK { "ok" } else { "error" },
-        "message": if !s.initialized { "vault is not initialized" } else if s.sealed { "vault is sealed" } else if !db_up { "database unreachable" } else { "ready" },
+        "message": if !s.initialized { "vault is not initialized" } else if s.sealed { "vault is sealed" } else if !db_up { "no writable database answers" } else { "ready" },
         "initialized": s.initialized,
         "sealed": s.sealed,
         "database": if db_up { "up" } else { "down" },

@@ -159,7 +159,7 @@ pub async fn start(State(st): State<AppState>, headers: HeaderMap) -> Page {
                 Some(tenant) => { input type="hidden" name="tenant" value=(tenant); }
                 None => {
                     label for="tenant" { (t(Msg::Organisation)) }
-                    p.hint id="tenant-hint" { (t(Msg::OrganisationHint)) }
+                    p.hint id="tenant-hint" { (t(if st.config().portal_demo_outbox { Msg::OrganisationHintDemo } else { Msg::OrganisationHint })) }
                     input type="text" id="tenant" name="tenant" required autocomplete="organization" aria-describedby="tenant-hint";
                 }
             }

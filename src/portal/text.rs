@@ -170,7 +170,8 @@ catalogue! {
     SignInIntro => "Sign in to see the personal data {} holds about you, who accessed it, and to correct, download or erase it.", "Melden Sie sich an, um zu sehen, welche personenbezogenen Daten {} über Sie speichert und wer darauf zugegriffen hat, und um sie zu berichtigen, herunterzuladen oder zu löschen.";
     ThisOrganisation => "this organisation", "diese Organisation";
     Organisation => "Organisation", "Organisation";
-    OrganisationHint => "The portal name the organisation gave you, for example in its privacy notice (in the demo: default).", "Der Portalname, den Ihnen die Organisation genannt hat, etwa in ihrer Datenschutzerklärung (in der Demo: default).";
+    OrganisationHint => "The portal name the organisation gave you, for example in its privacy notice.", "Der Portalname, den Ihnen die Organisation genannt hat, etwa in ihrer Datenschutzerklärung.";
+    OrganisationHintDemo => "The portal name the organisation gave you. In this demo: default.", "Der Portalname, den Ihnen die Organisation genannt hat. In dieser Demo: default.";
     Identity => "Email address or phone number", "E-Mail-Adresse oder Telefonnummer";
     IdentityHint => "We send a 6-digit code there. No password needed.", "Wir senden Ihnen dorthin einen 6-stelligen Code. Kein Passwort nötig.";
     SendCode => "Send me a code", "Code senden";

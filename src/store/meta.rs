@@ -18,7 +18,7 @@ pub struct VaultMeta {
 impl Db {
     pub async fn vault_meta(&self) -> Result<Option<VaultMeta>, sqlx::Error> {
         let row = sqlx::query("SELECT vault_id, threshold, share_count, share_generation, mk_by_uk, mk_by_wk FROM vault_meta WHERE id = 1")
-            .fetch_optional(self.pool())
+            .fetch_optional(&self.pool())
             .await?;
         Ok(row.map(|r| VaultMeta {
             vault_id: r.get(0),
@@ -50,7 +50,7 @@ impl Db {
         .bind(generation)
         .bind(mk_by_uk)
         .bind(now_secs())
-        .execute(self.pool())
+        .execute(&self.pool())
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -61,7 +61,7 @@ impl Db {
         sqlx::query("UPDATE vault_meta SET mk_by_wk = $1, wrapping_key_at = $2 WHERE id = 1")
             .bind(mk_by_wk)
             .bind(now_secs())
-            .execute(self.pool())
+            .execute(&self.pool())
             .await?;
         Ok(())
     }

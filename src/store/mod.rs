@@ -10,6 +10,7 @@ pub mod callbacks;
 pub mod consent;
 pub mod credentials;
 pub mod expirations;
+pub mod failover;
 pub mod files;
 pub mod groups;
 pub mod keys;
@@ -30,7 +31,6 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::error::Result;
@@ -66,40 +66,86 @@ pub fn migrator() -> Migrator {
     Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
 }
 
-/// The connection pool. Cheap to clone.
+/// The connection pool, on the writable database (see [`failover`]). Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
-    pool: PgPool,
+    inner: std::sync::Arc<DbInner>,
+}
+
+struct DbInner {
+    pool: std::sync::RwLock<PgPool>,
+    /// The hosts to find the writable one among; `None` for a pool handed in (tests).
+    target: Option<failover::Target>,
+    max_connections: u32,
+    /// The failover epoch this pool was built for.
+    seen: std::sync::atomic::AtomicU64,
+    /// Held while probing; when the last probe was (probes at most every 500 ms).
+    refresh: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Db {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, sqlx::Error> {
-        let opts: PgConnectOptions = url.parse()?;
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts.application_name("strongroom"))
-            .await?;
-        Ok(Db { pool })
+        let target = failover::Target::parse(url)?;
+        let opts = failover::writable_host(&target).await?;
+        let pool = failover::pool_on(opts, max_connections);
+        Ok(Db::build(pool, Some(target), max_connections))
     }
 
     pub fn from_pool(pool: PgPool) -> Db {
-        Db { pool }
+        let max = pool.options().get_max_connections();
+        Db::build(pool, None, max)
+    }
+
+    fn build(pool: PgPool, target: Option<failover::Target>, max_connections: u32) -> Db {
+        Db {
+            inner: std::sync::Arc::new(DbInner {
+                pool: std::sync::RwLock::new(pool),
+                target,
+                max_connections,
+                seen: std::sync::atomic::AtomicU64::new(failover::epoch()),
+                refresh: tokio::sync::Mutex::new(None),
+            }),
+        }
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        migrator().run(&self.pool).await
+        migrator().run(&self.pool()).await
     }
 
     /// Pool for tables outside tenant scope (vault_meta, tenants). Not for tenant tables.
-    pub(crate) fn pool(&self) -> &PgPool {
-        &self.pool
+    pub(crate) fn pool(&self) -> PgPool {
+        self.inner.pool.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The pool, first replaced by one on the writable host when a failover error was seen
+    /// since it was built. One caller probes; the others go on with the current pool.
+    async fn live_pool(&self) -> PgPool {
+        use std::sync::atomic::Ordering;
+        let epoch = failover::epoch();
+        if let (Some(target), true) = (&self.inner.target, self.inner.seen.load(Ordering::Relaxed) != epoch) {
+            if let Ok(mut last) = self.inner.refresh.try_lock() {
+                if last.is_none_or(|t| t.elapsed() >= Duration::from_millis(500)) {
+                    *last = Some(std::time::Instant::now());
+                    match failover::writable_host(target).await {
+                        Ok(opts) => {
+                            let fresh = failover::pool_on(opts, self.inner.max_connections);
+                            let old = std::mem::replace(&mut *self.inner.pool.write().unwrap_or_else(|p| p.into_inner()), fresh);
+                            self.inner.seen.store(epoch, Ordering::Relaxed);
+                            tracing::warn!("database: a failover error was seen; connections now go to the writable host");
+                            tokio::spawn(async move { old.close().await });
+                        }
+                        Err(e) => tracing::warn!(error = %e, "database: no writable host answers yet"),
+                    }
+                }
+            }
+        }
+        self.pool()
     }
 
     /// Opens a transaction scoped to `tenant_id`. The tenant row is read and the scope entered
     /// in one statement (one round trip per call saved: this runs on every request).
     pub async fn tenant_tx(&self, tenant_id: i64) -> Result<TenantTx, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.live_pool().await.begin().await?;
         let row: Option<(i32, i32, Option<String>)> =
             sqlx::query_as(&format!("SELECT key_version, policy_version, kek_id, {ENTER_SCOPE} FROM tenants WHERE id = $1"))
                 .bind(tenant_id)
@@ -119,7 +165,7 @@ impl Db {
     /// Opens a transaction scoped to the tenant called `name`; `None` when no such tenant (or
     /// when it is being deleted: every request of every instance stops at once).
     pub async fn tenant_tx_by_name(&self, name: &str) -> Result<Option<TenantTx>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.live_pool().await.begin().await?;
         let row: Option<(i64, i32, i32, Option<String>, String, String)> = sqlx::query_as(&format!(
             "SELECT id, key_version, policy_version, kek_id, {ENTER_SCOPE} FROM tenants WHERE name = $1 AND shredding_at IS NULL"
         ))
@@ -129,12 +175,25 @@ impl Db {
         Ok(row.map(|(id, key_version, policy_version, kek_id, _, _)| TenantTx { tx, tenant_id: id, key_version, policy_version, kek_id }))
     }
 
+    /// Whether a writable database answers (a read-only one is a failover under way).
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        let got =
+            sqlx::query_scalar::<_, String>("SELECT current_setting('transaction_read_only')").fetch_one(&self.live_pool().await).await;
+        match got {
+            Ok(ro) if ro == "off" => true,
+            Ok(_) => {
+                failover::read_only_seen();
+                false
+            }
+            Err(e) => {
+                failover::note(&e);
+                false
+            }
+        }
     }
 
     pub async fn close(&self) {
-        self.pool.close().await
+        self.pool().close().await
     }
 }
 

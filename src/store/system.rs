@@ -37,7 +37,7 @@ impl Db {
     }
 
     pub async fn count_tenants(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(self.pool()).await?)
+        Ok(sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(&self.pool()).await?)
     }
 }
 

@@ -199,7 +199,7 @@ impl TenantTx {
 
 impl Db {
     pub async fn tenant(&self, id: i64) -> Result<Option<Tenant>> {
-        let row = sqlx::query("SELECT id, name, org, email FROM tenants WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
+        let row = sqlx::query("SELECT id, name, org, email FROM tenants WHERE id = $1").bind(id).fetch_optional(&self.pool()).await?;
         Ok(row.as_ref().map(tenant_from_row))
     }
 
@@ -207,9 +207,9 @@ impl Db {
         let rows = sqlx::query("SELECT id, name, org, email FROM tenants ORDER BY id OFFSET $1 LIMIT $2")
             .bind(offset)
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(&self.pool())
             .await?;
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(self.pool()).await?;
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(&self.pool()).await?;
         Ok((total, rows.iter().map(tenant_from_row).collect()))
     }
 
@@ -217,13 +217,13 @@ impl Db {
     pub async fn sample_kek_ids(&self, limit: i64) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar("SELECT kek_id FROM tenants WHERE kek_id IS NOT NULL AND shredding_at IS NULL ORDER BY id LIMIT $1")
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(&self.pool())
             .await?)
     }
 
     /// Tenants in service (not being deleted), for the background loops.
     pub async fn tenant_ids(&self) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar("SELECT id FROM tenants WHERE shredding_at IS NULL ORDER BY id").fetch_all(self.pool()).await?)
+        Ok(sqlx::query_scalar("SELECT id FROM tenants WHERE shredding_at IS NULL ORDER BY id").fetch_all(&self.pool()).await?)
     }
 
     /// Begins deleting tenant `id`: with the tenant row locked, `check(kek_id, already)` runs

@@ -8,6 +8,7 @@ mod consent;
 mod cors;
 mod custody;
 mod demo;
+mod failover;
 mod files;
 mod fuzz;
 mod groups;
