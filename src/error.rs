@@ -39,6 +39,10 @@ pub enum Error {
     Unavailable(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+    /// Not a failure: the kept answer (JSON text) of an earlier call under the same
+    /// `Idempotency-Key`, answered again (see `api::idempotency`).
+    #[error("replayed")]
+    Replayed(String),
 }
 
 impl Error {
@@ -67,6 +71,7 @@ impl Error {
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Sealed | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Replayed(_) => StatusCode::OK,
         }
     }
 
@@ -130,6 +135,13 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         if let Error::Internal(cause) = &self {
             tracing::error!(error = %format!("{cause:#}"), "internal error");
+        }
+        if let Error::Replayed(answer) = self {
+            let h = [
+                (axum::http::header::CONTENT_TYPE, "application/json"),
+                (axum::http::HeaderName::from_static(crate::api::idempotency::REPLAYED_HEADER), "true"),
+            ];
+            return (StatusCode::OK, h, answer).into_response();
         }
         let body = json!({"status": "error", "message": self.public_message()});
         let mut res = (self.status(), Json(body)).into_response();

@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod expiration;
 pub mod files;
 pub mod groups;
+pub mod idempotency;
 pub mod inprocess;
 pub mod login;
 pub mod relations;
@@ -61,6 +62,8 @@ pub struct Call {
     pub relative: relations::Relative,
     endpoint: &'static str,
     state: AppState,
+    /// A first call under an `Idempotency-Key`: its answer is kept with its change.
+    idem: Option<idempotency::Pending>,
 }
 
 impl Call {
@@ -150,8 +153,22 @@ impl Call {
             tx.commit().await?;
             return Err(Error::denied());
         }
+        // Authorized like a first call, a retry under its key hears the first answer.
+        let idem = match &claimed.idempotency {
+            Some(claim) => match idempotency::admit(&mut tx, &keys, &who, endpoint, claim).await {
+                Ok(pending) => Some(pending),
+                Err(Error::Replayed(answer)) => {
+                    audit.details.insert("replayed".into(), true.into());
+                    crate::audit::append(&mut tx, &keys, endpoint, &who.actor(), "ok", audit).await?;
+                    tx.commit().await?;
+                    return Err(Error::Replayed(answer));
+                }
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
         tracing::debug!(endpoint, tenant = who.tenant_id, actor = %who.actor(), "call");
-        Ok(Call { tx, who, keys, ring, audit, policy, meta, relative, endpoint, state: state.clone() })
+        Ok(Call { tx, who, keys, ring, audit, policy, meta, relative, endpoint, state: state.clone(), idem })
     }
 
     /// Whether this call's role may also call `endpoint` on `resource` (for calls that reach
@@ -225,13 +242,20 @@ impl Call {
             Ok(_) if unchecked => Err(Error::denied()),
             other => other,
         };
-        let Call { mut tx, who, keys, mut audit, endpoint, state, .. } = self;
+        let Call { mut tx, who, keys, mut audit, endpoint, state, idem, .. } = self;
         match result {
             Ok(mut fields) => {
                 crate::audit::append(&mut tx, &keys, endpoint, &who.actor(), "ok", audit).await?;
-                tx.commit().await?;
                 fields.insert("status".into(), "ok".into());
-                Ok(Json(Value::Object(fields)))
+                let answer = Value::Object(fields);
+                if let Some(pending) = &idem {
+                    if let Err(e) = idempotency::keep(&mut tx, pending, &answer).await {
+                        let _ = tx.rollback().await;
+                        return Err(e);
+                    }
+                }
+                tx.commit().await?;
+                Ok(Json(answer))
             }
             Err(err) => {
                 let _ = tx.rollback().await;
@@ -303,6 +327,7 @@ pub fn v2_routes(state: AppState) -> Router<AppState> {
         .merge(vault_plugin::routes())
         .merge(xtokens::routes())
         .route("/v2/{name}", post(unknown_endpoint))
+        .layer(axum::middleware::from_fn_with_state(state.config().max_body_bytes, idempotency::digest))
         .layer(axum::middleware::from_fn_with_state(state, require_unsealed))
 }
 

@@ -29,6 +29,8 @@ pub struct Claimed {
     pub tenant: String,
     /// The peer address (0.0.0.0 when unknown), for rate limits.
     pub ip: std::net::IpAddr,
+    /// `Idempotency-Key` and the body's digest, when the request has one.
+    pub idempotency: Option<crate::api::idempotency::Claim>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Claimed {
@@ -39,6 +41,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Claimed {
         if let Some(info) = parts.extensions.get::<axum::extract::ConnectInfo<ratelimit::ClientAddr>>() {
             c.ip = info.0 .0.ip();
         }
+        c.idempotency = parts.extensions.get::<crate::api::idempotency::Claim>().cloned();
         Ok(c)
     }
 }
@@ -64,7 +67,7 @@ pub fn claimed(headers: &HeaderMap) -> Claimed {
         .filter(|t| !t.is_empty())
         .or_else(|| headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).and_then(subdomain))
         .unwrap_or_else(|| DEFAULT_TENANT.to_string());
-    Claimed { token, tenant, ip: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED) }
+    Claimed { token, tenant, ip: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), idempotency: None }
 }
 
 /// `acme.vault.example.com` -> `acme`, `acme.localhost:3000` -> `acme`; bare hosts and IP

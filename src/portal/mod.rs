@@ -177,6 +177,7 @@ impl From<Error> for Fail {
                 t(Msg::Internal).to_string()
             }
             Error::Sealed => t(Msg::Sealed).to_string(),
+            Error::Unavailable(_) => t(Msg::Unavailable).to_string(),
             other => for_status(status, &other.to_string()),
         };
         Fail { status, message }
@@ -194,7 +195,7 @@ fn for_status(status: StatusCode, message: &str) -> String {
         StatusCode::NOT_FOUND | StatusCode::GONE => t(Msg::ApiNotFound).into(),
         StatusCode::CONFLICT | StatusCode::PRECONDITION_FAILED => t(Msg::ApiConflict).into(),
         StatusCode::TOO_MANY_REQUESTS => t(Msg::ApiTooMany).into(),
-        StatusCode::SERVICE_UNAVAILABLE => t(Msg::Sealed).into(),
+        StatusCode::SERVICE_UNAVAILABLE => t(Msg::Unavailable).into(),
         _ => t(Msg::Internal).into(),
     }
 }

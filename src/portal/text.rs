@@ -157,6 +157,7 @@ catalogue! {
     WrongMethod => "This address is not a page to open directly: it receives a form. Start again from the portal.", "Diese Adresse ist keine Seite zum direkten Aufruf, sondern nimmt ein Formular entgegen. Beginnen Sie bitte im Portal neu.";
     Internal => "Something went wrong on our side. Please try again later.", "Bei uns ist etwas schiefgegangen. Bitte versuchen Sie es später noch einmal.";
     Sealed => "The vault is sealed; the portal is unavailable until it is unsealed.", "Der Tresor ist versiegelt; das Portal ist erst nach dem Entsiegeln wieder erreichbar.";
+    Unavailable => "The service is briefly unavailable. Please try again in a moment.", "Der Dienst ist kurz nicht erreichbar. Bitte versuchen Sie es gleich noch einmal.";
     ApiBad => "The change was refused: {}", "Die Änderung wurde abgelehnt: {}";
     ApiForbidden => "You are not allowed to do this here.", "Das dürfen Sie hier nicht.";
     ApiNotFound => "This was not found; it may have been erased.", "Das wurde nicht gefunden; vielleicht wurde es gelöscht.";

@@ -13,6 +13,7 @@ pub mod expirations;
 pub mod failover;
 pub mod files;
 pub mod groups;
+pub mod idempotency;
 pub mod keys;
 pub mod leases;
 pub mod meta;
@@ -56,6 +57,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (17, "sessions of no user", include_str!("../../migrations/0017_userless_sessions.sql")),
     (18, "tenant ui settings", include_str!("../../migrations/0018_tenant_ui.sql")),
     (19, "user expiration flow", include_str!("../../migrations/0019_user_expiration.sql")),
+    (20, "idempotency keys", include_str!("../../migrations/0020_idempotency.sql")),
 ];
 
 pub fn migrator() -> Migrator {

@@ -13,6 +13,7 @@ mod files;
 mod fuzz;
 mod groups;
 mod helpers;
+mod idempotency;
 mod import;
 mod isolation;
 mod leases;

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-async fn mint(app: &TestApp, admin: &str, tenant: &str, role: &str) -> (i64, String) {
+pub async fn mint(app: &TestApp, admin: &str, tenant: &str, role: &str) -> (i64, String) {
     let r = app
         .raw(
             reqwest::Method::POST,

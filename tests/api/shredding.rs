@@ -144,6 +144,10 @@ async fn populate(app: &TestApp, x: &str, name: &str, email: &str) -> String {
     // A unique token: its record hash is a keyed lookup an old backup must not answer.
     call("TokenCreate", json!({"tokentype": "creditcard", "record": "4111 1111 1111 1111", "unique": true})).await.ok();
     call("GroupCreate", json!({"groupname": "staff", "groupdesc": "All staff"})).await.ok();
+    // A creating call under an Idempotency-Key: its kept answer.
+    let headers = [("x-bunker-token", x), ("x-bunker-tenant", name), ("idempotency-key", "kept-1"), ("content-type", "application/json")];
+    let group = json!({"groupname": "kept", "groupdesc": "Created once"}).to_string().into_bytes();
+    app.raw(reqwest::Method::POST, "/v2/GroupCreate", &headers, group).await.ok();
     call("GroupAddUser", own(json!({"groupname": "staff"}))).await.ok();
     call("LegalBasisCreate", json!({"brief": "news", "status": "active"})).await.ok();
     call("TenantSetUIConf", json!({"companytitle": "Tenant A"})).await.ok();
