@@ -58,6 +58,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (18, "tenant ui settings", include_str!("../../migrations/0018_tenant_ui.sql")),
     (19, "user expiration flow", include_str!("../../migrations/0019_user_expiration.sql")),
     (20, "idempotency keys", include_str!("../../migrations/0020_idempotency.sql")),
+    (21, "policy rules key", include_str!("../../migrations/0021_policy_rules_key.sql")),
 ];
 
 pub fn migrator() -> Migrator {

@@ -27,6 +27,7 @@ mod requests;
 mod retention;
 mod roles;
 mod rotation;
+mod scale_out;
 mod sdk;
 mod seal;
 mod security;
