@@ -31,7 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/AppdataListAppNames", post(appdata_list_app_names))
 }
 
-const TABLE: &str = "appdata";
+const TABLE: &str = crate::keys::labels::APPDATA;
 
 #[derive(Deserialize)]
 struct WriteReq {
@@ -81,7 +81,8 @@ fn seal(keys: &TenantKeys, key: &Key, token: &str, appname: &str, version: i32, 
     Ok((keys.seal_with(key, TABLE, &row_id(token, appname, version), &plain), keys.digest_hex(&plain)))
 }
 
-fn open(keys: &TenantKeys, key: &Key, token: &str, appname: &str, version: i32, blob: &[u8]) -> Result<Value> {
+/// Opens app data sealed by [`seal`] (also for shared-record snapshots).
+pub(crate) fn open(keys: &TenantKeys, key: &Key, token: &str, appname: &str, version: i32, blob: &[u8]) -> Result<Value> {
     let plain = keys.open_with(key, TABLE, &row_id(token, appname, version), blob)?;
     Ok(serde_json::from_slice(&plain)?)
 }

@@ -34,7 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/SessionListUserSessions", post(session_list_user_sessions))
 }
 
-const TABLE: &str = "sessions";
+const TABLE: &str = crate::keys::labels::SESSIONS;
 
 #[derive(Deserialize)]
 struct UpsertReq {

@@ -110,11 +110,9 @@ fn row_id(token: &str, uuid: &str) -> String {
     format!("{token}/{uuid}")
 }
 
-/// Opens a user's app data; mirrors the sealing of src/api/appdata.rs (table `appdata`, row
-/// `token/appname/version`).
+/// Opens a user's app data, as `api::appdata` sealed it.
 fn open_appdata(keys: &TenantKeys, key: &Key, token: &str, appname: &str, version: i32, blob: &[u8]) -> Result<Value> {
-    let plain = keys.open_with(key, "appdata", &format!("{token}/{appname}/{version}"), blob)?;
-    Ok(serde_json::from_slice(&plain)?)
+    super::appdata::open(keys, key, token, appname, version, blob)
 }
 
 async fn shared_create(State(st): State<AppState>, claimed: Claimed, Body(req): Body<CreateReq>) -> Result<Json<Value>> {

@@ -48,8 +48,8 @@ pub fn routes() -> Router<AppState> {
 pub const MAX_BULK: usize = 1_000;
 /// The reserved domain of email tokens.
 pub const EMAIL_TOKEN_DOMAIN: &str = "tokens.invalid";
-const TABLE_RECORD: &str = "tokens";
-const TABLE_BASE: &str = "tokens-base";
+const TABLE_RECORD: &str = crate::keys::labels::TOKEN_RECORD;
+const TABLE_BASE: &str = crate::keys::labels::TOKEN_BASE;
 /// Attempts at a token value not yet taken in the tenant before giving up.
 const MINT_ATTEMPTS: usize = 8;
 

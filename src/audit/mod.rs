@@ -20,7 +20,7 @@ pub const GENESIS: [u8; 32] = [0u8; 32];
 /// Chains per tenant: concurrent calls of one tenant append to different lanes.
 pub const LANES: i32 = 8;
 const TABLE: &str = "audit_events";
-const KEY_TABLE: &str = "audit-key";
+const KEY_TABLE: &str = crate::keys::labels::AUDIT_KEY;
 
 /// What a call records about itself. `details` is encrypted before storage.
 #[derive(Debug, Default, Clone)]

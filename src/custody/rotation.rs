@@ -16,14 +16,10 @@ use super::tenant_kek::{self, TenantKekStore};
 use crate::error::{Error, Result};
 use crate::keys::envelope::Key;
 use crate::keys::keyring::{Keyring, TenantKeys};
+// One spelling of each label this module re-wraps (`keys::labels`).
+use crate::keys::labels::{AUDIT_KEY, SESSIONS, TOKEN_BASE, TOKEN_RECORD};
 use crate::store::{Db, TenantTx};
 use crate::vault::Vault;
-
-/// Associated-data table names of token blobs (see `api::tokens`).
-const TOKEN_RECORD: &str = "tokens";
-const TOKEN_BASE: &str = "tokens-base";
-/// ... and of sessions of no user (see `api::sessions`).
-const SESSIONS: &str = "sessions";
 
 /// Rows re-wrapped per table in one pass (one transaction).
 pub const BATCH: i64 = 500;
@@ -100,8 +96,8 @@ async fn rewrap_pass_counted(db: &Db, keks: &TenantKekStore, ring: &Keyring, ten
     let events = tx.events_to_rewrap(current, BATCH).await?;
     let mut events_done = Vec::with_capacity(events.len());
     for e in &events {
-        let k = keys.decrypt("audit-key", &e.row, e.key_version, &e.wrapped)?;
-        events_done.push((e.id, keys.encrypt("audit-key", &e.row, &k).1));
+        let k = keys.decrypt(AUDIT_KEY, &e.row, e.key_version, &e.wrapped)?;
+        events_done.push((e.id, keys.encrypt(AUDIT_KEY, &e.row, &k).1));
     }
     if !events_done.is_empty() {
         tx.set_event_keys(current, &events_done).await?;

@@ -4,5 +4,6 @@
 pub mod blind;
 pub mod envelope;
 pub mod keyring;
+pub mod labels;
 pub mod shamir;
 pub mod unseal;
