@@ -91,7 +91,7 @@ impl From<sqlx::Error> for Error {
             }
         }
         if crate::store::failover::is_failover(&e) {
-            crate::store::failover::note(&e);
+            crate::store::failover::suspect_writer();
             tracing::warn!(error = %e, "database unavailable or read-only");
             return Error::Unavailable(DATABASE_UNAVAILABLE.into());
         }

@@ -11,7 +11,6 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -69,7 +68,7 @@ pub async fn digest(State(limit): State<usize>, req: Request, next: Next) -> Res
     let (mut parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
-        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, Error::PayloadTooLarge).into_response(),
+        Err(_) => return Error::PayloadTooLarge.into_response(),
     };
     parts.extensions.insert(Claim { key, digest: Sha256::digest(&bytes).into() });
     next.run(Request::from_parts(parts, Body::from(bytes))).await

@@ -114,8 +114,14 @@ pub fn is_failover(e: &sqlx::Error) -> bool {
 /// Notes a failover error: every pool is replaced at its next use.
 pub fn note(e: &sqlx::Error) {
     if is_failover(e) {
-        EPOCH.fetch_add(1, Ordering::Relaxed);
+        suspect_writer();
     }
+}
+
+/// The writer may have moved (a failover error, or a health check that found the database
+/// read-only): every pool is replaced at its next use.
+pub fn suspect_writer() {
+    EPOCH.fetch_add(1, Ordering::Relaxed);
 }
 
 pub fn epoch() -> u64 {
@@ -163,11 +169,6 @@ pub fn pool_on(opts: PgConnectOptions, max_connections: u32) -> PgPool {
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(opts.application_name("strongroom"))
-}
-
-/// Notes a writable database turned read-only (seen by a health check, not an error).
-pub fn read_only_seen() {
-    EPOCH.fetch_add(1, Ordering::Relaxed);
 }
 
 #[cfg(test)]

@@ -185,7 +185,7 @@ impl Db {
         match got {
             Ok(ro) if ro == "off" => true,
             Ok(_) => {
-                failover::read_only_seen();
+                failover::suspect_writer();
                 false
             }
             Err(e) => {
