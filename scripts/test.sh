@@ -10,6 +10,13 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
+# pg_auto_failover (a monitor and two nodes) for the failover tests, built for the installed server.
+PG_MAJOR=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sed -E 's#.*/([0-9]+)/bin#\1#' | sort -n | tail -1)
+if ! command -v pg_autoctl >/dev/null 2>&1 || [ ! -f "/usr/lib/postgresql/$PG_MAJOR/lib/pgautofailover.so" ]; then
+    echo "installing pg_auto_failover for PostgreSQL $PG_MAJOR" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "postgresql-$PG_MAJOR-auto-failover" >/dev/null
+fi
+
 # Debian's Chromium and ChromeDriver for the portal's browser tests.
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
     echo "installing chromium and chromium-driver" >&2

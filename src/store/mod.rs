@@ -82,8 +82,9 @@ struct DbInner {
     max_connections: u32,
     /// The failover epoch this pool was built for.
     seen: std::sync::atomic::AtomicU64,
-    /// Held while probing; when the last probe was (probes at most every 500 ms).
-    refresh: tokio::sync::Mutex<Option<std::time::Instant>>,
+    /// Held while probing; when the last probe ended and whether it found a writable host
+    /// (probes at most every 500 ms).
+    refresh: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
 }
 
 impl Db {
@@ -121,42 +122,78 @@ impl Db {
     }
 
     /// The pool, first replaced by one on the writable host when a failover error was seen
-    /// since it was built. One caller probes; the others go on with the current pool.
-    async fn live_pool(&self) -> PgPool {
+    /// since it was built. One caller probes while the others wait for its finding; while no
+    /// host is writable, callers hear so at once (a probe at most every 500 ms) instead of each
+    /// waiting out the pool's acquire timeout on a dead host.
+    async fn live_pool(&self) -> Result<PgPool, sqlx::Error> {
         use std::sync::atomic::Ordering;
+        let Some(target) = &self.inner.target else { return Ok(self.pool()) };
         let epoch = failover::epoch();
-        if let (Some(target), true) = (&self.inner.target, self.inner.seen.load(Ordering::Relaxed) != epoch) {
-            if let Ok(mut last) = self.inner.refresh.try_lock() {
-                if last.is_none_or(|t| t.elapsed() >= Duration::from_millis(500)) {
-                    *last = Some(std::time::Instant::now());
-                    match failover::writable_host(target).await {
-                        Ok(opts) => {
-                            let fresh = failover::pool_on(opts, self.inner.max_connections);
-                            let old = std::mem::replace(&mut *self.inner.pool.write().unwrap_or_else(|p| p.into_inner()), fresh);
-                            self.inner.seen.store(epoch, Ordering::Relaxed);
-                            tracing::warn!("database: a failover error was seen; connections now go to the writable host");
-                            tokio::spawn(async move { old.close().await });
-                        }
-                        Err(e) => tracing::warn!(error = %e, "database: no writable host answers yet"),
-                    }
-                }
+        if self.inner.seen.load(Ordering::Relaxed) == epoch {
+            return Ok(self.pool());
+        }
+        let mut last = self.inner.refresh.lock().await;
+        if self.inner.seen.load(Ordering::Relaxed) >= epoch {
+            return Ok(self.pool());
+        }
+        match *last {
+            Some((at, found)) if at.elapsed() < Duration::from_millis(500) => {
+                return if found { Ok(self.pool()) } else { Err(sqlx::Error::Configuration(Box::new(failover::ReadOnlyNode))) };
+            }
+            _ => {}
+        }
+        let probed = failover::writable_host(target).await;
+        *last = Some((std::time::Instant::now(), probed.is_ok()));
+        match probed {
+            Ok(opts) => {
+                let fresh = failover::pool_on(opts, self.inner.max_connections);
+                let old = std::mem::replace(&mut *self.inner.pool.write().unwrap_or_else(|p| p.into_inner()), fresh);
+                self.inner.seen.store(epoch, Ordering::Relaxed);
+                tracing::warn!("database: a failover error was seen; connections now go to the writable host");
+                tokio::spawn(async move { old.close().await });
+                Ok(self.pool())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "database: no writable host answers yet");
+                Err(e)
             }
         }
-        self.pool()
+    }
+
+    /// Runs `open`, a transaction's begin and first statement, on the live pool. A failover
+    /// error there (a pooled connection the old primary dropped) is retried once on a fresh
+    /// connection: nothing has run yet, so the retry cannot repeat anything.
+    async fn opening<T, F>(&self, open: F) -> Result<T, sqlx::Error>
+    where
+        F: Fn(PgPool) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, sqlx::Error>> + Send>>,
+    {
+        match open(self.live_pool().await?).await {
+            Err(e) if failover::is_failover(&e) => {
+                failover::suspect_writer();
+                open(self.live_pool().await?).await
+            }
+            other => other,
+        }
     }
 
     /// Opens a transaction scoped to `tenant_id`. The tenant row is read and the scope entered
     /// in one statement (one round trip per call saved: this runs on every request).
     pub async fn tenant_tx(&self, tenant_id: i64) -> Result<TenantTx, sqlx::Error> {
-        let mut tx = self.live_pool().await.begin().await?;
-        let row: Option<(i32, i32, Option<String>)> =
-            sqlx::query_as(&format!("SELECT key_version, policy_version, kek_id, {ENTER_SCOPE} FROM tenants WHERE id = $1"))
-                .bind(tenant_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|(k, p, kek, _, _): (i32, i32, Option<String>, String, String)| (k, p, kek));
+        let (mut tx, row) = self
+            .opening(|pool| {
+                Box::pin(async move {
+                    let mut tx = pool.begin().await?;
+                    let row: Option<(i32, i32, Option<String>, String, String)> =
+                        sqlx::query_as(&format!("SELECT key_version, policy_version, kek_id, {ENTER_SCOPE} FROM tenants WHERE id = $1"))
+                            .bind(tenant_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    Ok((tx, row))
+                })
+            })
+            .await?;
         let (key_version, policy_version, kek_id) = match row {
-            Some(r) => r,
+            Some((k, p, kek, _, _)) => (k, p, kek),
             None => {
                 enter_tenant(&mut tx, tenant_id).await?;
                 (1, 0, None)
@@ -168,20 +205,30 @@ impl Db {
     /// Opens a transaction scoped to the tenant called `name`; `None` when no such tenant (or
     /// when it is being deleted: every request of every instance stops at once).
     pub async fn tenant_tx_by_name(&self, name: &str) -> Result<Option<TenantTx>, sqlx::Error> {
-        let mut tx = self.live_pool().await.begin().await?;
-        let row: Option<(i64, i32, i32, Option<String>, String, String)> = sqlx::query_as(&format!(
-            "SELECT id, key_version, policy_version, kek_id, {ENTER_SCOPE} FROM tenants WHERE name = $1 AND shredding_at IS NULL"
-        ))
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let (tx, row) = self
+            .opening(|pool| {
+                let name = name.to_string();
+                Box::pin(async move {
+                    let mut tx = pool.begin().await?;
+                    let row: Option<(i64, i32, i32, Option<String>, String, String)> = sqlx::query_as(&format!(
+                        "SELECT id, key_version, policy_version, kek_id, {ENTER_SCOPE} FROM tenants WHERE name = $1 AND shredding_at IS NULL"
+                    ))
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    Ok((tx, row))
+                })
+            })
+            .await?;
         Ok(row.map(|(id, key_version, policy_version, kek_id, _, _)| TenantTx { tx, tenant_id: id, key_version, policy_version, kek_id }))
     }
 
     /// Whether a writable database answers (a read-only one is a failover under way).
     pub async fn ping(&self) -> bool {
-        let got =
-            sqlx::query_scalar::<_, String>("SELECT current_setting('transaction_read_only')").fetch_one(&self.live_pool().await).await;
+        let got = match self.live_pool().await {
+            Ok(pool) => sqlx::query_scalar::<_, String>("SELECT current_setting('transaction_read_only')").fetch_one(&pool).await,
+            Err(e) => Err(e),
+        };
         match got {
             Ok(ro) if ro == "off" => true,
             Ok(_) => {

@@ -3,8 +3,7 @@
 //! failover does to the old primary) is 503 with `Retry-After`, never 500, and readiness is
 //! false; when a writable database is back, writes succeed again by themselves.
 //!
-//! What this does not cover (see the issue note): a real pg_auto_failover pair, where the
-//! writer moves to another node with the data.
+//! A real pair, where the writer moves to another node with the data, is `auto_failover`.
 
 use std::time::{Duration, Instant};
 

@@ -2,6 +2,7 @@
 
 mod appdata;
 mod audit;
+mod auto_failover;
 mod bulk;
 mod callbacks;
 mod consent;
