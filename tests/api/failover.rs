@@ -22,20 +22,48 @@ async fn admin() -> PgConnection {
     PgConnection::connect(&cluster().pg.url("postgres")).await.unwrap()
 }
 
+/// Another cluster with the same login and an empty database `db`.
+async fn second_node(db: &str, login: &str) -> strongroom::localpg::LocalPg {
+    let dir = temp_dir("second-node");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let node = strongroom::localpg::LocalPg::start(&dir).expect("start a second node");
+    node.remove_when_process_exits(std::process::id(), &dir).unwrap();
+    let mut c = PgConnection::connect(&node.url("postgres")).await.unwrap();
+    let (user, password) = login.split_once(':').unwrap();
+    c.execute(format!("ALTER ROLE {user} PASSWORD '{password}'").as_str()).await.unwrap();
+    c.execute(format!("CREATE DATABASE {db}").as_str()).await.unwrap();
+    c.close().await.unwrap();
+    node
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_writer_died_is_opened_on_the_new_writer_not_refused() {
+    // Two writable nodes: the pool starts on the first; the first dies.
+    let url = fresh_database().await;
+    let (db, login) = parts(&url);
+    let first = second_node(&db, &login).await;
+    let first_url = format!("postgres://{login}@127.0.0.1:{}/{db}", first.port());
+    strongroom::store::Db::connect(&first_url, 2).await.unwrap().migrate().await.unwrap();
+    let multi = format!("postgres://{login}@127.0.0.1:{},127.0.0.1:{}/{db}", first.port(), cluster().pg.port());
+    let store = strongroom::store::Db::connect(&multi, 2).await.unwrap();
+    let on_first: i32 =
+        sqlx::query_scalar("SELECT inet_server_port()").fetch_one(&mut *store.tenant_tx(1).await.unwrap().conn()).await.unwrap();
+    assert_eq!(on_first as u16, first.port());
+    first.stop().unwrap();
+    // Nothing ran yet when the opening statement failed, so it is retried on the writable node
+    // at once: the caller gets a transaction, not a 503.
+    let mut tx = store.tenant_tx(1).await.expect("opened on the node still standing");
+    let port: i32 = sqlx::query_scalar("SELECT inet_server_port()").fetch_one(&mut *tx.conn()).await.unwrap();
+    assert_eq!(port as u16, cluster().pg.port());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multi_host_url_skips_a_dead_host_and_a_read_only_node() {
     let url = fresh_database().await;
     let (db, login) = parts(&url);
     // A second node with the same login and database, read-only like a standby.
-    let dir = temp_dir("ro-node");
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let standby = strongroom::localpg::LocalPg::start(&dir).expect("start the read-only node");
-    standby.remove_when_process_exits(std::process::id(), &dir).unwrap();
+    let standby = second_node(&db, &login).await;
     let mut c = PgConnection::connect(&standby.url("postgres")).await.unwrap();
-    let password = login.split_once(':').unwrap().1.to_string();
-    let user = login.split_once(':').unwrap().0.to_string();
-    c.execute(format!("ALTER ROLE {user} PASSWORD '{password}'").as_str()).await.unwrap();
-    c.execute(format!("CREATE DATABASE {db}").as_str()).await.unwrap();
     c.execute(format!("ALTER DATABASE {db} SET default_transaction_read_only = on").as_str()).await.unwrap();
     c.close().await.unwrap();
 
