@@ -7,6 +7,7 @@ pub mod appdata;
 pub mod audit;
 pub mod bulk;
 pub mod callbacks;
+pub mod cluster_roles;
 pub mod consent;
 pub mod credentials;
 pub mod expirations;
@@ -17,6 +18,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod leases;
 pub mod meta;
+pub mod migrate;
 pub mod portal;
 pub mod relations;
 pub mod requests;
@@ -28,46 +30,11 @@ pub mod tenants;
 pub mod tokens;
 pub mod users;
 
-use std::borrow::Cow;
 use std::time::Duration;
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::error::Result;
-
-/// Embedded migrations, in order. Never edit a landed file; add the next one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "foundation", include_str!("../../migrations/0001_foundation.sql")),
-    (2, "appdata and sessions", include_str!("../../migrations/0002_appdata_sessions.sql")),
-    (3, "consent", include_str!("../../migrations/0003_consent.sql")),
-    (4, "bulk unlock", include_str!("../../migrations/0004_bulk_unlock.sql")),
-    (5, "tokens", include_str!("../../migrations/0005_tokens.sql")),
-    (6, "user requests", include_str!("../../migrations/0006_requests.sql")),
-    (7, "groups and shared records", include_str!("../../migrations/0007_groups_shared.sql")),
-    (8, "user retention", include_str!("../../migrations/0008_retention.sql")),
-    (9, "files", include_str!("../../migrations/0009_files.sql")),
-    (10, "callbacks", include_str!("../../migrations/0010_callbacks.sql")),
-    (11, "soft delete", include_str!("../../migrations/0011_soft_delete.sql")),
-    (12, "tenant shredding", include_str!("../../migrations/0012_tenant_shredding.sql")),
-    (13, "privacy portal", include_str!("../../migrations/0013_portal.sql")),
-    (14, "callback dead letters", include_str!("../../migrations/0014_callback_dead_letters.sql")),
-    (15, "lineage", include_str!("../../migrations/0015_lineage.sql")),
-    (16, "file tags", include_str!("../../migrations/0016_file_tags.sql")),
-    (17, "sessions of no user", include_str!("../../migrations/0017_userless_sessions.sql")),
-    (18, "tenant ui settings", include_str!("../../migrations/0018_tenant_ui.sql")),
-    (19, "user expiration flow", include_str!("../../migrations/0019_user_expiration.sql")),
-    (20, "idempotency keys", include_str!("../../migrations/0020_idempotency.sql")),
-    (21, "policy rules key", include_str!("../../migrations/0021_policy_rules_key.sql")),
-];
-
-pub fn migrator() -> Migrator {
-    let migrations = MIGRATIONS
-        .iter()
-        .map(|(v, d, sql)| Migration::new(*v, Cow::Borrowed(*d), MigrationType::Simple, Cow::Borrowed(*sql), false))
-        .collect::<Vec<_>>();
-    Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
-}
 
 /// The connection pool, on the writable database (see [`failover`]). Cheap to clone.
 #[derive(Clone)]
@@ -112,8 +79,9 @@ impl Db {
         }
     }
 
-    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        migrator().run(&self.pool()).await
+    /// Applies every migration not yet applied (see [`migrate`]).
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        migrate::run(&self.pool()).await
     }
 
     /// Pool for tables outside tenant scope (vault_meta, tenants). Not for tenant tables.

@@ -19,6 +19,7 @@ mod import;
 mod isolation;
 mod leases;
 mod login;
+mod managed_db;
 mod official_client;
 mod ops;
 mod policies;
