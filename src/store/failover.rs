@@ -26,6 +26,9 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 static EPOCH: AtomicU64 = AtomicU64::new(0);
 
+/// Woken at every [`suspect_writer`]: callers still waiting on the old writer give up then.
+static MOVED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 /// What a connection must be (libpq's `target_session_attrs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Attrs {
@@ -122,6 +125,20 @@ pub fn note(e: &sqlx::Error) {
 /// read-only): every pool is replaced at its next use.
 pub fn suspect_writer() {
     EPOCH.fetch_add(1, Ordering::Relaxed);
+    MOVED.notify_waiters();
+}
+
+/// Resolves once the epoch is past `seen` (a failover error was seen somewhere since).
+pub async fn moved_since(seen: u64) {
+    loop {
+        let woken = MOVED.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        if epoch() != seen {
+            return;
+        }
+        woken.await;
+    }
 }
 
 pub fn epoch() -> u64 {

@@ -106,7 +106,12 @@ impl Db {
         }
         match *last {
             Some((at, found)) if at.elapsed() < Duration::from_millis(500) => {
-                return if found { Ok(self.pool()) } else { Err(sqlx::Error::Configuration(Box::new(failover::ReadOnlyNode))) };
+                if !found {
+                    return Err(sqlx::Error::Configuration(Box::new(failover::ReadOnlyNode)));
+                }
+                // Stragglers of the old pool since the last probe: the pool is already new.
+                self.inner.seen.store(epoch, Ordering::Relaxed);
+                return Ok(self.pool());
             }
             _ => {}
         }
@@ -129,15 +134,25 @@ impl Db {
     }
 
     /// Runs `open`, a transaction's begin and first statement, on the live pool. A failover
-    /// error there (a pooled connection the old primary dropped) is retried once on a fresh
-    /// connection: nothing has run yet, so the retry cannot repeat anything.
+    /// error there (a pooled connection the old primary dropped, a pool still on a dead node)
+    /// is retried once on a fresh connection: nothing has run yet, so the retry cannot repeat
+    /// anything. A caller still waiting for a connection when another call sees the writer
+    /// move gives up waiting then (the pool would retry a dead node until its acquire timeout)
+    /// and takes the retry.
     async fn opening<T, F>(&self, open: F) -> Result<T, sqlx::Error>
     where
         F: Fn(PgPool) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, sqlx::Error>> + Send>>,
     {
-        match open(self.live_pool().await?).await {
+        let seen = failover::epoch();
+        let first = tokio::select! {
+            r = open(self.live_pool().await?) => r,
+            _ = failover::moved_since(seen) => Err(sqlx::Error::PoolTimedOut),
+        };
+        match first {
             Err(e) if failover::is_failover(&e) => {
-                failover::suspect_writer();
+                if failover::epoch() == seen {
+                    failover::suspect_writer();
+                }
                 open(self.live_pool().await?).await
             }
             other => other,

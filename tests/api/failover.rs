@@ -22,8 +22,8 @@ async fn admin() -> PgConnection {
     PgConnection::connect(&cluster().pg.url("postgres")).await.unwrap()
 }
 
-/// Another cluster with the same login and an empty database `db`.
-async fn second_node(db: &str, login: &str) -> strongroom::localpg::LocalPg {
+/// Another cluster with the same login and an empty database `db` (`read_only`: like a standby).
+async fn second_node(db: &str, login: &str, read_only: bool) -> strongroom::localpg::LocalPg {
     let dir = temp_dir("second-node");
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let node = strongroom::localpg::LocalPg::start(&dir).expect("start a second node");
@@ -32,6 +32,9 @@ async fn second_node(db: &str, login: &str) -> strongroom::localpg::LocalPg {
     let (user, password) = login.split_once(':').unwrap();
     c.execute(format!("ALTER ROLE {user} PASSWORD '{password}'").as_str()).await.unwrap();
     c.execute(format!("CREATE DATABASE {db}").as_str()).await.unwrap();
+    if read_only {
+        c.execute(format!("ALTER DATABASE {db} SET default_transaction_read_only = on").as_str()).await.unwrap();
+    }
     c.close().await.unwrap();
     node
 }
@@ -41,7 +44,7 @@ async fn a_call_whose_writer_died_is_opened_on_the_new_writer_not_refused() {
     // Two writable nodes: the pool starts on the first; the first dies.
     let url = fresh_database().await;
     let (db, login) = parts(&url);
-    let first = second_node(&db, &login).await;
+    let first = second_node(&db, &login, false).await;
     let first_url = format!("postgres://{login}@127.0.0.1:{}/{db}", first.port());
     strongroom::store::Db::connect(&first_url, 2).await.unwrap().migrate().await.unwrap();
     let multi = format!("postgres://{login}@127.0.0.1:{},127.0.0.1:{}/{db}", first.port(), cluster().pg.port());
@@ -62,10 +65,7 @@ async fn a_multi_host_url_skips_a_dead_host_and_a_read_only_node() {
     let url = fresh_database().await;
     let (db, login) = parts(&url);
     // A second node with the same login and database, read-only like a standby.
-    let standby = second_node(&db, &login).await;
-    let mut c = PgConnection::connect(&standby.url("postgres")).await.unwrap();
-    c.execute(format!("ALTER DATABASE {db} SET default_transaction_read_only = on").as_str()).await.unwrap();
-    c.close().await.unwrap();
+    let standby = second_node(&db, &login, true).await;
 
     let dead = free_port();
     let multi = format!(
