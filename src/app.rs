@@ -37,6 +37,8 @@ struct Inner {
     portal: crate::portal::Outbox,
     /// What the last probe of the tenant key store found (`None`: not probed yet).
     kek_probe: std::sync::Mutex<Option<String>>,
+    /// Identity providers' public keys (OIDC trusts), cached per instance.
+    oidc_keys: crate::auth::oidc::Keys,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ impl AppState {
                 limits,
                 portal: crate::portal::Outbox::new(),
                 kek_probe: Default::default(),
+                oidc_keys: Default::default(),
             }),
         })
     }
@@ -201,6 +204,10 @@ impl AppState {
     /// The privacy portal's rate limiter, notification client and demo outbox.
     pub fn portal(&self) -> &crate::portal::Outbox {
         &self.inner.portal
+    }
+
+    pub fn oidc_keys(&self) -> &crate::auth::oidc::Keys {
+        &self.inner.oidc_keys
     }
 }
 

@@ -55,6 +55,9 @@ pub struct Config {
     /// `STRONGROOM_CALLBACK_URL`: where consent withdrawals, forget-me and profile changes are
     /// POSTed (one URL for all tenants); `None`: no callbacks, and nothing is queued.
     pub callback_url: Option<String>,
+    /// `STRONGROOM_OIDC_ALLOW_HTTP`: OIDC trusts may name a plain-http JWKS URL (a dev-mode
+    /// OpenBao on loopback); off by default, https only.
+    pub oidc_allow_http: bool,
     /// `STRONGROOM_CALLBACK_BACKOFF_MS`: the retry unit; attempt `n` failing waits
     /// `min(2^n, 300)` units (default 1000: seconds).
     pub callback_backoff_ms: u64,
@@ -144,6 +147,7 @@ impl Default for Config {
             share_rps: 5,
             share_burst: 20,
             callback_url: None,
+            oidc_allow_http: false,
             callback_backoff_ms: 1000,
             webhook_secret: None,
             portal_notify_url: None,
@@ -377,6 +381,13 @@ impl Config {
                 anyhow::bail!("STRONGROOM_CALLBACK_URL must be an http:// or https:// URL");
             }
             c.callback_url = Some(v);
+        }
+        if let Some(v) = get("STRONGROOM_OIDC_ALLOW_HTTP") {
+            c.oidc_allow_http = match v.trim() {
+                "1" | "true" => true,
+                "0" | "false" | "" => false,
+                _ => anyhow::bail!("STRONGROOM_OIDC_ALLOW_HTTP must be true or false"),
+            };
         }
         if let Some(n) = positive("STRONGROOM_CALLBACK_BACKOFF_MS")? {
             c.callback_backoff_ms = n;

@@ -81,7 +81,7 @@ async fn revoke(State(st): State<AppState>, claimed: Claimed, Body(req): Body<Re
 
 /// Credentials are created and revoked with credentials only: never with a lease (an xtoken, a
 /// Vault lease, a portal session), which would outlive its own expiry through what it created.
-fn only_credentials(call: &Call) -> Result<()> {
+pub(super) fn only_credentials(call: &Call) -> Result<()> {
     if call.who.is_lease() {
         return Err(Error::Forbidden("credentials are created and revoked with a credential, not a leased token".into()));
     }

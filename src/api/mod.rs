@@ -16,6 +16,7 @@ pub mod groups;
 pub mod idempotency;
 pub mod inprocess;
 pub mod login;
+pub mod oidc_trust;
 pub mod relations;
 pub mod requests;
 pub mod roles;
@@ -89,7 +90,10 @@ impl Call {
             None => None,
         };
         let who = match &claimed.token {
-            Some(token) if auth::lease::looks_like_jwt(token) => auth::verify_lease(&mut tx, &ring, &claimed.tenant, token).await?,
+            Some(token) if auth::lease::looks_like_jwt(token) => match auth::verify_lease(&mut tx, &ring, &claimed.tenant, token).await? {
+                Some(lease) => Some(lease),
+                None => auth::oidc::verify(&mut tx, state.oidc_keys(), &claimed.tenant, token).await?,
+            },
             Some(token) => auth::verify(&mut tx, &ring, &claimed.tenant, token).await?,
             None => None,
         };
@@ -325,6 +329,7 @@ pub fn v2_routes(state: AppState) -> Router<AppState> {
         .merge(groups::routes())
         .merge(shared::routes())
         .merge(vault_plugin::routes())
+        .merge(oidc_trust::routes())
         .merge(xtokens::routes())
         .route("/v2/{name}", post(unknown_endpoint))
         .layer(axum::middleware::from_fn_with_state(state.config().max_body_bytes, idempotency::digest))

@@ -4,6 +4,7 @@
 
 pub mod conditions;
 pub mod lease;
+pub mod oidc;
 pub mod policy;
 pub mod ratelimit;
 pub mod roles;

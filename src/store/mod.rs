@@ -19,6 +19,7 @@ pub mod keys;
 pub mod leases;
 pub mod meta;
 pub mod migrate;
+pub mod oidc;
 pub mod portal;
 pub mod relations;
 pub mod requests;

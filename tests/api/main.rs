@@ -21,6 +21,7 @@ mod leases;
 mod login;
 mod managed_db;
 mod official_client;
+mod oidc;
 mod ops;
 mod policies;
 mod portal;

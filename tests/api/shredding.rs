@@ -165,6 +165,9 @@ async fn populate(app: &TestApp, x: &str, name: &str, email: &str) -> String {
     call("RoleLinkPolicy", json!({"rolename": "viewer", "policyname": "view"})).await.ok();
     call("XTokenCreateForRole", json!({"rolename": "viewer"})).await.ok();
     call("BulkListUnlock", json!({})).await.ok();
+    let trust = json!({"issuer": "https://bao.example/v1/identity/oidc", "jwksurl": "https://bao.example/v1/identity/oidc/.well-known/keys",
+                       "audience": "client-1", "roleclaim": "strongroom_role", "roles": {"reader": "app-reader"}});
+    call("CredentialOidcTrustSet", trust).await.ok();
     // A portal sign-in challenge.
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let page = http.get(format!("{}/portal/", app.base)).send().await.unwrap();
