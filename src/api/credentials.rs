@@ -82,8 +82,8 @@ async fn revoke(State(st): State<AppState>, claimed: Claimed, Body(req): Body<Re
 /// Credentials are created and revoked with credentials only: never with a lease (an xtoken, a
 /// Vault lease, a portal session), which would outlive its own expiry through what it created.
 pub(super) fn only_credentials(call: &Call) -> Result<()> {
-    if call.who.is_lease() {
-        return Err(Error::Forbidden("credentials are created and revoked with a credential, not a leased token".into()));
+    if call.who.is_bounded() {
+        return Err(Error::Forbidden("credentials are created and revoked with a credential, not a leased or identity token".into()));
     }
     Ok(())
 }

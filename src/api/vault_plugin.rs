@@ -96,15 +96,16 @@ pub async fn mint(
     user: Option<&str>,
 ) -> Result<Minted> {
     let status = tenant_role_status(call, target).await?;
-    check_lease_mint(&MintRequest { caller: &call.who.role, caller_is_lease: call.who.is_lease(), target, purpose }, status)?;
+    check_lease_mint(&MintRequest { caller: &call.who.role, caller_is_lease: call.who.is_bounded(), target, purpose }, status)?;
     if purpose == MintPurpose::UserXToken && user.is_none() {
         return Err(Error::bad("user tokens are minted for a user record only"));
     }
     let revoked = || Error::Forbidden("access denied: the token was revoked".into());
-    let mut cap = None;
+    // An identity token's own expiry bounds what it mints, as a parent lease's does.
+    let mut cap = call.who.lease_max_expires_at;
     if let Some(parent) = call.who.lease_id.clone() {
         let live = call.tx.hold_live_lease(&parent).await?.ok_or_else(revoked)?;
-        cap = Some(live.max_expires_at);
+        cap = Some(cap.map_or(live.max_expires_at, |c| c.min(live.max_expires_at)));
     }
     if let Some(root) = call.who.lineage_root {
         if !call.tx.hold_live_credential(root).await? {

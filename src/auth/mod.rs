@@ -99,7 +99,7 @@ pub struct Principal {
     /// minting credential's for a lease (`None`: a portal sign-in). Everything this principal
     /// mints records it, so revoking that credential reaches all of it.
     pub lineage_root: Option<i64>,
-    /// For a lease: its hard expiry, which nothing it mints may outlive.
+    /// For a lease or an identity token: its hard expiry, which nothing it mints may outlive.
     pub lease_max_expires_at: Option<i64>,
 }
 
@@ -119,6 +119,12 @@ impl Principal {
     /// Whether the caller presented a lease (xtoken, Vault lease, portal session).
     pub fn is_lease(&self) -> bool {
         self.lease_id.is_some()
+    }
+
+    /// Whether the caller presented a bearer token with a hard expiry (a lease, or an identity
+    /// token from an OIDC trust): it mints only tokens of its own role, none outliving it.
+    pub fn is_bounded(&self) -> bool {
+        self.is_lease() || self.lease_max_expires_at.is_some()
     }
 }
 
