@@ -343,8 +343,17 @@ async fn unknown_endpoint(axum::extract::Path(name): axum::extract::Path<String>
 }
 
 /// Our v2 endpoints outside the contract (each documented in README.md).
-pub const EXTENSION_ENDPOINTS: &[&str] =
-    &["TenantDelete", "TenantSetUIConf", "UserImport", "UserExpirationStart", "UserExpirationGet", "UserExpirationCancel"];
+pub const EXTENSION_ENDPOINTS: &[&str] = &[
+    "TenantDelete",
+    "TenantSetUIConf",
+    "UserImport",
+    "UserExpirationStart",
+    "UserExpirationGet",
+    "UserExpirationCancel",
+    "CredentialOidcTrustSet",
+    "CredentialOidcTrustList",
+    "CredentialOidcTrustDelete",
+];
 
 /// Pro endpoints the vendor's SDKs call that our contract file does not list.
 pub const SDK_ENDPOINTS: &[&str] = &[

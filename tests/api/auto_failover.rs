@@ -115,26 +115,20 @@ impl Formation {
         std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
     }
 
+    /// `pg_autoctl create <monitor|postgres>` for `name` (its data dir and log) on `port`,
+    /// with trust auth and no TLS on 127.0.0.1, kept running.
+    fn create(&self, name: &str, port: u16, extra: &[&str]) {
+        let kind = if name == "monitor" { "monitor" } else { "postgres" };
+        let (pgdata, port) = (self.dir.join(name).display().to_string(), port.to_string());
+        let mut args =
+            vec!["create", kind, "--pgdata", &pgdata, "--pgport", &port, "--hostname", "127.0.0.1", "--auth", "trust", "--no-ssl"];
+        args.extend_from_slice(extra);
+        args.push("--run");
+        self.spawn(name, &args);
+    }
+
     async fn start_monitor(&self) {
-        let port = self.monitor_port.to_string();
-        let pgdata = self.dir.join("monitor").display().to_string();
-        self.spawn(
-            "monitor",
-            &[
-                "create",
-                "monitor",
-                "--pgdata",
-                &pgdata,
-                "--pgport",
-                &port,
-                "--hostname",
-                "127.0.0.1",
-                "--auth",
-                "trust",
-                "--no-ssl",
-                "--run",
-            ],
-        );
+        self.create("monitor", self.monitor_port, &[]);
         let su = format!("postgres://{}@127.0.0.1:{}/pg_auto_failover?sslmode=disable", self.superuser, self.monitor_port);
         let mut c =
             eventually("the monitor", Duration::from_secs(60), || async { PgConnection::connect(&su).await.ok() }, || self.log("monitor"))
@@ -155,30 +149,8 @@ impl Formation {
     }
 
     fn start_node(&self, node: usize) {
-        let port = self.ports[node].to_string();
-        let pgdata = self.dir.join(format!("node{}", node + 1)).display().to_string();
         let monitor = self.monitor_url();
-        self.spawn(
-            &format!("node{}", node + 1),
-            &[
-                "create",
-                "postgres",
-                "--pgdata",
-                &pgdata,
-                "--pgport",
-                &port,
-                "--hostname",
-                "127.0.0.1",
-                "--auth",
-                "trust",
-                "--no-ssl",
-                "--dbname",
-                DB,
-                "--monitor",
-                &monitor,
-                "--run",
-            ],
-        );
+        self.create(&format!("node{}", node + 1), self.ports[node], &["--dbname", DB, "--monitor", &monitor]);
     }
 
     /// `(port, reported state)` of every node, as the monitor sees them.
