@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::body::UserLookup as UserReq;
-use super::body::{Body, Metadata};
+use super::body::{Body, Metadata, NoArgs};
 use super::users::find_user;
 use super::{fields, Call};
 use crate::app::AppState;
@@ -101,12 +101,6 @@ struct BasisUpdateReq {
 #[derive(Deserialize)]
 struct BriefReq {
     brief: String,
-    #[serde(default)]
-    request_metadata: Metadata,
-}
-
-#[derive(Deserialize)]
-struct ListReq {
     #[serde(default)]
     request_metadata: Metadata,
 }
@@ -429,7 +423,7 @@ async fn legal_basis_delete(State(st): State<AppState>, claimed: Claimed, Body(r
     call.finish(result).await
 }
 
-async fn legal_basis_list(State(st): State<AppState>, claimed: Claimed, Body(req): Body<ListReq>) -> Result<Json<Value>> {
+async fn legal_basis_list(State(st): State<AppState>, claimed: Claimed, Body(req): Body<NoArgs>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "LegalBasisListAgreements", req.request_metadata).await?;
     let result = async {
         let rows: Vec<Value> = call.tx.legal_bases().await?.iter().map(basis_json).collect();
@@ -667,7 +661,7 @@ async fn activity_unlink(State(st): State<AppState>, claimed: Claimed, Body(req)
     call.finish(result).await
 }
 
-async fn activity_list(State(st): State<AppState>, claimed: Claimed, Body(req): Body<ListReq>) -> Result<Json<Value>> {
+async fn activity_list(State(st): State<AppState>, claimed: Claimed, Body(req): Body<NoArgs>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "ProcessingActivityListActivities", req.request_metadata).await?;
     let result = async {
         let rows: Vec<Value> =

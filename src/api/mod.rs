@@ -90,9 +90,12 @@ impl Call {
             None => None,
         };
         let who = match &claimed.token {
-            Some(token) if auth::lease::looks_like_jwt(token) => match auth::verify_lease(&mut tx, &ring, &claimed.tenant, token).await? {
-                Some(lease) => Some(lease),
-                None => auth::oidc::verify(&mut tx, state.oidc_keys(), &claimed.tenant, token).await?,
+            // A JWT is one of our leases or an identity token of an OIDC trust, told by its issuer.
+            Some(token) if auth::lease::looks_like_jwt(token) => match auth::oidc::unverified_issuer(token) {
+                Some(iss) if iss != auth::lease::ISSUER => {
+                    auth::oidc::verify(&mut tx, state.oidc_keys(), &claimed.tenant, token, &iss).await?
+                }
+                _ => auth::verify_lease(&mut tx, &ring, &claimed.tenant, token).await?,
             },
             Some(token) => auth::verify(&mut tx, &ring, &claimed.tenant, token).await?,
             None => None,

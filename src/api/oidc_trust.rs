@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::body::{Body, Metadata};
+use super::body::{Body, Metadata, NoArgs};
 use super::credentials::only_credentials;
 use super::{fields, Call};
 use crate::app::AppState;
@@ -40,12 +40,6 @@ struct SetReq {
     roleclaim: String,
     #[serde(default)]
     roles: Option<Value>,
-    #[serde(default)]
-    request_metadata: Metadata,
-}
-
-#[derive(Deserialize)]
-struct ListReq {
     #[serde(default)]
     request_metadata: Metadata,
 }
@@ -159,7 +153,7 @@ async fn set(State(st): State<AppState>, claimed: Claimed, Body(req): Body<SetRe
     call.finish(result).await
 }
 
-async fn list(State(st): State<AppState>, claimed: Claimed, Body(req): Body<ListReq>) -> Result<Json<Value>> {
+async fn list(State(st): State<AppState>, claimed: Claimed, Body(req): Body<NoArgs>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "CredentialOidcTrustList", req.request_metadata).await?;
     let result = async {
         let trusts = call.tx.oidc_trusts().await?;

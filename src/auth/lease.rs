@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::keys::keyring::Keyring;
 
-const ISSUER: &str = "strongroom";
+/// The `iss` of the leased role tokens this vault signs.
+pub const ISSUER: &str = "strongroom";
 const SIGNING_LABEL: &str = "lease-jwt-signing";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

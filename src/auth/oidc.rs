@@ -72,13 +72,14 @@ impl Default for Keys {
 }
 
 impl Keys {
+    /// The cached key `kid` of `url` while fresh, and whether the set was fetched too recently
+    /// to fetch again.
     fn cached(&self, url: &str, kid: &str) -> (Option<Jwk>, bool) {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         match cache.get(url) {
             Some(f) => {
-                let fresh = f.at.elapsed() < KEYS_FRESH;
-                let key = fresh.then(|| f.keys.find(kid).cloned()).flatten();
-                (key, fresh && f.at.elapsed() < REFETCH_GAP)
+                let key = (f.at.elapsed() < KEYS_FRESH).then(|| f.keys.find(kid).cloned()).flatten();
+                (key, f.at.elapsed() < REFETCH_GAP)
             }
             None => (None, false),
         }
@@ -116,8 +117,9 @@ impl Keys {
     }
 }
 
-/// The `iss` of a JWT, read before any check (to find the trust whose keys check it).
-fn unverified_issuer(token: &str) -> Option<String> {
+/// The `iss` of a JWT, read before any check (to tell our leases from identity tokens, and to
+/// find the trust whose keys check it).
+pub fn unverified_issuer(token: &str) -> Option<String> {
     use base64::Engine;
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
@@ -131,11 +133,10 @@ fn refused(why: &'static str) -> Result<Option<Principal>> {
     Ok(None)
 }
 
-/// Verifies an identity token presented to the tenant of `tx`; `None` when it is not one a
-/// live trust admits (see the module comment).
-pub async fn verify(tx: &mut TenantTx, keys: &Keys, tenant_name: &str, token: &str) -> Result<Option<Principal>> {
-    let Some(issuer) = unverified_issuer(token) else { return Ok(None) };
-    let Some(trust) = tx.oidc_trust(&issuer).await? else { return refused("no trust for this issuer") };
+/// Verifies an identity token presented to the tenant of `tx`, whose unverified `iss` is
+/// `issuer`; `None` when it is not one a live trust admits (see the module comment).
+pub async fn verify(tx: &mut TenantTx, keys: &Keys, tenant_name: &str, token: &str, issuer: &str) -> Result<Option<Principal>> {
+    let Some(trust) = tx.oidc_trust(issuer).await? else { return refused("no trust for this issuer") };
     let Ok(header) = jsonwebtoken::decode_header(token) else { return refused("malformed header") };
     if !ALGORITHMS.contains(&header.alg) {
         return refused("algorithm not accepted");
