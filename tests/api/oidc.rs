@@ -151,6 +151,26 @@ async fn identity_tokens_from_openbao_act_as_the_mapped_role_and_nothing_else() 
     // Nor does an identity token manage credentials or trusts.
     assert_eq!(app.call("CredentialOidcTrustList", Some(&write_token), None, json!({})).await.code, 403);
 
+    // Another tenant: the trust is the main tenant's, so the same token is no credential there,
+    // and that tenant's records stay out of reach.
+    let acme = app.root("TenantCreate", json!({"tenantname": "acme", "tenantorg": "Acme"})).await.ok().clone();
+    let acme_admin = acme["xtoken"].as_str().unwrap().to_string();
+    let in_acme = app.create_user(&acme_admin, Some("acme"), json!({"email": "acme@example.com"})).await;
+    let acme_get = json!({"mode": "token", "identity": in_acme});
+    assert_eq!(app.call("UserGet", Some(&read_token), Some("acme"), acme_get.clone()).await.code, 403, "another tenant");
+    assert_eq!(app.call("UserGet", Some(&acme_admin), Some("acme"), acme_get).await.code, 200);
+    // A weaker role may not set a trust (it could grant itself more than it has).
+    let minted = app
+        .raw(
+            reqwest::Method::POST,
+            "/v1/credentials/create",
+            &[("x-bunker-token", &app.root_token), ("content-type", "application/json")],
+            serde_json::to_vec(&json!({"role": "app-writer"})).unwrap(),
+        )
+        .await;
+    let app_writer = minted.ok()["token"].as_str().unwrap().to_string();
+    assert_eq!(app.call("CredentialOidcTrustSet", Some(&app_writer), None, trust.clone()).await.code, 403, "an app-writer sets no trust");
+
     // Refused: a claim that maps to no role, a wrong audience, an expired token.
     let stranger_token = id_token(&bao, &stranger, "app").await;
     assert_eq!(app.call("UserGet", Some(&stranger_token), None, get.clone()).await.code, 403, "claim maps to no role");
@@ -178,6 +198,22 @@ async fn identity_tokens_from_openbao_act_as_the_mapped_role_and_nothing_else() 
         assert!(start.elapsed() < Duration::from_secs(15), "the rotated key was never fetched: {:?}", r.body);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+
+    // Revoking the trust's credential stops its tokens; setting the trust again admits them anew.
+    let trust_credential = app.root("CredentialOidcTrustList", json!({})).await.body["rows"][0]["credentialid"].as_i64().unwrap();
+    let revoked = app
+        .raw(
+            reqwest::Method::POST,
+            "/v1/credentials/revoke",
+            &[("x-bunker-token", &app.root_token), ("content-type", "application/json")],
+            serde_json::to_vec(&json!({"credentialid": trust_credential})).unwrap(),
+        )
+        .await;
+    assert_eq!(revoked.code, 200, "{:?}", revoked.body);
+    assert_eq!(app.call("UserGet", Some(&rotated), None, get.clone()).await.code, 403, "trust credential revoked");
+    assert_eq!(app.root("CredentialOidcTrustList", json!({})).await.body["total"], 0);
+    assert_eq!(app.root("CredentialOidcTrustSet", trust.clone()).await.code, 200);
+    assert_eq!(app.call("UserGet", Some(&rotated), None, get.clone()).await.code, 200, "a new trust admits again");
 
     // Deleting the trust revokes what it admitted, at the next request.
     let deleted = app.root("CredentialOidcTrustDelete", json!({"issuer": issuer})).await;
