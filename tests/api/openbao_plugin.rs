@@ -216,3 +216,36 @@ async fn openbao_runs_the_plugin_from_registration_to_unmount() {
         assert!(!logged.contains(secret.as_str()), "a secret in OpenBao's log");
     }
 }
+
+/// `-dev-plugin-dir` registers every file in it without a type: OpenBao probes it as a database
+/// plugin first, which the cookie check refuses, and then as a secrets engine. A plugin that
+/// answered the database probe would land as a database plugin (measured), one that failed
+/// registration would abort the dev server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untyped_registration_lands_as_a_secrets_engine() {
+    let dir = temp_dir("openbao-probe");
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let install = std::process::Command::new(plugin_binary()).arg("install").arg(&plugins).output().unwrap();
+    assert!(install.status.success());
+    let bao = Bao::start_with(Some(&plugins), None).await;
+    let catalog = bao.read("sys/plugins/catalog").await;
+    let has = |kind: &str| catalog["data"][kind].as_array().is_some_and(|names| names.iter().any(|n| n == PLUGIN));
+    assert!(has("secret") && !has("database"), "{catalog}");
+    bao.write("sys/mounts/probed", json!({"type": PLUGIN})).await;
+    assert_eq!(bao.try_api(Method::GET, "probed/config", None).await.0, 404, "mounted and answering");
+
+    // OpenBao killed without a Shutdown: its plugin notices and exits by itself.
+    let running = plugin_pids(bao.pid());
+    assert!(!running.is_empty());
+    let _ = std::process::Command::new("kill").args(["-9", &bao.pid().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Gone, or a zombie until the test process (its new parent, if a subreaper) reaps it.
+    let alive = |pid: &u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.trim_start().starts_with('Z')))
+    };
+    while running.iter().any(alive) {
+        assert!(Instant::now() < deadline, "the plugin outlived OpenBao");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -31,6 +31,10 @@ impl Identity {
     /// A self-signed P-256 certificate for `localhost`, CA:TRUE with serverAuth and clientAuth,
     /// as go-plugin makes its own (the host dials `ServerName=localhost` with this cert as root).
     pub fn generate() -> Result<Identity, rcgen::Error> {
+        Self::generate_with(&rcgen::PKCS_ECDSA_P256_SHA256)
+    }
+
+    fn generate_with(algorithm: &'static rcgen::SignatureAlgorithm) -> Result<Identity, rcgen::Error> {
         let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])?;
         params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
         params.distinguished_name.push(rcgen::DnType::OrganizationName, "Strongroom OpenBao plugin");
@@ -38,7 +42,7 @@ impl Identity {
         params.key_usages =
             vec![rcgen::KeyUsagePurpose::DigitalSignature, rcgen::KeyUsagePurpose::KeyEncipherment, rcgen::KeyUsagePurpose::KeyCertSign];
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth, rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let key = rcgen::KeyPair::generate_for(algorithm)?;
         let cert = params.self_signed(&key)?;
         Ok(Identity { cert: cert.der().clone(), key: PrivatePkcs8KeyDer::from(key.serialize_der()) })
     }
@@ -194,6 +198,35 @@ mod tests {
         assert!(pinned.check(&a.cert, &[]).is_ok());
         assert!(pinned.check(&b.cert, &[]).is_err());
         assert!(pinned.check(&a.cert, std::slice::from_ref(&b.cert)).is_err());
+    }
+
+    /// A TLS handshake over an in-memory pipe: the plugin's server against a client with
+    /// `client`'s certificate that pins `pinned_server`.
+    async fn handshake(plugin: &Identity, host: &Identity, client: &Identity, pinned_server: &Identity) -> Result<(), String> {
+        let server = tokio_rustls::TlsAcceptor::from(Arc::new(plugin.server_config(&host.cert).unwrap()));
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client.client_config(&pinned_server.cert).unwrap()));
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let name = ServerName::try_from("localhost").unwrap();
+        let (served, dialled) = tokio::join!(server.accept(a), connector.connect(name, b));
+        match (served, dialled) {
+            (Ok(s), Ok(_)) => {
+                assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+                Ok(())
+            }
+            (s, c) => Err(format!("server: {:?}, client: {:?}", s.err(), c.err())),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_host_gets_in_and_only_to_the_plugin() {
+        // The host's key is P-521, as OpenBao's AutoMTLS certificate is.
+        let host = Identity::generate_with(&rcgen::PKCS_ECDSA_P521_SHA512).unwrap();
+        let plugin = Identity::generate().unwrap();
+        let stranger = Identity::generate_with(&rcgen::PKCS_ECDSA_P521_SHA512).unwrap();
+        handshake(&plugin, &host, &host, &plugin).await.unwrap();
+        assert!(handshake(&plugin, &host, &stranger, &plugin).await.is_err(), "a client with another certificate got in");
+        // The host dialling something that is not this plugin (another server cert) refuses it.
+        assert!(handshake(&stranger, &host, &host, &plugin).await.is_err(), "the client accepted an unpinned server");
     }
 
     #[test]
