@@ -72,18 +72,12 @@ async fn reads(app: &TestApp, token: &str, user: &str) -> u16 {
 async fn openbao_runs_the_plugin_from_registration_to_unmount() {
     let app = TestApp::spawn_configured(|c| c.lease_max_ttl_s = 120).await;
     let (_, admin) = app.create_tenant("baoapps").await;
-    let credential = app
-        .raw(
-            Method::POST,
-            "/v1/credentials/create",
-            &[("x-bunker-token", &admin), ("x-bunker-tenant", "baoapps")],
-            br#"{"role":"vault-plugin"}"#.to_vec(),
-        )
-        .await
-        .ok()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let mint_credential = || async {
+        let headers = [("x-bunker-token", admin.as_str()), ("x-bunker-tenant", "baoapps")];
+        let b = app.raw(Method::POST, "/v1/credentials/create", &headers, br#"{"role":"vault-plugin"}"#.to_vec()).await.ok().clone();
+        (b["credentialid"].as_i64().unwrap(), b["token"].as_str().unwrap().to_string())
+    };
+    let (first_id, credential) = mint_credential().await;
     let user = app.create_user(&admin, Some("baoapps"), json!({"login": "ada"})).await;
 
     let dir = temp_dir("openbao-plugin");
@@ -151,6 +145,41 @@ async fn openbao_runs_the_plugin_from_registration_to_unmount() {
     bao.write("sys/leases/revoke", json!({"lease_id": lease})).await;
     assert_eq!(reads(&app, &read_token, &user).await, 403);
 
+    // A credential rotation (`write config token=…`): leases minted under the old credential
+    // are still renewed and revoked with it, since Strongroom lets a credential manage only its
+    // own leases.
+    let (_, old_a) = creds(&bao, "app-reader", "").await;
+    let (_, old_b) = creds(&bao, "app-reader", "").await;
+    let (_, rotated) = mint_credential().await;
+    bao.write("strongroom/config", json!({"token": rotated})).await;
+    let (status, new_lease) = creds(&bao, "app-reader", "").await;
+    assert_eq!(status, 200, "{new_lease}");
+    assert_eq!(reads(&app, &token_of(&new_lease), &user).await, 200);
+    let renewed = bao.write("sys/leases/renew", json!({"lease_id": old_a["lease_id"], "increment": 40})).await;
+    assert_eq!(renewed["lease_duration"], 40, "{renewed}");
+    bao.write("sys/leases/revoke", json!({"lease_id": old_a["lease_id"]})).await;
+    assert_eq!(reads(&app, &token_of(&old_a), &user).await, 403, "a lease minted before the rotation outlived its revoke");
+    // The old credential revoked in Strongroom takes its leases with it; OpenBao's revoke of
+    // one of them is then done, not an error retried forever.
+    app.raw(
+        Method::POST,
+        "/v1/credentials/revoke",
+        &[("x-bunker-token", &admin), ("x-bunker-tenant", "baoapps")],
+        json!({"credentialid": first_id}).to_string().into_bytes(),
+    )
+    .await
+    .ok();
+    assert_eq!(reads(&app, &token_of(&old_b), &user).await, 403);
+    let (status, body) = bao.try_api(Method::POST, "sys/leases/revoke", Some(json!({"lease_id": old_b["lease_id"]}))).await;
+    assert!(status < 300, "{status} {body}");
+    assert_eq!(
+        bao.try_api(Method::POST, "sys/leases/lookup", Some(json!({"lease_id": old_b["lease_id"]}))).await.0,
+        400,
+        "the lease is gone"
+    );
+    assert_eq!(reads(&app, &token_of(&new_lease), &user).await, 200, "the current credential's leases live on");
+    let credential_now = rotated;
+
     // A 5-second lease expires in OpenBao, and its token is then refused.
     let (_, short) = creds(&bao, "app-reader", "?ttl=5s").await;
     assert_eq!(short["lease_duration"], 5, "{short}");
@@ -186,16 +215,18 @@ async fn openbao_runs_the_plugin_from_registration_to_unmount() {
     let after = plugin_pids(bao.pid());
     assert!(!after.is_empty() && after.iter().all(|p| !before.contains(p)), "before {before:?}, after {after:?}");
 
-    // The credential appears in no mount listing, config read or OpenBao log line.
+    // The credentials appear in no mount listing, config read or OpenBao log line.
     let mounts = bao.read("sys/mounts").await.to_string();
-    assert!(!mounts.contains(&credential) && !bao.read("strongroom/config").await.to_string().contains(&credential));
+    let config_read = bao.read("strongroom/config").await.to_string();
     let tune = bao.read("sys/mounts/strongroom/tune").await.to_string();
-    assert!(!tune.contains(&credential));
+    for c in [&credential, &credential_now] {
+        assert!(!mounts.contains(c.as_str()) && !config_read.contains(c.as_str()) && !tune.contains(c.as_str()));
+    }
 
     // Unmount revokes every outstanding lease.
     let (_, one) = creds(&bao, "app-reader", "").await;
     let (_, two) = creds(&bao, "app-writer", "").await;
-    let outstanding = [token_of(&again), token_of(&one), token_of(&two)];
+    let outstanding = [token_of(&again), token_of(&one), token_of(&two), token_of(&new_lease)];
     for t in &outstanding {
         assert_eq!(reads(&app, t, &user).await, 200);
     }
@@ -212,7 +243,7 @@ async fn openbao_runs_the_plugin_from_registration_to_unmount() {
 
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("config written"), "the plugin's log lines reach OpenBao's log");
-    for secret in std::iter::once(&credential).chain(outstanding.iter()).chain([&read_token, &short_token]) {
+    for secret in [&credential, &credential_now].into_iter().chain(outstanding.iter()).chain([&read_token, &short_token]) {
         assert!(!logged.contains(secret.as_str()), "a secret in OpenBao's log");
     }
 }
@@ -242,7 +273,8 @@ async fn an_untyped_registration_lands_as_a_secrets_engine() {
     let deadline = Instant::now() + Duration::from_secs(10);
     // Gone, or a zombie until the test process (its new parent, if a subreaper) reaps it.
     let alive = |pid: &u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.trim_start().starts_with('Z')))
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.trim_start().starts_with('Z')))
     };
     while running.iter().any(alive) {
         assert!(Instant::now() < deadline, "the plugin outlived OpenBao");

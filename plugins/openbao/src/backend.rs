@@ -115,6 +115,12 @@ impl Refusal {
 impl From<Failure> for Refusal {
     fn from(f: Failure) -> Refusal {
         match f {
+            // The mount's credential refused is the operator's problem, not the caller's: a 401
+            // or 403 would read as the caller's own OpenBao token lacking rights.
+            Failure::Refused { status: 401 | 403, message } => Refusal::coded(
+                502,
+                format!("Strongroom refused this mount's credential ({message}): write config with a live vault-plugin credential"),
+            ),
             Failure::Refused { status, message } => Refusal::coded(status, format!("Strongroom refused: {message}")),
             Failure::Unavailable(why) => Refusal::coded(503, why),
         }
@@ -174,14 +180,104 @@ impl Engine {
     }
 
     async fn mounted(&self) -> Result<Arc<Mounted>, Refusal> {
+        self.current().await?.ok_or_else(|| Refusal::bad_request("not configured: write config (url, tenant, token) first"))
+    }
+
+    /// The stored config with its client, cached; `None` when nothing is configured.
+    async fn current(&self) -> Result<Option<Arc<Mounted>>, Refusal> {
         if let Some(m) = self.mounted.read().await.clone() {
-            return Ok(m);
+            return Ok(Some(m));
         }
-        let config = self.stored().await?.ok_or_else(|| Refusal::bad_request("not configured: write config (url, tenant, token) first"))?;
-        let strongroom = Strongroom::new(&config).map_err(Refusal::internal)?;
-        let mounted = Arc::new(Mounted { config, strongroom });
-        *self.mounted.write().await = Some(mounted.clone());
-        Ok(mounted)
+        // Loaded under the write lock: a write or invalidation in between waits for it, so an
+        // older config can never be cached over a newer one.
+        let mut cached = self.mounted.write().await;
+        if let Some(m) = cached.clone() {
+            return Ok(Some(m));
+        }
+        let Some(config) = self.stored().await? else { return Ok(None) };
+        let mounted = Arc::new(Mounted::new(config)?);
+        *cached = Some(mounted.clone());
+        Ok(Some(mounted))
+    }
+
+    /// The config a lease was minted under (its fingerprint in `internal_data`): the current
+    /// one, or a retired one. `None` when neither is kept any more.
+    async fn minted_under(&self, fingerprint: Option<&str>) -> Result<Option<Arc<Mounted>>, Refusal> {
+        let current = self.current().await?;
+        let Some(fingerprint) = fingerprint else { return Ok(current) };
+        if let Some(m) = current.filter(|m| m.config.fingerprint() == fingerprint) {
+            return Ok(Some(m));
+        }
+        let Some(entry) = self.get(&format!("{}{fingerprint}", config::RETIRED_PREFIX)).await? else { return Ok(None) };
+        let retired: config::Retired = serde_json::from_slice(&entry).map_err(|_| Refusal::internal("a retired config is unreadable"))?;
+        Ok(Some(Arc::new(Mounted::new(retired.config)?)))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Refusal> {
+        let mut host = self.host().await?;
+        let reply = host
+            .storage
+            .get(pb::StorageGetArgs { key: key.into(), txn: String::new() })
+            .await
+            .map_err(|s| Refusal::internal(format!("storage get: {}", s.message())))?
+            .into_inner();
+        if !reply.err.is_empty() {
+            return Err(Refusal::internal(format!("storage get: {}", reply.err)));
+        }
+        Ok(reply.entry.map(|e| e.value))
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), Refusal> {
+        let mut host = self.host().await?;
+        let entry = pb::StorageEntry { key: key.into(), value, seal_wrap: true };
+        let reply = host
+            .storage
+            .put(pb::StoragePutArgs { entry: Some(entry), txn: String::new() })
+            .await
+            .map_err(|s| Refusal::internal(format!("storage put: {}", s.message())))?
+            .into_inner();
+        if reply.err.is_empty() {
+            Ok(())
+        } else {
+            Err(Refusal::internal(format!("storage put: {}", reply.err)))
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), Refusal> {
+        let mut host = self.host().await?;
+        let reply = host
+            .storage
+            .delete(pb::StorageDeleteArgs { key: key.into(), txn: String::new() })
+            .await
+            .map_err(|s| Refusal::internal(format!("storage delete: {}", s.message())))?
+            .into_inner();
+        if reply.err.is_empty() {
+            Ok(())
+        } else {
+            Err(Refusal::internal(format!("storage delete: {}", reply.err)))
+        }
+    }
+
+    /// Keeps `config` under `retired/` for the leases minted under it, and drops retired configs
+    /// older than `RETIRED_KEEP_S`.
+    async fn retire(&self, config: Config) -> Result<(), Refusal> {
+        let now = unix_now();
+        let key = format!("{}{}", config::RETIRED_PREFIX, config.fingerprint());
+        let value =
+            serde_json::to_vec(&config::Retired { config, retired_at: now }).map_err(|_| Refusal::internal("config does not serialize"))?;
+        self.put(&key, value).await?;
+        let mut host = self.host().await?;
+        let listed = host.storage.list(pb::StorageListArgs { prefix: config::RETIRED_PREFIX.into(), txn: String::new() }).await;
+        let names = listed.map(|r| r.into_inner().keys).unwrap_or_default();
+        for name in names {
+            let key = format!("{}{name}", config::RETIRED_PREFIX);
+            let Some(value) = self.get(&key).await? else { continue };
+            let expired = serde_json::from_slice::<config::Retired>(&value).map_or(true, |r| now - r.retired_at > config::RETIRED_KEEP_S);
+            if expired {
+                self.delete(&key).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn forget(&self) {
@@ -223,34 +319,26 @@ impl Engine {
         let previous = self.stored().await?;
         let config = Config::written(previous.as_ref(), &data).map_err(Refusal::bad_request)?;
         let value = serde_json::to_vec(&config).map_err(|_| Refusal::internal("config does not serialize"))?;
-        let mut host = self.host().await?;
-        let entry = pb::StorageEntry { key: config::STORAGE_KEY.into(), value, seal_wrap: true };
-        let reply = host
-            .storage
-            .put(pb::StoragePutArgs { entry: Some(entry), txn: String::new() })
-            .await
-            .map_err(|s| Refusal::internal(format!("storage put: {}", s.message())))?
-            .into_inner();
-        self.forget().await;
-        if !reply.err.is_empty() {
-            return Err(Refusal::internal(format!("storage put: {}", reply.err)));
+        // Held across the write, so no request caches the config being replaced.
+        let mut cached = self.mounted.write().await;
+        if let Some(previous) = previous.filter(|p| p.fingerprint() != config.fingerprint()) {
+            self.retire(previous).await?;
         }
-        line(Level::Info, &format!("config written: url={} tenant={}", config.url, config.tenant));
+        let written = self.put(config::STORAGE_KEY, value).await;
+        *cached = None;
+        written?;
+        line(Level::Info, &format!("config written: url={} tenant={} credential={}", config.url, config.tenant, config.fingerprint()));
         Ok(None)
     }
 
     async fn delete_config(&self) -> Answer {
-        let mut host = self.host().await?;
-        let reply = host
-            .storage
-            .delete(pb::StorageDeleteArgs { key: config::STORAGE_KEY.into(), txn: String::new() })
-            .await
-            .map_err(|s| Refusal::internal(format!("storage delete: {}", s.message())))?
-            .into_inner();
-        self.forget().await;
-        if !reply.err.is_empty() {
-            return Err(Refusal::internal(format!("storage delete: {}", reply.err)));
+        let mut cached = self.mounted.write().await;
+        if let Some(previous) = self.stored().await? {
+            self.retire(previous).await?;
         }
+        let deleted = self.delete(config::STORAGE_KEY).await;
+        *cached = None;
+        deleted?;
         Ok(None)
     }
 
@@ -275,7 +363,10 @@ impl Engine {
     }
 
     async fn creds(&self, role: &str, request: &pb::Request) -> Answer {
-        if role.is_empty() || role.len() > 64 || !role.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        // Strongroom decides which roles exist (working roles, `role:<name>` tenant roles); this
+        // only keeps the path to plain names.
+        if role.is_empty() || role.len() > 100 || !role.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.'))
+        {
             return Err(Refusal::bad_request("bad role"));
         }
         let mounted = self.mounted().await?;
@@ -288,7 +379,7 @@ impl Engine {
             issue_time: Some(timestamp(SystemTime::now())),
             max_ttl: nanos(creds.max_lease_duration),
         };
-        let internal = json!({"lease_id": creds.lease_id, "role": role});
+        let internal = json!({"lease_id": creds.lease_id, "role": role, "config": mounted.config.fingerprint()});
         let data = json!({"token": creds.token.as_str(), "tenant": mounted.config.tenant, "role": role});
         Ok(Some(response(
             data,
@@ -298,20 +389,24 @@ impl Engine {
 
     async fn renew(&self, request: &pb::Request) -> Answer {
         let secret = request.secret.clone().ok_or_else(|| Refusal::bad_request("renew without a lease"))?;
-        let lease_id = lease_of(&secret)?;
+        let (lease_id, fingerprint) = lease_of(&secret).ok_or_else(|| Refusal::bad_request("the lease carries no Strongroom lease id"))?;
         let options = secret.lease_options.unwrap_or_default();
-        let increment = (options.increment > 0).then(|| (options.increment + 999_999_999) / 1_000_000_000);
-        let renewed = self.mounted().await?.strongroom.renew(&lease_id, increment).await?;
+        let increment = (options.increment > 0).then(|| options.increment.saturating_add(999_999_999) / 1_000_000_000);
+        let mounted = self
+            .minted_under(fingerprint.as_deref())
+            .await?
+            .ok_or_else(|| Refusal::bad_request("the config this lease was minted under is gone: read new creds"))?;
+        let renewed = mounted.strongroom.renew(&lease_id, increment).await?;
         // MaxTTL counts from the lease's issue time, Strongroom's cap from now: OpenBao prefers
         // the caller's increment over our TTL, so only MaxTTL keeps its lease within the cap.
         let issued = options.issue_time.unwrap_or_else(|| timestamp(SystemTime::now()));
-        let elapsed = (SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64 - issued.seconds).max(0);
+        let elapsed = unix_now().saturating_sub(issued.seconds).max(0);
         let renewed_options = pb::LeaseOptions {
             ttl: nanos(renewed.lease_duration),
             renewable: renewed.renewable,
             increment: options.increment,
             issue_time: Some(issued),
-            max_ttl: nanos(elapsed + renewed.max_lease_duration),
+            max_ttl: nanos(elapsed.saturating_add(renewed.max_lease_duration)),
         };
         // The answer's secret and data replace the stored ones: both are echoed.
         let data: Value = serde_json::from_str(&request.data).unwrap_or_else(|_| json!({}));
@@ -321,17 +416,42 @@ impl Engine {
         )))
     }
 
+    /// Revokes with the credential that minted the lease (current or retired config). A lease
+    /// with no Strongroom lease id is none of ours and done; one whose config is gone entirely
+    /// stays an error, since its token may live on: OpenBao keeps retrying and reports it, and
+    /// revoking the vault-plugin credential in Strongroom ends it (and every lease it minted).
     async fn revoke(&self, request: &pb::Request) -> Answer {
-        let secret = request.secret.as_ref().ok_or_else(|| Refusal::bad_request("revoke without a lease"))?;
-        let lease_id = lease_of(secret)?;
-        self.mounted().await?.strongroom.revoke(&lease_id).await?;
+        let Some((lease_id, fingerprint)) = request.secret.as_ref().and_then(lease_of) else {
+            line(Level::Warn, "revoke of a lease without a Strongroom lease id: nothing to revoke");
+            return Ok(None);
+        };
+        let Some(mounted) = self.minted_under(fingerprint.as_deref()).await? else {
+            return Err(Refusal::internal(
+                "the config this lease was minted under is gone, so its token cannot be revoked from here: \
+                 revoke the vault-plugin credential in Strongroom, which revokes every lease it minted",
+            ));
+        };
+        mounted.strongroom.revoke(&lease_id).await?;
         Ok(None)
     }
 }
 
-fn lease_of(secret: &pb::Secret) -> Result<String, Refusal> {
-    let internal: Value = serde_json::from_str(&secret.internal_data).unwrap_or(Value::Null);
-    internal["lease_id"].as_str().map(str::to_string).ok_or_else(|| Refusal::bad_request("the lease carries no Strongroom lease id"))
+impl Mounted {
+    fn new(config: Config) -> Result<Mounted, Refusal> {
+        let strongroom = Strongroom::new(&config).map_err(Refusal::internal)?;
+        Ok(Mounted { config, strongroom })
+    }
+}
+
+/// The Strongroom lease id and the fingerprint of the config it was minted under.
+fn lease_of(secret: &pb::Secret) -> Option<(String, Option<String>)> {
+    let internal: Value = serde_json::from_str(&secret.internal_data).ok()?;
+    let lease = internal["lease_id"].as_str()?.to_string();
+    Some((lease, internal["config"].as_str().map(str::to_string)))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64
 }
 
 fn request_data(request: &pb::Request) -> Result<Map<String, Value>, Refusal> {
@@ -412,7 +532,7 @@ impl Backend for Engine {
 
     async fn special_paths(&self, _: Request<pb::Empty>) -> Result<Response<pb::SpecialPathsReply>, Status> {
         // The stored config holds a credential: seal-wrapped where the seal can.
-        let paths = pb::Paths { seal_wrap_storage: vec![config::STORAGE_KEY.into()], ..Default::default() };
+        let paths = pb::Paths { seal_wrap_storage: vec![config::STORAGE_KEY.into(), config::RETIRED_PREFIX.into()], ..Default::default() };
         Ok(Response::new(pb::SpecialPathsReply { paths: Some(paths) }))
     }
 
@@ -528,5 +648,9 @@ mod tests {
         assert!(e.err_msg.contains("bad role"));
         let e = Refusal::from(Failure::Unavailable("down".into())).proto();
         assert_eq!(e.err_code, 503);
+        // The mount's own credential refused is not the caller's 403.
+        let e = Refusal::from(Failure::Refused { status: 403, message: "invalid credential".into() }).proto();
+        assert_eq!(e.err_code, 502);
+        assert!(e.err_msg.contains("write config"));
     }
 }

@@ -9,6 +9,15 @@ use zeroize::Zeroizing;
 /// The storage key, relative to the mount.
 pub const STORAGE_KEY: &str = "config";
 
+/// Where replaced and deleted configs are kept (`retired/<fingerprint>`), so that leases minted
+/// under them can still be renewed and revoked with the credential that minted them: Strongroom
+/// lets a credential manage only the leases of its own lineage.
+pub const RETIRED_PREFIX: &str = "retired/";
+
+/// How long a retired config is kept. Strongroom caps every lease (`STRONGROOM_LEASE_MAX_TTL_S`,
+/// an hour by default), so by then every lease it minted has ended in Strongroom.
+pub const RETIRED_KEEP_S: i64 = 7 * 24 * 3600;
+
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Config {
     /// Strongroom's base URL, e.g. `https://vault.example:3000`.
@@ -19,6 +28,17 @@ pub struct Config {
     /// A PEM CA certificate to trust for `url`, besides the system roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<String>,
+    /// Plain http to a host other than loopback: the credential would cross the network in
+    /// clear, so it takes this explicit choice (an in-cluster address behind a NetworkPolicy).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+/// A config no longer current, kept for the leases minted under it.
+#[derive(Serialize, Deserialize)]
+pub struct Retired {
+    pub config: Config,
+    pub retired_at: i64,
 }
 
 impl std::fmt::Debug for Config {
@@ -32,8 +52,8 @@ impl Config {
     /// the result must be complete and valid.
     pub fn written(previous: Option<&Config>, data: &Map<String, Value>) -> Result<Config, String> {
         for key in data.keys() {
-            if !matches!(key.as_str(), "url" | "tenant" | "token" | "ca_cert") {
-                return Err(format!("unknown field {key:?}: config takes url, tenant, token and ca_cert"));
+            if !matches!(key.as_str(), "url" | "tenant" | "token" | "ca_cert" | "allow_http") {
+                return Err(format!("unknown field {key:?}: config takes url, tenant, token, ca_cert and allow_http"));
             }
         }
         let field = |name: &str| -> Result<Option<String>, String> {
@@ -54,7 +74,13 @@ impl Config {
             Some(c) => Some(c),
             None => previous.and_then(|p| p.ca_cert.clone()),
         };
-        let config = Config { url: url.trim_end_matches('/').to_string(), tenant, token, ca_cert };
+        let allow_http = match data.get("allow_http") {
+            None | Some(Value::Null) => previous.is_some_and(|p| p.allow_http),
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
+            Some(_) => return Err("allow_http must be true or false".into()),
+        };
+        let config = Config { url: url.trim_end_matches('/').to_string(), tenant, token, ca_cert, allow_http };
         config.validate()?;
         Ok(config)
     }
@@ -66,6 +92,15 @@ impl Config {
         }
         if !parsed.username().is_empty() || parsed.password().is_some() || parsed.query().is_some() || parsed.fragment().is_some() {
             return Err("url must not carry credentials, a query or a fragment".into());
+        }
+        let loopback = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        if parsed.scheme() == "http" && !loopback && !self.allow_http {
+            return Err("url is plain http to another host: the credential would cross the network in clear; use https, or set allow_http=true for a trusted in-cluster address".into());
         }
         if self.tenant.is_empty() || self.tenant.len() > 128 || self.tenant.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err("tenant must be a tenant name".into());
@@ -85,7 +120,21 @@ impl Config {
 
     /// What a read of `config` shows: everything but the credential.
     pub fn shown(&self) -> Value {
-        json!({"url": self.url, "tenant": self.tenant, "token_set": true, "ca_cert": self.ca_cert.as_deref().unwrap_or("")})
+        json!({"url": self.url, "tenant": self.tenant, "token_set": true, "ca_cert": self.ca_cert.as_deref().unwrap_or(""), "allow_http": self.allow_http})
+    }
+
+    /// Names this exact config (where, which tenant, which credential) without revealing the
+    /// credential: the first 64 bits of a SHA-256. Each lease records the fingerprint it was
+    /// minted under, to be renewed and revoked with the same credential.
+    pub fn fingerprint(&self) -> String {
+        let mut input = Vec::with_capacity(self.url.len() + self.tenant.len() + self.token.len() + 2);
+        for part in [self.url.as_bytes(), self.tenant.as_bytes(), self.token.as_bytes()] {
+            input.extend_from_slice(part);
+            input.push(0);
+        }
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
+        zeroize::Zeroize::zeroize(&mut input);
+        digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -107,6 +156,29 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_is_for_loopback_or_an_explicit_choice() {
+        for url in ["http://127.0.0.1:3000", "http://[::1]:3000", "http://localhost:3000", "https://a.example"] {
+            assert!(Config::written(None, &data(json!({"url": url, "tenant": "acme", "token": "t"}))).is_ok(), "{url}");
+        }
+        let c = Config::written(None, &data(json!({"url": "http://sr.ns.svc:3000", "tenant": "acme", "token": "t", "allow_http": true})))
+            .unwrap();
+        assert!(c.allow_http);
+        assert!(Config::written(Some(&c), &data(json!({"token": "t2"}))).unwrap().allow_http, "kept on update");
+    }
+
+    #[test]
+    fn the_fingerprint_names_url_tenant_and_credential_and_reveals_none() {
+        let c = Config::written(None, &data(json!({"url": "https://a.example", "tenant": "acme", "token": "t1"}))).unwrap();
+        let other_token = Config::written(Some(&c), &data(json!({"token": "t2"}))).unwrap();
+        let other_tenant = Config::written(Some(&c), &data(json!({"tenant": "acme2"}))).unwrap();
+        let same = Config::written(Some(&c), &data(json!({"ca_cert": ""}))).unwrap();
+        assert_eq!(c.fingerprint().len(), 16);
+        assert_eq!(c.fingerprint(), same.fingerprint());
+        assert_ne!(c.fingerprint(), other_token.fingerprint());
+        assert_ne!(c.fingerprint(), other_tenant.fingerprint());
+    }
+
+    #[test]
     fn an_update_keeps_what_it_does_not_name() {
         let c = Config::written(None, &data(json!({"url": "https://a.example", "tenant": "acme", "token": "t1"}))).unwrap();
         let u = Config::written(Some(&c), &data(json!({"token": "t2"}))).unwrap();
@@ -118,6 +190,8 @@ mod tests {
         for (bad, why) in [
             (json!({"tenant": "acme", "token": "t"}), "url is required"),
             (json!({"url": "ftp://a", "tenant": "acme", "token": "t"}), "http(s)"),
+            (json!({"url": "http://strongroom.internal:3000", "tenant": "acme", "token": "t"}), "in clear"),
+            (json!({"url": "https://a.example", "tenant": "acme", "token": "t", "allow_http": "yes"}), "true or false"),
             (json!({"url": "https://u:p@a.example", "tenant": "acme", "token": "t"}), "credentials"),
             (json!({"url": "https://a.example", "tenant": "", "token": "t"}), "tenant"),
             (json!({"url": "https://a.example", "tenant": "acme", "token": "a b"}), "token"),

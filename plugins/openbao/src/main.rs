@@ -108,7 +108,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(launch)) {
+    let served = runtime.block_on(serve(launch));
+    // A task still blocked (a DNS lookup) must not keep a plugin the host is done with alive.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(why) => {
             line(Level::Error, &why);
@@ -152,7 +155,16 @@ async fn serve(launch: Launch) -> Result<(), String> {
     let (accepted, incoming) = mpsc::channel::<Result<Conn, std::io::Error>>(16);
     let acceptor = tokio_rustls::TlsAcceptor::from(server_tls);
     tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, say: keep serving the connections there are.
+                    line(Level::Warn, &format!("accept failed: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
             let (acceptor, accepted) = (acceptor.clone(), accepted.clone());
             tokio::spawn(async move {
                 match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
@@ -194,7 +206,9 @@ async fn serve(launch: Launch) -> Result<(), String> {
         // go-plugin's convention: a terminal's Ctrl-C reaches the whole process group; the host
         // shuts its plugins down itself, so an interrupt is not a reason to go.
         loop {
-            let _ = tokio::signal::ctrl_c().await;
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
         }
     };
     tokio::select! {

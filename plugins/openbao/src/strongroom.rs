@@ -50,7 +50,10 @@ impl Strongroom {
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(15))
             // A redirect could carry the credential elsewhere.
-            .redirect(reqwest::redirect::Policy::none());
+            .redirect(reqwest::redirect::Policy::none())
+            // The plugin inherits OpenBao's whole environment; a proxy set there for OpenBao
+            // is not a place to send the credential.
+            .no_proxy();
         if let Some(pem) = &config.ca_cert {
             let cert = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|_| "ca_cert is not a PEM certificate".to_string())?;
             builder = builder.add_root_certificate(cert);
@@ -105,11 +108,13 @@ impl Strongroom {
         Self::parse(self.call("/v1/vault/renew", body).await?)
     }
 
-    /// Revokes a lease; a lease Strongroom no longer knows is revoked already, so revoking is
-    /// idempotent (OpenBao's expiration manager retries a failed revoke forever).
+    /// Revokes a lease minted with this same credential. Done also when Strongroom no longer
+    /// knows the lease (404), or refuses the credential itself (401/403: revoked, or its tenant
+    /// gone, which revoked every lease minted from it): revoking is idempotent, since OpenBao's
+    /// expiration manager retries a failed revoke and unmount waits for it.
     pub async fn revoke(&self, lease_id: &str) -> Result<(), Failure> {
         match self.call("/v1/vault/revoke", json!({"lease_id": lease_id})).await {
-            Ok(_) | Err(Failure::Refused { status: 404, .. }) => Ok(()),
+            Ok(_) | Err(Failure::Refused { status: 401 | 403 | 404, .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }
