@@ -44,6 +44,9 @@ CREATE TABLE raw_user_index (
 CREATE INDEX raw_user_index_user ON raw_user_index (tenant_id, user_id);
 CREATE INDEX raw_users_expiry ON raw_users (tenant_id, expires_at) WHERE expires_at IS NOT NULL;
 CREATE INDEX raw_users_soft_deleted ON raw_users (tenant_id, deleted_at) WHERE deleted_at IS NOT NULL;
+-- The vault's storage for ciphertext (migration 0023): no compression attempt, to stay fair.
+ALTER TABLE raw_users ALTER COLUMN user_key SET STORAGE EXTERNAL, ALTER COLUMN profile SET STORAGE EXTERNAL;
+ALTER TABLE raw_user_index ALTER COLUMN hash SET STORAGE EXTERNAL;
 ";
 
 /// One row ready to insert, built before the clock starts.

@@ -21,9 +21,12 @@ impl std::fmt::Debug for Key {
 }
 
 impl Key {
+    /// A fresh key from the thread's CSPRNG (`rand`'s ThreadRng: ChaCha12 seeded and
+    /// periodically reseeded from the OS), which spares a getrandom syscall per key: a bulk
+    /// create makes a key per record.
     pub fn random() -> Key {
         let mut k = Zeroizing::new([0u8; KEY_LEN]);
-        rand::rngs::OsRng.fill_bytes(k.as_mut());
+        rand::thread_rng().fill_bytes(k.as_mut());
         Key(k)
     }
 
@@ -70,7 +73,8 @@ pub fn aad(parts: &[&[u8]]) -> Vec<u8> {
 pub fn seal(key: &Key, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let cipher = Aes256Gcm::new_from_slice(key.expose()).expect("32-byte key");
     let mut nonce = [0u8; NONCE_LEN];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    // Random 96-bit nonces from the same CSPRNG as keys (see `Key::random`).
+    rand::thread_rng().fill_bytes(&mut nonce);
     let ct = cipher
         .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
         .expect("AES-GCM encryption of an in-memory buffer cannot fail");

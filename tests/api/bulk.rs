@@ -67,3 +67,27 @@ async fn a_bulk_listing_is_audited_with_the_tokens_it_returned() {
     want.sort();
     assert_eq!(tokens, want);
 }
+
+/// Migration 0023: no bytea column (ciphertext, wrapped keys, digests) is left to PostgreSQL's
+/// compression attempt, which fails on ciphertext after costing a pglz pass per large value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ciphertext_columns_skip_compression() {
+    let app = TestApp::spawn().await;
+    let mut su = <sqlx::PgConnection as sqlx::Connection>::connect(&app.db_url).await.unwrap();
+    let compressible: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname || '.' || a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = current_schema() AND c.relkind = 'r' AND a.atttypid = 'bytea'::regtype
+            AND a.attnum > 0 AND NOT a.attisdropped AND a.attstorage <> 'e'",
+    )
+    .fetch_all(&mut su)
+    .await
+    .unwrap();
+    assert!(compressible.is_empty(), "bytea columns still compressed: {compressible:?}");
+    let profile: String =
+        sqlx::query_scalar("SELECT a.attstorage::text FROM pg_attribute a WHERE a.attrelid = 'users'::regclass AND a.attname = 'profile'")
+            .fetch_one(&mut su)
+            .await
+            .unwrap();
+    assert_eq!(profile, "e");
+}
