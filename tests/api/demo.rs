@@ -112,3 +112,14 @@ async fn the_demo_runs_its_own_database_stops_it_and_keeps_data_across_runs() {
     }
     let _ = std::fs::remove_dir_all(&outer);
 }
+
+/// The README's `cargo run -- demo` must pick the server: the workspace builds two binaries
+/// (the server and the OpenBao plugin), and without `default-run` cargo refuses to choose.
+#[test]
+fn cargo_run_picks_the_server_among_the_workspace_binaries() {
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let package = manifest.split("\n[").next().unwrap();
+    assert!(package.lines().any(|l| l.trim() == r#"default-run = "strongroom""#), "[package] lacks default-run = \"strongroom\"");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(readme.contains("cargo run -- demo"), "the README's run command changed: keep this test in step");
+}
