@@ -41,6 +41,10 @@ fi
 export STRONGROOM_TEST_COUNTS="$PWD/target/test-counts"
 rm -rf "$STRONGROOM_TEST_COUNTS" && mkdir -p "$STRONGROOM_TEST_COUNTS"
 CARGO_LOG="$STRONGROOM_TEST_COUNTS/cargo-test.log"
+# The OpenBao plugin's executable, which tests/api/openbao_plugin.rs hands to a real OpenBao:
+# `cargo test` builds a bin target only as its unit-test harness, and an integration test of
+# the server cannot ask cargo for another package's binary.
+cargo build --locked -p strongroom-openbao-plugin
 cargo test --locked --all-targets -- --test-threads="${STRONGROOM_TEST_THREADS:-4}" 2>&1 | tee "$CARGO_LOG"
 
 # Deployment files: Kubernetes schemas, checkov, terraform fmt (offline), and proof that the
