@@ -48,15 +48,15 @@ impl TenantTx {
                     &[("tenant_keys_pkey", "a key rotation of this tenant is in progress; retry when it is done")],
                 )
             })?;
-        // The directory is not a tenant table: switch to the owner for this one statement.
-        sqlx::query("RESET ROLE").execute(self.conn()).await?;
-        sqlx::query("UPDATE tenants SET key_version = $2, updated_at = $3 WHERE id = $1")
-            .bind(tenant)
-            .bind(next)
-            .bind(now_secs())
-            .execute(self.conn())
-            .await?;
-        super::enter_tenant(&mut self.tx, tenant).await?;
+        self.as_directory(async |c| {
+            sqlx::query("UPDATE tenants SET key_version = $2, updated_at = $3 WHERE id = $1")
+                .bind(tenant)
+                .bind(next)
+                .bind(now_secs())
+                .execute(c)
+                .await
+        })
+        .await?;
         self.key_version = next;
         Ok(next)
     }

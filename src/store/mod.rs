@@ -281,6 +281,23 @@ impl TenantTx {
         &mut self.tx
     }
 
+    /// Steps out of the tenant role to the migration owner for the tenant directory (`tenants`
+    /// is not a tenant table), runs `op`, and steps back into this transaction's tenant scope.
+    /// The only way store code leaves the tenant role. The scope is re-entered whatever `op`
+    /// returns; when `op` failed in PostgreSQL the transaction is aborted, so nothing can run
+    /// outside the scope either way.
+    pub(crate) async fn as_directory<T, E: From<sqlx::Error>>(
+        &mut self,
+        op: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        sqlx::query("RESET ROLE").execute(&mut *self.tx).await?;
+        let out = op(&mut self.tx).await;
+        let back = enter_tenant(&mut self.tx, self.tenant_id).await;
+        let out = out?;
+        back?;
+        Ok(out)
+    }
+
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await
     }

@@ -155,13 +155,14 @@ impl TenantTx {
             .bind(col(|r| &r.4))
             .execute(self.conn())
             .await?;
-        sqlx::query("RESET ROLE").execute(self.conn()).await?;
-        let version: i32 =
-            sqlx::query_scalar("UPDATE tenants SET policy_version = policy_version + 1 WHERE id = $1 RETURNING policy_version")
-                .bind(tenant)
-                .fetch_one(self.conn())
-                .await?;
-        super::enter_tenant(&mut self.tx, tenant).await?;
+        let version: i32 = self
+            .as_directory(async |c| {
+                sqlx::query_scalar("UPDATE tenants SET policy_version = policy_version + 1 WHERE id = $1 RETURNING policy_version")
+                    .bind(tenant)
+                    .fetch_one(c)
+                    .await
+            })
+            .await?;
         self.policy_version = version;
         Ok(version)
     }

@@ -56,9 +56,10 @@ fn tenant_from_row(r: &sqlx::postgres::PgRow) -> Tenant {
 }
 
 impl TenantTx {
-    /// Returns to this transaction's tenant scope after a tenant-directory change made as the
-    /// migration owner (`RESET ROLE`; the directory is not a tenant table). Doing both in one
-    /// transaction lets the change and its audit event commit together.
+    /// Returns to this transaction's tenant scope after writing in a new tenant's scope (its
+    /// first key and admin credential). Directory changes themselves go through
+    /// [`TenantTx::as_directory`]; doing either in this transaction lets the change and its audit
+    /// event commit together.
     async fn reenter_scope(&mut self) -> Result<(), sqlx::Error> {
         let id = self.tenant_id();
         super::enter_tenant(&mut self.tx, id).await
@@ -76,19 +77,23 @@ impl TenantTx {
         wrap_dek: impl FnOnce(i64) -> Vec<u8>,
         admin_hash: &[u8],
     ) -> Result<i64> {
-        sqlx::query("RESET ROLE").execute(self.conn()).await?;
         let now = now_secs();
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO tenants (name, org, email, kek_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
-        )
-        .bind(name)
-        .bind(org)
-        .bind(email)
-        .bind(kek_id)
-        .bind(now)
-        .fetch_one(self.conn())
-        .await
-        .map_err(|e| on_constraint(e, NAME_TAKEN))?;
+        let id: i64 = self
+            .as_directory(async |c| {
+                sqlx::query_scalar(
+                    "INSERT INTO tenants (name, org, email, kek_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+                )
+                .bind(name)
+                .bind(org)
+                .bind(email)
+                .bind(kek_id)
+                .bind(now)
+                .fetch_one(c)
+                .await
+                .map_err(|e| on_constraint(e, NAME_TAKEN))
+            })
+            .await?;
+        // The new tenant's first key and admin credential are written in its own scope.
         super::enter_tenant(&mut self.tx, id).await?;
         insert_tenant_secrets(self.conn(), id, &wrap_dek(id), admin_hash, "tenant-admin").await?;
         self.reenter_scope().await?;
@@ -97,20 +102,22 @@ impl TenantTx {
 
     /// Updates the given fields of a tenant; `Ok(false)` when no such tenant.
     pub async fn update_tenant(&mut self, id: i64, name: Option<&str>, org: Option<&str>, email: Option<&str>) -> Result<bool> {
-        sqlx::query("RESET ROLE").execute(self.conn()).await?;
-        let n = sqlx::query(
-            "UPDATE tenants SET name = COALESCE($2, name), org = COALESCE($3, org), email = COALESCE($4, email), updated_at = $5 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(org)
-        .bind(email)
-        .bind(now_secs())
-        .execute(self.conn())
-        .await
-        .map_err(|e| on_constraint(e, NAME_TAKEN))?
-        .rows_affected();
-        self.reenter_scope().await?;
+        let n = self
+            .as_directory(async |c| {
+                sqlx::query(
+                    "UPDATE tenants SET name = COALESCE($2, name), org = COALESCE($3, org), email = COALESCE($4, email), updated_at = $5 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(name)
+                .bind(org)
+                .bind(email)
+                .bind(now_secs())
+                .execute(c)
+                .await
+                .map_err(|e| on_constraint(e, NAME_TAKEN))
+            })
+            .await?
+            .rows_affected();
         Ok(n == 1)
     }
 }
@@ -150,11 +157,11 @@ impl TenantTx {
     /// the tenant that checks a foreign key to the row. `None` when there is no such tenant,
     /// else its KEK id (`None` inside: database-only custody).
     pub async fn lock_tenant(&mut self, id: i64) -> Result<Option<Option<String>>> {
-        sqlx::query("RESET ROLE").execute(self.conn()).await?;
-        let kek_id: Option<Option<String>> =
-            sqlx::query_scalar("SELECT kek_id FROM tenants WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(self.conn()).await?;
-        self.reenter_scope().await?;
-        Ok(kek_id)
+        self.as_directory(async |c| {
+            sqlx::query_scalar("SELECT kek_id FROM tenants WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(c).await
+        })
+        .await
+        .map_err(Into::into)
     }
 
     /// Deletes every row of tenant `id` from every table with a `tenant_id` column (found in the
@@ -164,36 +171,37 @@ impl TenantTx {
     /// cannot reach another tenant's rows even if its WHERE clause were wrong. Returns the
     /// number of rows deleted, the directory row included.
     pub async fn delete_tenant(&mut self, id: i64) -> Result<u64> {
-        sqlx::query("RESET ROLE").execute(self.conn()).await?;
-        sqlx::query("SELECT set_config('strongroom.tenant_id', $1, true)").bind(id.to_string()).execute(self.conn()).await?;
-        let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT c.table_name::text FROM information_schema.columns c
-               JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-              WHERE c.table_schema = current_schema() AND c.column_name = 'tenant_id' AND t.table_type = 'BASE TABLE'
-                AND c.table_name <> 'tenants'",
-        )
-        .fetch_all(self.conn())
-        .await?;
-        let refs: Vec<(String, String)> = sqlx::query_as(
-            "SELECT ch.relname::text, pa.relname::text FROM pg_constraint k
-               JOIN pg_class ch ON ch.oid = k.conrelid
-               JOIN pg_class pa ON pa.oid = k.confrelid
-               JOIN pg_namespace n ON n.oid = ch.relnamespace
-              WHERE k.contype = 'f' AND n.nspname = current_schema()",
-        )
-        .fetch_all(self.conn())
-        .await?;
-        let order = deletion_order(&tables, &refs)
-            .ok_or_else(|| crate::error::Error::Internal(anyhow::anyhow!("tenant tables refer to each other in a cycle")))?;
-        let mut deleted = 0;
-        for table in &order {
-            // The table name comes from the catalog, quoted; the tenant id is a bind parameter.
-            let sql = format!("DELETE FROM {} WHERE tenant_id = $1", quote_ident(table));
-            deleted += sqlx::query(&sql).bind(id).execute(self.conn()).await?.rows_affected();
-        }
-        deleted += sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id).execute(self.conn()).await?.rows_affected();
-        self.reenter_scope().await?;
-        Ok(deleted)
+        self.as_directory(async |c| {
+            sqlx::query("SELECT set_config('strongroom.tenant_id', $1, true)").bind(id.to_string()).execute(&mut *c).await?;
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT c.table_name::text FROM information_schema.columns c
+                   JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+                  WHERE c.table_schema = current_schema() AND c.column_name = 'tenant_id' AND t.table_type = 'BASE TABLE'
+                    AND c.table_name <> 'tenants'",
+            )
+            .fetch_all(&mut *c)
+            .await?;
+            let refs: Vec<(String, String)> = sqlx::query_as(
+                "SELECT ch.relname::text, pa.relname::text FROM pg_constraint k
+                   JOIN pg_class ch ON ch.oid = k.conrelid
+                   JOIN pg_class pa ON pa.oid = k.confrelid
+                   JOIN pg_namespace n ON n.oid = ch.relnamespace
+                  WHERE k.contype = 'f' AND n.nspname = current_schema()",
+            )
+            .fetch_all(&mut *c)
+            .await?;
+            let order = deletion_order(&tables, &refs)
+                .ok_or_else(|| crate::error::Error::Internal(anyhow::anyhow!("tenant tables refer to each other in a cycle")))?;
+            let mut deleted = 0;
+            for table in &order {
+                // The table name comes from the catalog, quoted; the tenant id is a bind parameter.
+                let sql = format!("DELETE FROM {} WHERE tenant_id = $1", quote_ident(table));
+                deleted += sqlx::query(&sql).bind(id).execute(&mut *c).await?.rows_affected();
+            }
+            deleted += sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id).execute(&mut *c).await?.rows_affected();
+            Ok(deleted)
+        })
+        .await
     }
 }
 

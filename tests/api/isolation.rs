@@ -191,3 +191,27 @@ async fn nothing_secret_is_readable_at_rest() {
         }
     }
 }
+
+/// Every tenant-directory change (`TenantTx::as_directory`: creating, updating, locking and
+/// deleting tenants, key rotation, policy versions) returns to the transaction's own tenant
+/// scope: the tenant role and this tenant, never the owner or the tenant just touched.
+#[tokio::test]
+async fn directory_changes_return_to_the_tenant_scope() {
+    let app = TestApp::spawn().await;
+    let scope = async |tx: &mut strongroom::store::TenantTx| -> (String, String) {
+        let r =
+            sqlx::query("SELECT current_setting('strongroom.tenant_id') AS t, current_user::text AS u").fetch_one(tx.conn()).await.unwrap();
+        (r.get("t"), r.get("u"))
+    };
+    let main = ("1".to_string(), "strongroom_tenant".to_string());
+    let mut tx = app.db.tenant_tx(1).await.unwrap();
+    let id = tx.create_tenant("scoped", "Scoped Inc", None, None, |_| vec![0u8; 60], &[7u8; 32]).await.unwrap();
+    assert_eq!(scope(&mut tx).await, main, "after create_tenant");
+    assert!(tx.update_tenant(id, None, Some("Renamed"), None).await.unwrap());
+    assert_eq!(scope(&mut tx).await, main, "after update_tenant");
+    assert!(tx.lock_tenant(id).await.unwrap().is_some());
+    assert_eq!(scope(&mut tx).await, main, "after lock_tenant");
+    assert!(tx.delete_tenant(id).await.unwrap() >= 1);
+    assert_eq!(scope(&mut tx).await, main, "after delete_tenant");
+    tx.rollback().await.unwrap();
+}
