@@ -215,47 +215,24 @@ impl Engine {
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Refusal> {
         let mut host = self.host().await?;
-        let reply = host
-            .storage
-            .get(pb::StorageGetArgs { key: key.into(), txn: String::new() })
-            .await
-            .map_err(|s| Refusal::internal(format!("storage get: {}", s.message())))?
-            .into_inner();
-        if !reply.err.is_empty() {
-            return Err(Refusal::internal(format!("storage get: {}", reply.err)));
-        }
+        let reply =
+            host.storage.get(pb::StorageGetArgs { key: key.into(), txn: String::new() }).await.map_err(storage_failed("get"))?.into_inner();
+        storage_done("get", &reply.err)?;
         Ok(reply.entry.map(|e| e.value))
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), Refusal> {
         let mut host = self.host().await?;
         let entry = pb::StorageEntry { key: key.into(), value, seal_wrap: true };
-        let reply = host
-            .storage
-            .put(pb::StoragePutArgs { entry: Some(entry), txn: String::new() })
-            .await
-            .map_err(|s| Refusal::internal(format!("storage put: {}", s.message())))?
-            .into_inner();
-        if reply.err.is_empty() {
-            Ok(())
-        } else {
-            Err(Refusal::internal(format!("storage put: {}", reply.err)))
-        }
+        let reply = host.storage.put(pb::StoragePutArgs { entry: Some(entry), txn: String::new() }).await.map_err(storage_failed("put"))?;
+        storage_done("put", &reply.into_inner().err)
     }
 
     async fn delete(&self, key: &str) -> Result<(), Refusal> {
         let mut host = self.host().await?;
-        let reply = host
-            .storage
-            .delete(pb::StorageDeleteArgs { key: key.into(), txn: String::new() })
-            .await
-            .map_err(|s| Refusal::internal(format!("storage delete: {}", s.message())))?
-            .into_inner();
-        if reply.err.is_empty() {
-            Ok(())
-        } else {
-            Err(Refusal::internal(format!("storage delete: {}", reply.err)))
-        }
+        let reply =
+            host.storage.delete(pb::StorageDeleteArgs { key: key.into(), txn: String::new() }).await.map_err(storage_failed("delete"))?;
+        storage_done("delete", &reply.into_inner().err)
     }
 
     /// Keeps `config` under `retired/` for the leases minted under it, and drops retired configs
@@ -448,6 +425,20 @@ fn lease_of(secret: &pb::Secret) -> Option<(String, Option<String>)> {
     let internal: Value = serde_json::from_str(&secret.internal_data).ok()?;
     let lease = internal["lease_id"].as_str()?.to_string();
     Some((lease, internal["config"].as_str().map(str::to_string)))
+}
+
+/// A storage call the host's gRPC refused.
+fn storage_failed(op: &'static str) -> impl Fn(Status) -> Refusal {
+    move |s| Refusal::internal(format!("storage {op}: {}", s.message()))
+}
+
+/// A storage reply's own error field: empty when the call succeeded.
+fn storage_done(op: &str, err: &str) -> Result<(), Refusal> {
+    if err.is_empty() {
+        Ok(())
+    } else {
+        Err(Refusal::internal(format!("storage {op}: {err}")))
+    }
 }
 
 fn unix_now() -> i64 {
