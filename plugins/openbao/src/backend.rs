@@ -139,6 +139,8 @@ struct Host {
 /// A mount's configuration with its ready client.
 struct Mounted {
     config: Config,
+    /// `config.fingerprint()`, which every lease minted under it records.
+    fingerprint: String,
     strongroom: Strongroom,
 }
 
@@ -161,21 +163,11 @@ impl Engine {
     }
 
     async fn stored(&self) -> Result<Option<Config>, Refusal> {
-        let mut host = self.host().await?;
-        let reply = host
-            .storage
-            .get(pb::StorageGetArgs { key: config::STORAGE_KEY.into(), txn: String::new() })
-            .await
-            .map_err(|s| Refusal::internal(format!("storage get: {}", s.message())))?
-            .into_inner();
-        if !reply.err.is_empty() {
-            return Err(Refusal::internal(format!("storage get: {}", reply.err)));
-        }
-        match reply.entry {
+        match self.get(config::STORAGE_KEY).await? {
             None => Ok(None),
-            Some(entry) => serde_json::from_slice(&entry.value)
-                .map(Some)
-                .map_err(|_| Refusal::internal("the stored config is unreadable; write it again")),
+            Some(value) => {
+                serde_json::from_slice(&value).map(Some).map_err(|_| Refusal::internal("the stored config is unreadable; write it again"))
+            }
         }
     }
 
@@ -205,7 +197,7 @@ impl Engine {
     async fn minted_under(&self, fingerprint: Option<&str>) -> Result<Option<Arc<Mounted>>, Refusal> {
         let current = self.current().await?;
         let Some(fingerprint) = fingerprint else { return Ok(current) };
-        if let Some(m) = current.filter(|m| m.config.fingerprint() == fingerprint) {
+        if let Some(m) = current.filter(|m| m.fingerprint == fingerprint) {
             return Ok(Some(m));
         }
         let Some(entry) = self.get(&format!("{}{fingerprint}", config::RETIRED_PREFIX)).await? else { return Ok(None) };
@@ -293,18 +285,21 @@ impl Engine {
 
     async fn write_config(&self, request: &pb::Request) -> Answer {
         let data = request_data(request)?;
+        // Held from reading the config being replaced to writing its successor: no request
+        // caches the old one meanwhile, and two writes cannot both replace the same config (the
+        // one between them would never be retired).
+        let mut cached = self.mounted.write().await;
         let previous = self.stored().await?;
         let config = Config::written(previous.as_ref(), &data).map_err(Refusal::bad_request)?;
+        let fingerprint = config.fingerprint();
         let value = serde_json::to_vec(&config).map_err(|_| Refusal::internal("config does not serialize"))?;
-        // Held across the write, so no request caches the config being replaced.
-        let mut cached = self.mounted.write().await;
-        if let Some(previous) = previous.filter(|p| p.fingerprint() != config.fingerprint()) {
+        if let Some(previous) = previous.filter(|p| p.fingerprint() != fingerprint) {
             self.retire(previous).await?;
         }
         let written = self.put(config::STORAGE_KEY, value).await;
         *cached = None;
         written?;
-        line(Level::Info, &format!("config written: url={} tenant={} credential={}", config.url, config.tenant, config.fingerprint()));
+        line(Level::Info, &format!("config written: url={} tenant={} credential={fingerprint}", config.url, config.tenant));
         Ok(None)
     }
 
@@ -356,7 +351,7 @@ impl Engine {
             issue_time: Some(timestamp(SystemTime::now())),
             max_ttl: nanos(creds.max_lease_duration),
         };
-        let internal = json!({"lease_id": creds.lease_id, "role": role, "config": mounted.config.fingerprint()});
+        let internal = json!({"lease_id": creds.lease_id, "role": role, "config": mounted.fingerprint});
         let data = json!({"token": creds.token.as_str(), "tenant": mounted.config.tenant, "role": role});
         Ok(Some(response(
             data,
@@ -416,7 +411,7 @@ impl Engine {
 impl Mounted {
     fn new(config: Config) -> Result<Mounted, Refusal> {
         let strongroom = Strongroom::new(&config).map_err(Refusal::internal)?;
-        Ok(Mounted { config, strongroom })
+        Ok(Mounted { fingerprint: config.fingerprint(), config, strongroom })
     }
 }
 

@@ -132,9 +132,10 @@ impl Config {
             input.extend_from_slice(part);
             input.push(0);
         }
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
+        let mut hex = crate::install::sha256_hex(&input);
         zeroize::Zeroize::zeroize(&mut input);
-        digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+        hex.truncate(16);
+        hex
     }
 }
 
