@@ -1,7 +1,7 @@
 //! Lines on stderr in hclog's JSON shape, which the host's go-plugin client re-logs at the given
 //! level under the plugin's name. Never a credential, a token or a storage value.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde_json::json;
 
@@ -21,25 +21,15 @@ pub fn line(level: Level, message: &str) {
     eprintln!("{}", json!({"@level": level, "@message": message, "@module": "strongroom", "@timestamp": timestamp(SystemTime::now())}));
 }
 
-/// hclog's time layout, `2006-01-02T15:04:05.000000Z07:00`, in UTC.
+/// hclog's time layout, `2006-01-02T15:04:05.000000Z07:00`, in UTC: RFC 3339 with microseconds.
 fn timestamp(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let (days, secs) = ((d.as_secs() / 86_400) as i64, d.as_secs() % 86_400);
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z", secs / 3600, secs % 3600 / 60, secs % 60, d.subsec_micros())
+    humantime::format_rfc3339_micros(t).to_string()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
     use super::*;
 
     #[test]
