@@ -213,5 +213,9 @@ async fn directory_changes_return_to_the_tenant_scope() {
     assert_eq!(scope(&mut tx).await, main, "after lock_tenant");
     assert!(tx.delete_tenant(id).await.unwrap() >= 1);
     assert_eq!(scope(&mut tx).await, main, "after delete_tenant");
+    assert!(tx.rotate_data_key(|_| vec![0u8; 60]).await.unwrap() >= 2);
+    assert_eq!(scope(&mut tx).await, main, "after rotate_data_key");
+    assert!(tx.replace_policy_rules(&[]).await.unwrap() >= 1);
+    assert_eq!(scope(&mut tx).await, main, "after replace_policy_rules");
     tx.rollback().await.unwrap();
 }

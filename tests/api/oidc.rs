@@ -80,15 +80,19 @@ impl Bao {
         }
     }
 
-    /// A call to OpenBao's API with `token`; panics unless 2xx. Returns the body (null if empty).
-    pub async fn api(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> Value {
+    /// A call to OpenBao's API with `token`: (status, body text).
+    async fn send(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (reqwest::StatusCode, String) {
         let mut req = self.http.request(method, format!("{}/v1/{path}", self.addr)).header("x-vault-token", token);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let r = req.send().await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
+    /// A call to OpenBao's API with `token`; panics unless 2xx. Returns the body (null if empty).
+    pub async fn api(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> Value {
+        let (status, text) = self.send(method, path, token, body).await;
         assert!(status.is_success(), "bao {path}: {status} {text}");
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
@@ -103,13 +107,8 @@ impl Bao {
 
     /// A call with the root token that may fail: (status, body).
     pub async fn try_api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}/v1/{path}", self.addr)).header("x-vault-token", "root");
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        let status = r.status().as_u16();
-        (status, serde_json::from_str(&r.text().await.unwrap()).unwrap_or(Value::Null))
+        let (status, text) = self.send(method, path, "root", body).await;
+        (status.as_u16(), serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     pub fn pid(&self) -> u32 {
