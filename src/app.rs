@@ -39,6 +39,8 @@ struct Inner {
     kek_probe: std::sync::Mutex<Option<String>>,
     /// Identity providers' public keys (OIDC trusts), cached per instance.
     oidc_keys: crate::auth::oidc::Keys,
+    /// Group commit of the events of calls that changed nothing.
+    audit: crate::audit::batch::Batcher,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
                  backups taken before the deletion unreadable (they open with the master key)"
             );
         }
+        let audit = crate::audit::batch::Batcher::start(db.clone());
         let vault = Arc::new(Vault::load(db, keks).await?);
         let source = match &config.unseal_source {
             Some(spec) => Some(Arc::new(Source::from_spec(spec).await.map_err(|e| Error::Unavailable(e.to_string()))?)),
@@ -82,6 +85,7 @@ impl AppState {
                 portal: crate::portal::Outbox::new(),
                 kek_probe: Default::default(),
                 oidc_keys: Default::default(),
+                audit,
             }),
         })
     }
@@ -208,6 +212,11 @@ impl AppState {
 
     pub fn oidc_keys(&self) -> &crate::auth::oidc::Keys {
         &self.inner.oidc_keys
+    }
+
+    /// Group commit of the audit events of calls that changed nothing.
+    pub fn audit_batch(&self) -> &crate::audit::batch::Batcher {
+        &self.inner.audit
     }
 }
 

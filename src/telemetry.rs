@@ -32,6 +32,7 @@ pub const AUDIT_EVENTS: &str = "strongroom_audit_events_total";
 pub const CALLBACK_DEAD_LETTERS: &str = "strongroom_callback_dead_letters_total";
 pub const REWRAP_PENDING: &str = "strongroom_rewrap_pending";
 pub const REWRAP_ROWS: &str = "strongroom_rewrap_rows_total";
+pub const AUDIT_BATCH: &str = "strongroom_audit_batch_events";
 pub const SWEEPER_DELETED: &str = "strongroom_sweeper_deleted_total";
 pub const DB_POOL: &str = "strongroom_db_pool_connections";
 pub const DB_POOL_MAX: &str = "strongroom_db_pool_max_connections";
@@ -179,6 +180,11 @@ pub fn audit_event(tenant_id: i64, outcome: &str) {
     counter!(AUDIT_EVENTS, "outcome" => outcome.to_string()).increment(1);
 }
 
+/// One group commit of audit events (`audit::batch`), by its number of events.
+pub fn audit_batch(events: usize) {
+    histogram!(AUDIT_BATCH).record(events as f64);
+}
+
 /// A callback kept as a dead letter after its last failed attempt.
 pub fn callback_dead_letter(tenant_id: i64) {
     note_tenant(tenant_id);
@@ -223,6 +229,7 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     describe_counter!(CALLBACK_DEAD_LETTERS, "Callbacks given up after their last attempt and kept as dead letters");
     describe_gauge!(REWRAP_PENDING, "Keys still wrapped by an older tenant data-key version, by kind (users, events)");
     describe_counter!(REWRAP_ROWS, "Keys re-wrapped under the current tenant data key");
+    describe_histogram!(AUDIT_BATCH, "Audit events per group commit (events of calls that changed nothing)");
     describe_counter!(SWEEPER_DELETED, "Expired rows deleted by the retention sweeper, by kind");
     describe_gauge!(DB_POOL, "Database pool connections by state (idle, in_use), sampled at scrape");
     describe_gauge!(DB_POOL_MAX, "Database pool size limit (STRONGROOM_DB_MAX_CONNECTIONS)");

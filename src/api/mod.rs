@@ -240,21 +240,19 @@ impl Call {
         self.audit.user_key = Some(key);
     }
 
-    /// Audits and commits on success; on failure rolls back, audits the failure on its own, and
-    /// returns the error.
+    /// Audits and commits on success; on failure rolls back, audits the failure on its own
+    /// (group-committed: nothing of the call is left to commit with it), and returns the error.
     pub async fn finish(self, result: Result<Map<String, Value>>) -> Result<Json<Value>> {
         // Let through by a group-relative rule alone, the call must have checked its target.
-        let unchecked = self.relative.required && !self.relative.checked;
         let result = match result {
-            Ok(_) if unchecked => Err(Error::denied()),
+            Ok(_) if self.unchecked() => Err(Error::denied()),
             other => other,
         };
         let Call { mut tx, who, keys, mut audit, endpoint, state, idem, .. } = self;
         match result {
-            Ok(mut fields) => {
+            Ok(fields) => {
                 crate::audit::append(&mut tx, &keys, endpoint, &who.actor(), "ok", audit).await?;
-                fields.insert("status".into(), "ok".into());
-                let answer = Value::Object(fields);
+                let answer = ok_answer(fields);
                 if let Some(pending) = &idem {
                     if let Err(e) = idempotency::keep(&mut tx, pending, &answer).await {
                         let _ = tx.rollback().await;
@@ -269,10 +267,8 @@ impl Call {
                 audit.details.insert("message".into(), err.public_message().into());
                 let outcome = format!("error:{}", err.status().as_u16());
                 let recorded = async {
-                    let mut tx = state.db().tenant_tx(who.tenant_id).await?;
-                    crate::audit::append(&mut tx, &keys, endpoint, &who.actor(), &outcome, audit).await?;
-                    tx.commit().await?;
-                    Ok::<_, Error>(())
+                    let event = crate::audit::seal(&keys, endpoint, &who.actor(), &outcome, audit)?;
+                    state.audit_batch().record(who.tenant_id, event).await
                 };
                 if let Err(e) = recorded.await {
                     tracing::error!(endpoint, error = %e, "could not audit a failed call");
@@ -281,6 +277,39 @@ impl Call {
             }
         }
     }
+
+    /// As [`Call::finish`], for an endpoint that normally changes nothing (a read). When the
+    /// call's transaction wrote nothing, it is rolled back and the event is group-committed
+    /// with other calls' events ([`crate::audit::batch`]); the answer still waits until its
+    /// event is durable. Whether it wrote is asked of PostgreSQL, so a read that did change
+    /// something (a sliding expiry extended) commits the change with its event, as `finish`.
+    pub async fn finish_read(mut self, result: Result<Map<String, Value>>) -> Result<Json<Value>> {
+        let fields = match result {
+            Ok(fields) if self.idem.is_none() && !self.unchecked() => fields,
+            other => return self.finish(other).await,
+        };
+        match self.tx.wrote_nothing().await {
+            Ok(true) => {}
+            Ok(false) => return self.finish(Ok(fields)).await,
+            Err(e) => return self.finish(Err(e.into())).await,
+        }
+        let Call { tx, who, keys, audit, endpoint, state, .. } = self;
+        tx.rollback().await?;
+        let event = crate::audit::seal(&keys, endpoint, &who.actor(), "ok", audit)?;
+        state.audit_batch().record(who.tenant_id, event).await?;
+        Ok(Json(ok_answer(fields)))
+    }
+
+    /// Let through by a group-relative rule alone, and never checked its target.
+    fn unchecked(&self) -> bool {
+        self.relative.required && !self.relative.checked
+    }
+}
+
+/// A successful call's answer: its fields and `"status": "ok"`.
+fn ok_answer(mut fields: Map<String, Value>) -> Value {
+    fields.insert("status".into(), "ok".into());
+    Value::Object(fields)
 }
 
 impl Call {

@@ -205,7 +205,7 @@ async fn session_get(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
         Ok(fields([("sessionuuid", uuid.into()), ("sessiondata", data), ("when", session.updated_at.into())]))
     }
     .await;
-    call.finish(result).await
+    call.finish_read(result).await
 }
 
 async fn session_delete(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UuidReq>) -> Result<Json<Value>> {
@@ -237,7 +237,7 @@ async fn session_list_user_sessions(State(st): State<AppState>, claimed: Claimed
         Ok(fields([("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish(result).await
+    call.finish_read(result).await
 }
 
 #[cfg(test)]

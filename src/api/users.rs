@@ -407,7 +407,7 @@ async fn user_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
         ]))
     }
     .await;
-    call.finish(result).await
+    call.finish_read(result).await
 }
 
 /// Where a profile change comes from: the direct endpoints, or a user request (tried when it is
@@ -596,5 +596,5 @@ async fn user_list_versions(State(st): State<AppState>, claimed: Claimed, Body(r
         Ok(fields([("versions", Value::Array(versions))]))
     }
     .await;
-    call.finish(result).await
+    call.finish_read(result).await
 }

@@ -5,6 +5,8 @@
 //! deleted event (including the last one) is found by [`verify`]. The chain covers the encrypted
 //! details but not the key wrapping, so keys can be rotated without breaking it.
 
+pub mod batch;
+
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -57,40 +59,87 @@ pub fn chain_hash(tenant_id: i64, e: &AuditRow) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Appends one event to the tenant's chain inside `tx`; returns the event uuid.
-pub async fn append(tx: &mut TenantTx, keys: &TenantKeys, event_type: &str, actor: &str, outcome: &str, draft: Draft) -> Result<String> {
+/// An event sealed under its keys but not yet in a chain: what a call hands to [`chain_into`]
+/// directly or, having changed nothing, to the group commit ([`batch`]).
+#[derive(Debug)]
+pub struct Sealed {
+    pub uuid: String,
+    event_type: String,
+    user_token: Option<String>,
+    actor: String,
+    outcome: String,
+    created_at: i64,
+    key_version: Option<i32>,
+    event_key: Vec<u8>,
+    details: Vec<u8>,
+}
+
+/// Encrypts an event's details under a fresh event key, wrapped by the user's key (an event
+/// about a user) or the tenant data key.
+pub fn seal(keys: &TenantKeys, event_type: &str, actor: &str, outcome: &str, draft: Draft) -> Result<Sealed> {
     let uuid = uuid::Uuid::new_v4().to_string();
     let plaintext = serde_json::to_vec(&Value::Object(draft.details))?;
     let event_key = Key::random();
     let details = keys.seal_with(&event_key, TABLE, &uuid, &plaintext);
-    let (key_version, wrapped) = match &draft.user_key {
+    let (key_version, event_key) = match &draft.user_key {
         Some(uk) => (None, keys.seal_with(uk, KEY_TABLE, &uuid, event_key.expose())),
         None => {
             let (v, w) = keys.encrypt(KEY_TABLE, &uuid, event_key.expose());
             (Some(v), w)
         }
     };
-    let (lane, seq, prev_hash) = tx.lock_audit_head().await?;
-    let mut row = AuditRow {
-        id: 0,
-        lane,
-        seq: seq + 1,
-        uuid: uuid.clone(),
+    Ok(Sealed {
+        uuid,
         event_type: event_type.to_string(),
         user_token: draft.user_token,
         actor: actor.to_string(),
         outcome: outcome.to_string(),
         created_at: now_secs(),
         key_version,
-        event_key: wrapped,
+        event_key,
         details,
-        prev_hash,
-        hash: Vec::new(),
-    };
-    row.hash = chain_hash(tx.tenant_id(), &row).to_vec();
-    tx.append_audit(&row).await?;
+    })
+}
+
+/// Appends one event to the tenant's chain inside `tx`; returns the event uuid.
+pub async fn append(tx: &mut TenantTx, keys: &TenantKeys, event_type: &str, actor: &str, outcome: &str, draft: Draft) -> Result<String> {
+    let event = seal(keys, event_type, actor, outcome, draft)?;
+    let uuid = event.uuid.clone();
+    chain_into(tx, vec![event]).await?;
     crate::telemetry::audit_event(tx.tenant_id(), outcome);
     Ok(uuid)
+}
+
+/// Appends sealed events, in order, to one chain of `tx`'s tenant: locks a head, links each event
+/// to the one before, and inserts them all and moves the head in one statement. The events are
+/// durable when `tx` commits.
+pub async fn chain_into(tx: &mut TenantTx, events: Vec<Sealed>) -> Result<()> {
+    let (lane, mut seq, mut prev_hash) = tx.lock_audit_head().await?;
+    let mut rows = Vec::with_capacity(events.len());
+    for e in events {
+        seq += 1;
+        let mut row = AuditRow {
+            id: 0,
+            lane,
+            seq,
+            uuid: e.uuid,
+            event_type: e.event_type,
+            user_token: e.user_token,
+            actor: e.actor,
+            outcome: e.outcome,
+            created_at: e.created_at,
+            key_version: e.key_version,
+            event_key: e.event_key,
+            details: e.details,
+            prev_hash,
+            hash: Vec::new(),
+        };
+        row.hash = chain_hash(tx.tenant_id(), &row).to_vec();
+        prev_hash = row.hash.clone();
+        rows.push(row);
+    }
+    tx.append_audit(&rows).await?;
+    Ok(())
 }
 
 /// Decrypts an event's details. `user_key` is the key of the event's user, if that user still

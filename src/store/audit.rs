@@ -79,29 +79,37 @@ impl TenantTx {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
     }
 
-    /// Inserts the event and moves the head to it, in one statement.
-    pub async fn append_audit(&mut self, e: &AuditRow) -> Result<()> {
-        let tenant = self.tenant_id();
+    /// Inserts events that continue one lane's chain, in order, and moves the head to the last,
+    /// in one statement (`id` follows their order).
+    pub async fn append_audit(&mut self, events: &[AuditRow]) -> Result<()> {
+        let Some(last) = events.last() else { return Ok(()) };
+        let text = |f: fn(&AuditRow) -> &str| events.iter().map(f).collect::<Vec<&str>>();
+        let bytes = |f: fn(&AuditRow) -> &[u8]| events.iter().map(f).collect::<Vec<&[u8]>>();
         sqlx::query(
             "WITH ins AS (
                 INSERT INTO audit_events (tenant_id, lane, seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, event_key, details, prev_hash, hash)
-                VALUES ($1, $14, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13))
-             UPDATE audit_heads SET seq = $2, hash = $13 WHERE tenant_id = $1 AND lane = $14",
+                SELECT $1, $2, e.seq, e.uuid, e.event_type, e.user_token, e.actor, e.outcome, e.created_at, e.key_version, e.event_key, e.details, e.prev_hash, e.hash
+                FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::integer[], $11::bytea[], $12::bytea[], $13::bytea[], $14::bytea[])
+                     WITH ORDINALITY AS e (seq, uuid, event_type, user_token, actor, outcome, created_at, key_version, event_key, details, prev_hash, hash, n)
+                ORDER BY e.n)
+             UPDATE audit_heads SET seq = $15, hash = $16 WHERE tenant_id = $1 AND lane = $2",
         )
-        .bind(tenant)
-        .bind(e.seq)
-        .bind(&e.uuid)
-        .bind(&e.event_type)
-        .bind(&e.user_token)
-        .bind(&e.actor)
-        .bind(&e.outcome)
-        .bind(e.created_at)
-        .bind(e.key_version)
-        .bind(&e.event_key)
-        .bind(&e.details)
-        .bind(&e.prev_hash)
-        .bind(&e.hash)
-        .bind(e.lane)
+        .bind(self.tenant_id())
+        .bind(last.lane)
+        .bind(events.iter().map(|e| e.seq).collect::<Vec<_>>())
+        .bind(text(|e| &e.uuid))
+        .bind(text(|e| &e.event_type))
+        .bind(events.iter().map(|e| e.user_token.as_deref()).collect::<Vec<Option<&str>>>())
+        .bind(text(|e| &e.actor))
+        .bind(text(|e| &e.outcome))
+        .bind(events.iter().map(|e| e.created_at).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.key_version).collect::<Vec<_>>())
+        .bind(bytes(|e| &e.event_key))
+        .bind(bytes(|e| &e.details))
+        .bind(bytes(|e| &e.prev_hash))
+        .bind(bytes(|e| &e.hash))
+        .bind(last.seq)
+        .bind(&last.hash)
         .execute(self.conn())
         .await?;
         Ok(())

@@ -281,6 +281,12 @@ impl TenantTx {
         &mut self.tx
     }
 
+    /// Whether this transaction has changed nothing so far: PostgreSQL assigns a transaction id
+    /// at the first write (or row lock), so its absence is exact, whatever code ran.
+    pub async fn wrote_nothing(&mut self) -> Result<bool, sqlx::Error> {
+        sqlx::query_scalar("SELECT txid_current_if_assigned() IS NULL").fetch_one(&mut *self.tx).await
+    }
+
     /// Steps out of the tenant role to the migration owner for the tenant directory (`tenants`
     /// is not a tenant table), runs `op`, and steps back into this transaction's tenant scope.
     /// The only way store code leaves the tenant role. The scope is re-entered whatever `op`

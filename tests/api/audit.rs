@@ -229,3 +229,69 @@ async fn concurrent_calls_spread_over_lanes_and_every_lane_is_verified() {
     assert_eq!((report.broken[0].lane, report.broken[0].seq), (lane, 1));
     assert!(report.broken[0].to_string().contains(&format!("lane {lane} event #1")));
 }
+
+/// Calls that change nothing are group-committed (`audit::batch`): concurrent reads share a
+/// commit, every call still has its one event, and the chains still verify.
+#[tokio::test]
+async fn concurrent_reads_share_audit_commits_and_the_chains_still_verify() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let token = app.create_user(&app.root_token.clone(), None, json!({"email": "batched@example.com"})).await;
+    let mut su = PgConnection::connect(&app.db_url).await.unwrap();
+    let (mut calls, mut widest) = (0, 0i64);
+    // Sharing depends on timing; with 32 reads in flight it happens in the first round here.
+    for _ in 0..5 {
+        let reads = (0..32).map(|_| {
+            let app = app.clone();
+            let token = token.clone();
+            tokio::spawn(async move { app.root("UserGet", json!({"mode": "token", "identity": token})).await.ok().clone() })
+        });
+        for r in futures_util::future::join_all(reads).await {
+            assert_eq!(r.unwrap()["profile"]["email"], "batched@example.com");
+        }
+        calls += 32;
+        // Rows one transaction inserted share its xmin.
+        widest = sqlx::query_scalar(
+            "SELECT max(n) FROM (SELECT count(*) AS n FROM audit_events WHERE event_type = 'UserGet' GROUP BY xmin::text) t",
+        )
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+        if widest > 1 {
+            break;
+        }
+    }
+    assert!(widest > 1, "no two of {calls} concurrent reads shared an audit commit");
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE event_type = 'UserGet'").fetch_one(&mut su).await.unwrap();
+    assert_eq!(stored, calls);
+    let report = verify(&app).await;
+    assert!(report.broken.is_empty(), "{:?}", report.broken);
+}
+
+/// A read whose event cannot be stored answers 503 without the record (no unaudited reads), and
+/// leaves no gap in the chain.
+#[tokio::test]
+async fn a_read_whose_event_cannot_be_stored_gets_no_data() {
+    let app = TestApp::spawn().await;
+    let token = app.create_user(&app.root_token.clone(), None, json!({"email": "unaudited@example.com"})).await;
+    let mut su = PgConnection::connect(&app.db_url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_reads() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.event_type = 'UserGet' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER refuse_reads BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_reads();",
+    )
+    .execute(&mut su)
+    .await
+    .unwrap();
+    let reply = app.root("UserGet", json!({"mode": "token", "identity": token})).await;
+    let message = reply.err(503);
+    assert!(message.contains("audit"), "{message}");
+    assert!(!reply.body.to_string().contains("unaudited@example.com"), "{}", reply.body);
+    // Calls that change something still commit with their event.
+    app.root("UserUpdate", json!({"mode": "token", "identity": token, "profile": {"name": "U"}})).await.ok();
+
+    sqlx::raw_sql("DROP TRIGGER refuse_reads ON audit_events").execute(&mut su).await.unwrap();
+    assert_eq!(app.root("UserGet", json!({"mode": "token", "identity": token})).await.ok()["profile"]["name"], "U");
+    let report = verify(&app).await;
+    assert!(report.broken.is_empty(), "{:?}", report.broken);
+}
