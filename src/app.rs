@@ -41,6 +41,8 @@ struct Inner {
     oidc_keys: crate::auth::oidc::Keys,
     /// Group commit of the events of calls that changed nothing.
     audit: crate::audit::batch::Batcher,
+    /// Credentials this instance has verified (exact: see the type).
+    verified: crate::auth::Verified,
 }
 
 impl AppState {
@@ -86,6 +88,7 @@ impl AppState {
                 kek_probe: Default::default(),
                 oidc_keys: Default::default(),
                 audit,
+                verified: Default::default(),
             }),
         })
     }
@@ -212,6 +215,11 @@ impl AppState {
 
     pub fn oidc_keys(&self) -> &crate::auth::oidc::Keys {
         &self.inner.oidc_keys
+    }
+
+    /// Credentials this instance has verified.
+    pub fn verified(&self) -> &crate::auth::Verified {
+        &self.inner.verified
     }
 
     /// Group commit of the audit events of calls that changed nothing.

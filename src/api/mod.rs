@@ -97,7 +97,7 @@ impl Call {
                 }
                 _ => auth::verify_lease(&mut tx, &ring, &claimed.tenant, token).await?,
             },
-            Some(token) => auth::verify(&mut tx, &ring, &claimed.tenant, token).await?,
+            Some(token) => auth::verify(&mut tx, &ring, state.verified(), &claimed.tenant, token).await?,
             None => None,
         };
         let Some(who) = who else {

@@ -18,6 +18,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::keys::keyring::Keyring;
+use crate::store::credentials::CredentialRow;
 use crate::store::TenantTx;
 
 pub const TOKEN_HEADER: &str = "x-bunker-token";
@@ -129,10 +130,18 @@ impl Principal {
 }
 
 /// Verifies `token` inside the tenant transaction; `None` when it is not a live credential of
-/// this tenant.
-pub async fn verify(tx: &mut TenantTx, ring: &Keyring, tenant_name: &str, token: &str) -> Result<Option<Principal>> {
-    let Some(row) = tx.credential_by_hash(&ring.credential_hash(token)).await? else {
-        return Ok(None);
+/// this tenant. A verification this instance remembers (see [`Verified`]) skips the lookup.
+pub async fn verify(tx: &mut TenantTx, ring: &Keyring, verified: &Verified, tenant_name: &str, token: &str) -> Result<Option<Principal>> {
+    let hash = ring.credential_hash(token);
+    let row = match verified.recall(tx, &hash) {
+        Some(row) => row,
+        None => {
+            let Some(row) = tx.credential_by_hash(&hash).await? else {
+                return Ok(None);
+            };
+            verified.remember(tx, hash, &row);
+            row
+        }
     };
     let Some(role) = Role::parse(&row.kind).filter(|r| !r.is_tenant_role()) else {
         return Ok(None);
@@ -147,6 +156,40 @@ pub async fn verify(tx: &mut TenantTx, ring: &Keyring, tenant_name: &str, token:
         lineage_root: Some(row.id),
         lease_max_expires_at: None,
     }))
+}
+
+/// Live credentials this instance has found, so that a warm call skips their lookup. Exact
+/// across the fleet: an entry counts only while its tenant's credential version (read afresh
+/// as every call enters its tenant; bumped in the database, in the same transaction, by any
+/// change to a credential row: migration 0024) is still the one it was found at. An entry is
+/// made only from a row read at or after that version, so a revocation reaches every instance
+/// at its next call. Refusals are not remembered. Keys are the credentials' keyed hashes, as
+/// the database keeps them: no token is held.
+#[derive(Default)]
+pub struct Verified {
+    entries: std::sync::Mutex<std::collections::HashMap<(i64, [u8; 32]), (i64, CredentialRow)>>,
+}
+
+/// Entries kept at most; past it the map starts over (a flood of distinct live credentials
+/// only costs lookups, as without the map).
+const VERIFIED_CAP: usize = 8192;
+
+impl Verified {
+    fn recall(&self, tx: &TenantTx, hash: &[u8; 32]) -> Option<CredentialRow> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.get(&(tx.tenant_id(), *hash)) {
+            Some((version, row)) if *version == tx.credential_version() => Some(row.clone()),
+            _ => None,
+        }
+    }
+
+    fn remember(&self, tx: &TenantTx, hash: [u8; 32], row: &CredentialRow) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= VERIFIED_CAP {
+            entries.clear();
+        }
+        entries.insert((tx.tenant_id(), hash), (tx.credential_version(), row.clone()));
+    }
 }
 
 /// Verifies a leased role token: signature and expiry, the tenant it was minted for, then a live

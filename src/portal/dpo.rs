@@ -136,7 +136,7 @@ pub async fn sign_in(State(st): State<AppState>, headers: HeaderMap, peer: Peer,
         return sign_in_form(&st, &headers, Some(refused)).await;
     };
     let keys = crate::custody::rotation::tenant_keys(st.vault().tenant_keks(), &ring, &mut tx).await?;
-    let who = crate::auth::verify(&mut tx, &ring, &tenant, f.token.trim()).await?;
+    let who = crate::auth::verify(&mut tx, &ring, st.verified(), &tenant, f.token.trim()).await?;
     let Some(who) = who.filter(|w| CONSOLE_ROLES.contains(&w.role.as_str())) else {
         let mut draft = crate::audit::Draft::default();
         draft.details.insert("message".into(), "portal console sign-in refused".into());

@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (21, "policy rules key", include_str!("../../migrations/0021_policy_rules_key.sql")),
     (22, "oidc trusts", include_str!("../../migrations/0022_oidc_trusts.sql")),
     (23, "ciphertext storage", include_str!("../../migrations/0023_ciphertext_storage.sql")),
+    (24, "credential version", include_str!("../../migrations/0024_credential_version.sql")),
 ];
 
 /// Lifts FORCE ROW LEVEL SECURITY from the owner's tables for this transaction, remembering which.

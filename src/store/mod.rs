@@ -167,23 +167,24 @@ impl Db {
             .opening(|pool| {
                 Box::pin(async move {
                     let mut tx = pool.begin().await?;
-                    let row: Option<(i32, i32, Option<String>, String, String)> =
-                        sqlx::query_as(&format!("SELECT key_version, policy_version, kek_id, {ENTER_SCOPE} FROM tenants WHERE id = $1"))
-                            .bind(tenant_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
+                    let row: Option<(i32, i32, Option<String>, i64, String, String)> = sqlx::query_as(&format!(
+                        "SELECT key_version, policy_version, kek_id, credential_version, {ENTER_SCOPE} FROM tenants WHERE id = $1"
+                    ))
+                    .bind(tenant_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                     Ok((tx, row))
                 })
             })
             .await?;
-        let (key_version, policy_version, kek_id) = match row {
-            Some((k, p, kek, _, _)) => (k, p, kek),
+        let (key_version, policy_version, kek_id, credential_version) = match row {
+            Some((k, p, kek, c, _, _)) => (k, p, kek, c),
             None => {
                 enter_tenant(&mut tx, tenant_id).await?;
-                (1, 0, None)
+                (1, 0, None, NO_CREDENTIAL_VERSION)
             }
         };
-        Ok(TenantTx { tx, tenant_id, key_version, policy_version, kek_id })
+        Ok(TenantTx { tx, tenant_id, key_version, policy_version, kek_id, credential_version })
     }
 
     /// Opens a transaction scoped to the tenant called `name`; `None` when no such tenant (or
@@ -194,8 +195,9 @@ impl Db {
                 let name = name.to_string();
                 Box::pin(async move {
                     let mut tx = pool.begin().await?;
-                    let row: Option<(i64, i32, i32, Option<String>, String, String)> = sqlx::query_as(&format!(
-                        "SELECT id, key_version, policy_version, kek_id, {ENTER_SCOPE} FROM tenants WHERE name = $1 AND shredding_at IS NULL"
+                    let row: Option<(i64, i32, i32, Option<String>, i64, String, String)> = sqlx::query_as(&format!(
+                        "SELECT id, key_version, policy_version, kek_id, credential_version, {ENTER_SCOPE} FROM tenants
+                          WHERE name = $1 AND shredding_at IS NULL"
                     ))
                     .bind(name)
                     .fetch_optional(&mut *tx)
@@ -204,7 +206,14 @@ impl Db {
                 })
             })
             .await?;
-        Ok(row.map(|(id, key_version, policy_version, kek_id, _, _)| TenantTx { tx, tenant_id: id, key_version, policy_version, kek_id }))
+        Ok(row.map(|(id, key_version, policy_version, kek_id, credential_version, _, _)| TenantTx {
+            tx,
+            tenant_id: id,
+            key_version,
+            policy_version,
+            kek_id,
+            credential_version,
+        }))
     }
 
     /// Whether a writable database answers (a read-only one is a failover under way).
@@ -253,7 +262,12 @@ pub struct TenantTx {
     key_version: i32,
     policy_version: i32,
     kek_id: Option<String>,
+    credential_version: i64,
 }
+
+/// The credential version of a transaction whose tenant row was not found: matches nothing
+/// remembered (versions count up from 0).
+const NO_CREDENTIAL_VERSION: i64 = -1;
 
 impl TenantTx {
     pub fn tenant_id(&self) -> i64 {
@@ -268,6 +282,12 @@ impl TenantTx {
     /// The tenant's current data-key version as read when the transaction began.
     pub fn key_version(&self) -> i32 {
         self.key_version
+    }
+
+    /// The tenant's count of credential changes, as read when the transaction began (migration
+    /// 0024): what a remembered credential verification must match.
+    pub fn credential_version(&self) -> i64 {
+        self.credential_version
     }
 
     /// The name of the tenant's key-encryption key in the tenant key store (`None`: the tenant

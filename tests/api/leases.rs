@@ -197,3 +197,48 @@ async fn a_sliding_xtoken_lives_on_while_used_and_never_past_its_final_time() {
     sqlx::query("UPDATE leases SET expires_at = $2 WHERE lease_id = $1").bind(&lease_id).bind(now - 1).execute(&mut su).await.unwrap();
     assert_eq!(read_with(&a, &x, &user).await, 403);
 }
+
+/// A new credential of tenant "leasing": (token, id).
+async fn mint(app: &TestApp, by: &str, role: &str) -> (String, i64) {
+    let c = post(app, by, "leasing", "/v1/credentials/create", json!({"role": role})).await.ok().clone();
+    (c["token"].as_str().unwrap().to_string(), c["credentialid"].as_i64().unwrap())
+}
+
+/// Instances remember the credentials they verified (`auth::Verified`), and a change to any
+/// credential row bumps its tenant's credential version, which every call reads as it enters
+/// its tenant: a revocation through either instance, its cascade to what the credential
+/// minted, and a revocation made by hand in the database all reach both instances at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_credential_is_refused_at_once_by_every_instance_that_remembered_it() {
+    let (a, b, _plugin, admin, user) = fleet(3600).await;
+    let (manager, manager_id) = mint(&a, &admin, "tenant-admin").await;
+    let (reader, _) = mint(&b, &manager, "app-reader").await;
+    for app in [&a, &b] {
+        assert_eq!(read_with(app, &reader, &user).await, 200);
+        assert_eq!(read_with(app, &manager, &user).await, 200);
+    }
+    post(&a, &admin, "leasing", "/v1/credentials/revoke", json!({"credentialid": manager_id})).await.ok();
+    for app in [&a, &b] {
+        assert_eq!(read_with(app, &manager, &user).await, 403, "the revoked credential");
+        assert_eq!(read_with(app, &reader, &user).await, 403, "a credential it minted");
+    }
+
+    // By hand, as a DBA would: both instances remembered the credential, and both refuse it.
+    let (by_hand, by_hand_id) = mint(&a, &admin, "app-reader").await;
+    for app in [&a, &b] {
+        assert_eq!(read_with(app, &by_hand, &user).await, 200);
+    }
+    let mut su = <sqlx::PgConnection as sqlx::Connection>::connect(&a.db_url).await.unwrap();
+    let revoke = "UPDATE credentials SET revoked_at = 1 WHERE id = $1";
+    // Without the version bump, the instances would keep accepting what they remember: the
+    // remembering is real, and the trigger is what makes it safe.
+    sqlx::raw_sql("ALTER TABLE credentials DISABLE TRIGGER credentials_changed").execute(&mut su).await.unwrap();
+    sqlx::query(revoke).bind(by_hand_id).execute(&mut su).await.unwrap();
+    assert_eq!(read_with(&a, &by_hand, &user).await, 200, "remembered while no version was bumped");
+    sqlx::query("UPDATE credentials SET revoked_at = NULL WHERE id = $1").bind(by_hand_id).execute(&mut su).await.unwrap();
+    sqlx::raw_sql("ALTER TABLE credentials ENABLE TRIGGER credentials_changed").execute(&mut su).await.unwrap();
+    sqlx::query(revoke).bind(by_hand_id).execute(&mut su).await.unwrap();
+    for app in [&a, &b] {
+        assert_eq!(read_with(app, &by_hand, &user).await, 403, "revoked by hand");
+    }
+}
