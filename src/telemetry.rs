@@ -175,9 +175,9 @@ pub fn unseal_attempt(method: &'static str, result: &'static str) {
 }
 
 /// One audit event written into a call's transaction; also notes the call's tenant for the log.
-pub fn audit_event(tenant_id: i64, outcome: &str) {
+pub fn audit_event(tenant_id: i64, outcome: crate::audit::Outcome) {
     note_tenant(tenant_id);
-    counter!(AUDIT_EVENTS, "outcome" => outcome.to_string()).increment(1);
+    counter!(AUDIT_EVENTS, "outcome" => outcome.text()).increment(1);
 }
 
 /// One group commit of audit events (`audit::batch`), by its number of events.
@@ -240,8 +240,8 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
             counter!(UNSEAL_ATTEMPTS, "method" => method, "result" => result).absolute(0);
         }
     }
-    for outcome in ["ok", "denied"] {
-        counter!(AUDIT_EVENTS, "outcome" => outcome).absolute(0);
+    for outcome in [crate::audit::Outcome::Ok, crate::audit::Outcome::Denied] {
+        counter!(AUDIT_EVENTS, "outcome" => outcome.text()).absolute(0);
     }
     counter!(REWRAP_ROWS).absolute(0);
     for kind in ["users", "sessions", "tokens", "shared_records", "unlocks", "leases"] {

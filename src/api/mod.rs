@@ -65,6 +65,8 @@ pub struct Call {
     state: AppState,
     /// A first call under an `Idempotency-Key`: its answer is kept with its change.
     idem: Option<idempotency::Pending>,
+    /// Counts this call as in flight (group commit decides by it: `finish_read`).
+    _presence: crate::audit::batch::Presence,
 }
 
 impl Call {
@@ -103,7 +105,7 @@ impl Call {
         let Some(who) = who else {
             let reason = if claimed.token.is_some() { "invalid credential" } else { "missing credential" };
             audit.details.insert("message".into(), reason.into());
-            crate::audit::append(&mut tx, &keys, endpoint, "anonymous", "denied", audit).await?;
+            crate::audit::append(&mut tx, &keys, endpoint, "anonymous", crate::audit::Outcome::Denied, audit).await?;
             tx.commit().await?;
             return Err(match gate {
                 Some(gate) => state.limits().refuse(claimed.ip, gate),
@@ -156,7 +158,7 @@ impl Call {
         }
         if !allowed {
             audit.details.insert("message".into(), format!("role {} may not call {endpoint}", who.role).into());
-            crate::audit::append(&mut tx, &keys, endpoint, &who.actor(), "denied", audit).await?;
+            crate::audit::append(&mut tx, &keys, endpoint, &who.actor(), crate::audit::Outcome::Denied, audit).await?;
             tx.commit().await?;
             return Err(Error::denied());
         }
@@ -166,7 +168,7 @@ impl Call {
                 Ok(pending) => Some(pending),
                 Err(Error::Replayed(answer)) => {
                     audit.details.insert("replayed".into(), true.into());
-                    crate::audit::append(&mut tx, &keys, endpoint, &who.actor(), "ok", audit).await?;
+                    crate::audit::append(&mut tx, &keys, endpoint, &who.actor(), crate::audit::Outcome::Ok, audit).await?;
                     tx.commit().await?;
                     return Err(Error::Replayed(answer));
                 }
@@ -175,7 +177,8 @@ impl Call {
             None => None,
         };
         tracing::debug!(endpoint, tenant = who.tenant_id, actor = %who.actor(), "call");
-        Ok(Call { tx, who, keys, ring, audit, policy, meta, relative, endpoint, state: state.clone(), idem })
+        let _presence = state.audit_batch().presence();
+        Ok(Call { tx, who, keys, ring, audit, policy, meta, relative, endpoint, state: state.clone(), idem, _presence })
     }
 
     /// Whether this call's role may also call `endpoint` on `resource` (for calls that reach
@@ -251,7 +254,7 @@ impl Call {
         let Call { mut tx, who, keys, mut audit, endpoint, state, idem, .. } = self;
         match result {
             Ok(fields) => {
-                crate::audit::append(&mut tx, &keys, endpoint, &who.actor(), "ok", audit).await?;
+                crate::audit::append(&mut tx, &keys, endpoint, &who.actor(), crate::audit::Outcome::Ok, audit).await?;
                 let answer = ok_answer(fields);
                 if let Some(pending) = &idem {
                     if let Err(e) = idempotency::keep(&mut tx, pending, &answer).await {
@@ -265,9 +268,9 @@ impl Call {
             Err(err) => {
                 let _ = tx.rollback().await;
                 audit.details.insert("message".into(), err.public_message().into());
-                let outcome = format!("error:{}", err.status().as_u16());
+                let outcome = crate::audit::Outcome::Failed(err.status().as_u16());
                 let recorded = async {
-                    let event = crate::audit::seal(&keys, endpoint, &who.actor(), &outcome, audit)?;
+                    let event = crate::audit::seal(&keys, endpoint, &who.actor(), outcome, audit)?;
                     state.audit_batch().record(who.tenant_id, event).await
                 };
                 if let Err(e) = recorded.await {
@@ -278,14 +281,15 @@ impl Call {
         }
     }
 
-    /// As [`Call::finish`], for an endpoint that normally changes nothing (a read). When the
-    /// call's transaction wrote nothing, it is rolled back and the event is group-committed
-    /// with other calls' events ([`crate::audit::batch`]); the answer still waits until its
-    /// event is durable. Whether it wrote is asked of PostgreSQL, so a read that did change
-    /// something (a sliding expiry extended) commits the change with its event, as `finish`.
+    /// As [`Call::finish`], for an endpoint that normally changes nothing (a read). When other
+    /// calls are in flight and this one's transaction wrote nothing, the transaction is rolled
+    /// back and the event is group-committed with other calls' events ([`crate::audit::batch`]);
+    /// the answer still waits until its event is durable. Whether it wrote is asked of
+    /// PostgreSQL, so a read that did change something (a sliding expiry extended) commits the
+    /// change with its event, as `finish` does; so does a call alone in flight.
     pub async fn finish_read(mut self, result: Result<Map<String, Value>>) -> Result<Json<Value>> {
         let fields = match result {
-            Ok(fields) if self.idem.is_none() && !self.unchecked() => fields,
+            Ok(fields) if self.idem.is_none() && !self.unchecked() && !self.state.audit_batch().alone() => fields,
             other => return self.finish(other).await,
         };
         match self.tx.wrote_nothing().await {
@@ -295,7 +299,7 @@ impl Call {
         }
         let Call { tx, who, keys, audit, endpoint, state, .. } = self;
         tx.rollback().await?;
-        let event = crate::audit::seal(&keys, endpoint, &who.actor(), "ok", audit)?;
+        let event = crate::audit::seal(&keys, endpoint, &who.actor(), crate::audit::Outcome::Ok, audit)?;
         state.audit_batch().record(who.tenant_id, event).await?;
         Ok(Json(ok_answer(fields)))
     }

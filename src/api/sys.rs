@@ -265,7 +265,7 @@ async fn generate_root(State(st): State<AppState>, Body(req): Body<GenerateRootR
     let id = tx.replace_root(&ring.credential_hash(&token)).await?;
     let mut draft = crate::audit::Draft::default();
     draft.details.insert("credentialid".into(), id.into());
-    crate::audit::append(&mut tx, &keys_t, "SystemGenerateRoot", "key-shares", "ok", draft).await?;
+    crate::audit::append(&mut tx, &keys_t, "SystemGenerateRoot", "key-shares", crate::audit::Outcome::Ok, draft).await?;
     tx.commit().await?;
     tracing::warn!("a new root token was generated from key shares");
     Ok(Json(json!({"status": "ok", "root_token": token.as_str()})))

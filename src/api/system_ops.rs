@@ -299,7 +299,7 @@ async fn cross_tenant_profiles(st: &AppState, call: &Call, event: &str, modes: &
             call.mask_profile(&mut profile).await;
             let mut draft = crate::audit::Draft { user_token: Some(u.token.clone()), user_key: Some(key), ..Default::default() };
             draft.details.insert("crosstenant".into(), true.into());
-            crate::audit::append(&mut tx, &keys, event, &call.who.actor(), "ok", draft).await?;
+            crate::audit::append(&mut tx, &keys, event, &call.who.actor(), crate::audit::Outcome::Ok, draft).await?;
             rows.push(json!({"token": u.token, "profile": profile, "tenantid": t.id, "tenantname": t.name}));
         }
         if found.is_empty() {
@@ -376,7 +376,7 @@ async fn delete_user_profiles(State(st): State<AppState>, claimed: Claimed, Body
                         let mut draft = crate::audit::Draft { user_token: Some(u.token.clone()), ..Default::default() };
                         draft.details.insert("by".into(), actor.clone().into());
                         draft.details.insert("restorable_until".into(), restorable_until.into());
-                        crate::audit::append(&mut tx, &keys, "SystemDeleteUserProfiles", &actor, "ok", draft).await?;
+                        crate::audit::append(&mut tx, &keys, "SystemDeleteUserProfiles", &actor, crate::audit::Outcome::Ok, draft).await?;
                         deleted.push(json!({"token": u.token, "tenantid": t.id, "tenantname": t.name}));
                     }
                 }
@@ -452,7 +452,7 @@ async fn restore_user_profile(State(st): State<AppState>, claimed: Claimed, Body
             }
             let mut draft = crate::audit::Draft { user_token: Some(u.token.clone()), ..Default::default() };
             draft.details.insert("by".into(), actor.clone().into());
-            crate::audit::append(&mut tx, &keys, "SystemRestoreUserProfile", &actor, "ok", draft).await?;
+            crate::audit::append(&mut tx, &keys, "SystemRestoreUserProfile", &actor, crate::audit::Outcome::Ok, draft).await?;
             tx.commit().await?;
             call.note("tenantid", t.id);
             call.mask_profile(&mut profile).await;

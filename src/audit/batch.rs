@@ -7,8 +7,11 @@
 //! Why: each such call used to lock a chain head and commit a write of its own, one WAL flush
 //! per read. Here [`WORKERS`] workers each take every event waiting (up to [`MAX_BATCH`]) and
 //! write each tenant's share in one transaction: one head lock, one insert, one flush for all.
-//! Two workers let one batch gather while the other commits.
+//! Two workers let one batch gather while the other commits. A call with no other call in
+//! flight on this instance has nothing to share a commit with: it appends in its own
+//! transaction, as a change does, and waits for no second transaction ([`Batcher::alone`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -33,6 +36,17 @@ struct Job {
 #[derive(Clone)]
 pub struct Batcher {
     queue: mpsc::Sender<Job>,
+    /// Calls in flight on this instance (see [`Presence`]).
+    calls: Arc<AtomicUsize>,
+}
+
+/// Held by a call while it is in flight, so that [`Batcher::alone`] can tell.
+pub struct Presence(Arc<AtomicUsize>);
+
+impl Drop for Presence {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Batcher {
@@ -43,17 +57,29 @@ impl Batcher {
         for _ in 0..WORKERS {
             tokio::spawn(work(db.clone(), waiting.clone()));
         }
-        Batcher { queue }
+        Batcher { queue, calls: Arc::default() }
+    }
+
+    /// Counts a call in flight until the returned guard is dropped.
+    pub fn presence(&self) -> Presence {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        Presence(self.calls.clone())
+    }
+
+    /// Whether the caller (holding a [`Presence`]) is the only call in flight: a batch would
+    /// hold its event alone, one transaction more than appending inside its own.
+    pub fn alone(&self) -> bool {
+        self.calls.load(Ordering::Relaxed) <= 1
     }
 
     /// Appends `event` to a chain of `tenant_id`; returns once it is committed.
     pub async fn record(&self, tenant_id: i64, event: Sealed) -> Result<()> {
-        let outcome = event.outcome.clone();
+        let outcome = event.outcome;
         let (done, recorded) = oneshot::channel();
         self.queue.send(Job { tenant_id, event, done }).await.map_err(|_| unavailable())?;
         match recorded.await {
             Ok(true) => {
-                crate::telemetry::audit_event(tenant_id, &outcome);
+                crate::telemetry::audit_event(tenant_id, outcome);
                 Ok(())
             }
             _ => Err(unavailable()),

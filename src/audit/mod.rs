@@ -24,6 +24,40 @@ pub const LANES: i32 = 8;
 const TABLE: &str = "audit_events";
 const KEY_TABLE: &str = crate::keys::labels::AUDIT_KEY;
 
+/// How a call ended, as its event records it. Stored (and hashed into the chain) as its text,
+/// which stored chains pin: `ok`, `denied`, `error:<status>`, `unknown identity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// Refused before it ran: no or a bad credential, or a role that may not call it.
+    Denied,
+    /// Ran and failed with this HTTP status; nothing it changed was kept.
+    Failed(u16),
+    /// A portal sign-in code asked for an identity no record has (no code is sent).
+    UnknownIdentity,
+}
+
+impl Outcome {
+    pub fn text(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Outcome::Ok => "ok".into(),
+            Outcome::Denied => "denied".into(),
+            Outcome::Failed(status) => format!("error:{status}").into(),
+            Outcome::UnknownIdentity => "unknown identity".into(),
+        }
+    }
+
+    /// A stored outcome's kind (`None`: text no version of Strongroom writes).
+    pub fn parse(text: &str) -> Option<Outcome> {
+        match text {
+            "ok" => Some(Outcome::Ok),
+            "denied" => Some(Outcome::Denied),
+            "unknown identity" => Some(Outcome::UnknownIdentity),
+            _ => text.strip_prefix("error:").and_then(|s| s.parse().ok()).map(Outcome::Failed),
+        }
+    }
+}
+
 /// What a call records about itself. `details` is encrypted before storage.
 #[derive(Debug, Default, Clone)]
 pub struct Draft {
@@ -67,7 +101,7 @@ pub struct Sealed {
     event_type: String,
     user_token: Option<String>,
     actor: String,
-    outcome: String,
+    outcome: Outcome,
     created_at: i64,
     key_version: Option<i32>,
     event_key: Vec<u8>,
@@ -76,7 +110,7 @@ pub struct Sealed {
 
 /// Encrypts an event's details under a fresh event key, wrapped by the user's key (an event
 /// about a user) or the tenant data key.
-pub fn seal(keys: &TenantKeys, event_type: &str, actor: &str, outcome: &str, draft: Draft) -> Result<Sealed> {
+pub fn seal(keys: &TenantKeys, event_type: &str, actor: &str, outcome: Outcome, draft: Draft) -> Result<Sealed> {
     let uuid = uuid::Uuid::new_v4().to_string();
     let plaintext = serde_json::to_vec(&Value::Object(draft.details))?;
     let event_key = Key::random();
@@ -93,7 +127,7 @@ pub fn seal(keys: &TenantKeys, event_type: &str, actor: &str, outcome: &str, dra
         event_type: event_type.to_string(),
         user_token: draft.user_token,
         actor: actor.to_string(),
-        outcome: outcome.to_string(),
+        outcome,
         created_at: now_secs(),
         key_version,
         event_key,
@@ -102,7 +136,7 @@ pub fn seal(keys: &TenantKeys, event_type: &str, actor: &str, outcome: &str, dra
 }
 
 /// Appends one event to the tenant's chain inside `tx`; returns the event uuid.
-pub async fn append(tx: &mut TenantTx, keys: &TenantKeys, event_type: &str, actor: &str, outcome: &str, draft: Draft) -> Result<String> {
+pub async fn append(tx: &mut TenantTx, keys: &TenantKeys, event_type: &str, actor: &str, outcome: Outcome, draft: Draft) -> Result<String> {
     let event = seal(keys, event_type, actor, outcome, draft)?;
     let uuid = event.uuid.clone();
     chain_into(tx, vec![event]).await?;
@@ -126,7 +160,7 @@ pub async fn chain_into(tx: &mut TenantTx, events: Vec<Sealed>) -> Result<()> {
             event_type: e.event_type,
             user_token: e.user_token,
             actor: e.actor,
-            outcome: e.outcome,
+            outcome: e.outcome.text().into_owned(),
             created_at: e.created_at,
             key_version: e.key_version,
             event_key: e.event_key,
@@ -372,6 +406,22 @@ async fn verify_lane(tx: &mut TenantTx, lane: i16, head_seq: i64, head_hash: &[u
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn outcomes_are_the_text_stored_chains_were_hashed_with() {
+        let pinned = [
+            (Outcome::Ok, "ok"),
+            (Outcome::Denied, "denied"),
+            (Outcome::Failed(404), "error:404"),
+            (Outcome::UnknownIdentity, "unknown identity"),
+        ];
+        for (outcome, stored) in pinned {
+            assert_eq!(outcome.text(), stored);
+            assert_eq!(Outcome::parse(stored), Some(outcome));
+        }
+        assert_eq!(Outcome::parse("error:x"), None);
+        assert_eq!(Outcome::parse("fine"), None);
+    }
 
     #[test]
     fn event_titles_are_plain_words() {

@@ -140,7 +140,7 @@ pub async fn sign_in(State(st): State<AppState>, headers: HeaderMap, peer: Peer,
     let Some(who) = who.filter(|w| CONSOLE_ROLES.contains(&w.role.as_str())) else {
         let mut draft = crate::audit::Draft::default();
         draft.details.insert("message".into(), "portal console sign-in refused".into());
-        crate::audit::append(&mut tx, &keys, "PortalDpoSignIn", "anonymous", "denied", draft).await?;
+        crate::audit::append(&mut tx, &keys, "PortalDpoSignIn", "anonymous", crate::audit::Outcome::Denied, draft).await?;
         tx.commit().await?;
         st.limits().record_failure(peer.ip());
         return sign_in_form(&st, &headers, Some(refused)).await;

@@ -310,7 +310,7 @@ pub async fn issue_code(
     } else {
         draft.details.insert("identity_index".into(), hex::encode(index).into());
     }
-    let outcome = if user.is_some() { "ok" } else { "unknown identity" };
+    let outcome = if user.is_some() { audit::Outcome::Ok } else { audit::Outcome::UnknownIdentity };
     audit::append(&mut tx, &keys, channel.code_event(), channel.actor(), outcome, draft).await?;
     tx.commit().await?;
     if let Some(to) = contact {
@@ -390,7 +390,7 @@ pub async fn redeem_code(
                 draft.user_token = Some(u.token.clone());
                 draft.user_key = Some(crate::api::users::user_key(&keys, u)?);
             }
-            audit::append(&mut tx, &keys, channel.sign_in_event(), channel.actor(), "denied", draft).await?;
+            audit::append(&mut tx, &keys, channel.sign_in_event(), channel.actor(), crate::audit::Outcome::Denied, draft).await?;
             tx.commit().await?;
             Ok(Err(Refusal::Wrong { left: MAX_TRIES - ch.tries - 1 }))
         }
@@ -572,7 +572,7 @@ async fn lease_for(
         draft.user_token = Some(u.token.clone());
         draft.user_key = Some(crate::api::users::user_key(keys, u)?);
     }
-    audit::append(tx, keys, event, &actor, "ok", draft).await?;
+    audit::append(tx, keys, event, &actor, crate::audit::Outcome::Ok, draft).await?;
     Ok(crate::auth::lease::sign(ring, &crate::auth::lease::claims(&lease_id, tx.tenant_id(), tenant, role, now, hard)))
 }
 

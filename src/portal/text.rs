@@ -454,9 +454,10 @@ pub fn status_label(status: &str) -> &'static str {
 
 /// An audit outcome in words.
 pub fn outcome_label(outcome: &str) -> &'static str {
-    t(match outcome {
-        "ok" => Msg::OutcomeOk,
-        "denied" => Msg::OutcomeDenied,
+    use crate::audit::Outcome;
+    t(match Outcome::parse(outcome) {
+        Some(Outcome::Ok) => Msg::OutcomeOk,
+        Some(Outcome::Denied) => Msg::OutcomeDenied,
         _ => Msg::OutcomeFailed,
     })
 }

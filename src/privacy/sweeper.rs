@@ -121,7 +121,7 @@ async fn sweep_users_batch(
         let mut details = serde_json::Map::new();
         details.insert("token".into(), Value::String(token.clone()));
         let draft = Draft { user_token: Some(token.clone()), user_key: None, details };
-        crate::audit::append(&mut tx, &keys, event, ACTOR, "ok", draft).await?;
+        crate::audit::append(&mut tx, &keys, event, ACTOR, crate::audit::Outcome::Ok, draft).await?;
     }
     if callbacks {
         let tenant = db.tenant(tenant_id).await?.map(|t| t.name).unwrap_or_default();
