@@ -16,6 +16,7 @@ pub mod localpg;
 pub mod portal;
 pub mod privacy;
 pub mod process;
+pub mod records;
 pub mod store;
 pub mod telemetry;
 pub mod v1;

@@ -84,7 +84,7 @@ async fn get_event(State(st): State<AppState>, claimed: Claimed, Body(req): Body
         // Details about a user open with that user's key; a forgotten user's are gone for good.
         let user_key = match &event.user_token {
             Some(t) if event.key_version.is_none() => match call.tx.user_by_token(t).await? {
-                Some(u) => Some(super::users::user_key(&call.keys, &u)?),
+                Some(u) => Some(crate::records::user_key(&call.keys, &u)?),
                 None => None,
             },
             _ => None,

@@ -533,7 +533,7 @@ pub(crate) async fn agreement_cancel_core(call: &mut Call, mode: &str, identity:
         return Err(Error::not_found("agreement"));
     }
     let extra = serde_json::json!({ "brief": brief });
-    crate::privacy::callbacks::enqueue(call, crate::privacy::callbacks::CONSENT_WITHDRAWAL, Some(&user.token), extra).await?;
+    call.callback(crate::privacy::callbacks::Event::ConsentWithdrawal, Some(&user.token), extra).await?;
     Ok(Map::new())
 }
 
@@ -550,7 +550,7 @@ async fn agreement_revoke_all(State(st): State<AppState>, claimed: Claimed, Body
         call.note("revoked", revoked);
         if revoked > 0 {
             let extra = serde_json::json!({ "brief": brief, "revoked": revoked });
-            crate::privacy::callbacks::enqueue(&mut call, crate::privacy::callbacks::CONSENT_WITHDRAWAL, None, extra).await?;
+            call.callback(crate::privacy::callbacks::Event::ConsentWithdrawal, None, extra).await?;
         }
         Ok(fields([("revoked", revoked.into())]))
     }

@@ -153,7 +153,7 @@ pub async fn follow_link(st: &AppState, tenant: &str, exptoken: &str, action: Li
     }
     let mut details = Map::new();
     details.insert("token".into(), user.token.clone().into());
-    let draft = Draft { user_token: Some(user.token.clone()), user_key: Some(super::users::user_key(&keys, &user)?), details };
+    let draft = Draft { user_token: Some(user.token.clone()), user_key: Some(crate::records::user_key(&keys, &user)?), details };
     crate::audit::append(&mut tx, &keys, action.event(), "expiration-link", crate::audit::Outcome::Ok, draft).await?;
     let tenant_id = tx.tenant_id();
     tx.commit().await?;

@@ -418,7 +418,7 @@ async fn bulk_list_files_by_tag(State(st): State<AppState>, claimed: Claimed, Bo
         let mut rows = Vec::with_capacity(found.len());
         let mut tokens = Vec::with_capacity(found.len());
         for (f, user) in found {
-            let key = super::users::user_key(&call.keys, &user)?;
+            let key = crate::records::user_key(&call.keys, &user)?;
             let mut row = listed(&f, open_meta(&call.keys, &key, &user.token, &f)?);
             row["token"] = user.token.clone().into();
             tokens.push(Value::from(user.token));

@@ -226,9 +226,13 @@ impl Call {
         serde_json::from_str(&self.meta).unwrap_or(Value::Null)
     }
 
-    /// Whether callbacks are configured (`STRONGROOM_CALLBACK_URL`); without, nothing is queued.
-    pub fn callbacks_enabled(&self) -> bool {
-        self.state.config().callback_url.is_some()
+    /// Queues a callback reporting `event` in this call's transaction, when callbacks are
+    /// configured (`STRONGROOM_CALLBACK_URL`; without, nothing is queued).
+    pub async fn callback(&mut self, event: crate::privacy::callbacks::Event, user_token: Option<&str>, extra: Value) -> Result<()> {
+        if self.state.config().callback_url.is_none() {
+            return Ok(());
+        }
+        crate::privacy::callbacks::enqueue(&mut self.tx, &self.who.tenant_name, event, user_token, extra).await
     }
 
     /// Records a detail in this call's audit event (encrypted at rest).

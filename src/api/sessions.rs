@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::body::UserLookup as UserReq;
 use super::body::{Body, Metadata};
-use super::users::{find_user, user_key};
+use super::users::find_user;
 use super::when::{parse_deadline, parse_duration};
 use super::{fields, Call};
 use crate::app::AppState;
@@ -22,6 +22,7 @@ use crate::auth::Claimed;
 use crate::error::{Error, Result};
 use crate::keys::envelope::Key;
 use crate::keys::keyring::TenantKeys;
+use crate::records::user_key;
 use crate::store::now_secs;
 use crate::store::sessions::{unowned_row_id, Expiry, NewOwner, SessionOwner, SessionRow};
 use crate::store::users::UserRow;

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::appdata::check_appname;
 use super::body::{Body, Metadata};
-use super::users::{find_user, open_profile, user_key};
+use super::users::find_user;
 use super::when::parse_when;
 use super::{fields, Call};
 use crate::app::AppState;
@@ -22,6 +22,7 @@ use crate::auth::Claimed;
 use crate::error::{Error, Result};
 use crate::keys::envelope::Key;
 use crate::keys::keyring::TenantKeys;
+use crate::records::{open_current, user_key};
 use crate::store::now_secs;
 
 pub fn routes() -> Router<AppState> {
@@ -141,7 +142,7 @@ async fn shared_create(State(st): State<AppState>, claimed: Claimed, Body(req): 
                 pick(open_appdata(&call.keys, &key, &user.token, app, row.version, &row.data)?, names.as_deref())
             }
             None => {
-                let mut profile = open_profile(&call.keys, &key, &user.token, user.version, &user.profile)?;
+                let mut profile = open_current(&call.keys, &key, &user)?;
                 // A tenant-defined role shares no more than it could read.
                 call.mask_profile(&mut profile).await;
                 pick(profile, names.as_deref())

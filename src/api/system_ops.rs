@@ -24,12 +24,13 @@ use serde_json::{json, Map, Value};
 
 use super::body::{int_or_string, Body, Metadata};
 use super::bulk_lists::{all_modes, find_in};
-use super::users::{find_user, open_profile, user_key, Mode};
+use super::users::find_user;
 use super::{fields, Call};
 use crate::app::AppState;
 use crate::auth::Claimed;
 use crate::error::{Error, Result};
 use crate::keys::keyring::TenantKeys;
+use crate::records::{open_current, open_profile, user_key, Mode};
 use crate::store::now_secs;
 use crate::store::tenants::Tenant;
 
@@ -115,7 +116,7 @@ async fn system_stats(State(st): State<AppState>, claimed: Claimed, Body(req): B
 /// Everything the vault holds about one user of the caller's tenant (a GDPR access request).
 async fn build_report(call: &mut Call, mode: &str, identity: &str) -> Result<Value> {
     let (user, key) = find_user(call, mode, identity).await?;
-    let mut profile = open_profile(&call.keys, &key, &user.token, user.version, &user.profile)?;
+    let mut profile = open_current(&call.keys, &key, &user)?;
     call.mask_profile(&mut profile).await;
     let mut versions = Vec::new();
     for (v, optime, md5) in call.tx.user_versions(user.id).await? {
@@ -295,7 +296,7 @@ async fn cross_tenant_profiles(st: &AppState, call: &Call, event: &str, modes: &
         let found = find_in(&mut tx, &keys, modes, identity).await?;
         for u in &found {
             let key = user_key(&keys, u)?;
-            let mut profile = open_profile(&keys, &key, &u.token, u.version, &u.profile)?;
+            let mut profile = open_current(&keys, &key, &u)?;
             call.mask_profile(&mut profile).await;
             let mut draft = crate::audit::Draft { user_token: Some(u.token.clone()), user_key: Some(key), ..Default::default() };
             draft.details.insert("crosstenant".into(), true.into());
@@ -445,7 +446,7 @@ async fn restore_user_profile(State(st): State<AppState>, claimed: Claimed, Body
                 continue;
             };
             let key = user_key(&keys, &u)?;
-            let mut profile = open_profile(&keys, &key, &u.token, u.version, &u.profile)?;
+            let mut profile = open_current(&keys, &key, &u)?;
             if !tx.restore_user(u.id).await? {
                 tx.rollback().await?;
                 continue;

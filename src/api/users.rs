@@ -18,9 +18,9 @@ use crate::auth::Claimed;
 use crate::error::{Error, Result};
 use crate::keys::blind::IndexMode;
 use crate::keys::envelope::Key;
-use crate::keys::keyring::TenantKeys;
+use crate::records::{self, new_user, new_user_with_token, open_current, open_profile, profile_indexes, seal_profile, user_key, Mode};
 use crate::store::now_secs;
-use crate::store::users::{NewUser, Retention, UserRow};
+use crate::store::users::{Retention, UserRow};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -37,34 +37,6 @@ pub fn routes() -> Router<AppState> {
 
 /// Most records a single UserCreateBulk may carry.
 pub const MAX_BULK: usize = 10_000;
-const PROFILES: &str = "users";
-
-/// How a request names a user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Token,
-    Index(IndexMode),
-}
-
-impl Mode {
-    pub fn parse(s: &str) -> Result<Mode> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "token" => Ok(Mode::Token),
-            "login" => Ok(Mode::Index(IndexMode::Login)),
-            "email" => Ok(Mode::Index(IndexMode::Email)),
-            "phone" => Ok(Mode::Index(IndexMode::Phone)),
-            "custom" => Ok(Mode::Index(IndexMode::Custom)),
-            _ => Err(Error::bad("mode must be one of token, login, email, phone, custom")),
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Mode::Token => "token",
-            Mode::Index(m) => m.as_str(),
-        }
-    }
-}
 
 /// Group membership and retention options of a new user.
 #[derive(Deserialize, Default)]
@@ -172,110 +144,24 @@ struct PatchReq {
     request_metadata: Metadata,
 }
 
-/// Checks a profile and computes its blind indexes.
-pub fn profile_indexes(keys: &TenantKeys, profile: &Value) -> Result<Vec<(IndexMode, [u8; 32])>> {
-    let obj = match profile {
-        Value::Object(o) if !o.is_empty() => o,
-        _ => return Err(Error::bad("profile must be a non-empty JSON object")),
-    };
-    let mut out = Vec::new();
-    for mode in IndexMode::ALL {
-        let text = match obj.get(mode.field()) {
-            None | Some(Value::Null) => continue,
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            Some(_) => return Err(Error::bad(format!("profile field `{}` must be a string", mode.field()))),
-        };
-        if let Some(h) = keys.index(mode, &text) {
-            out.push((mode, h));
-        }
-    }
-    Ok(out)
-}
-
-fn row_id(token: &str, version: i32) -> String {
-    format!("{token}/{version}")
-}
-
-/// Encrypts a profile for `token` at `version` under the user's key: (ciphertext, digest).
-fn seal_profile(keys: &TenantKeys, user_key: &Key, token: &str, version: i32, profile: &Value) -> Result<(Vec<u8>, String)> {
-    let plain = zeroize::Zeroizing::new(serde_json::to_vec(profile)?);
-    Ok((keys.seal_with(user_key, PROFILES, &row_id(token, version), &plain), keys.digest_hex(&plain)))
-}
-
-pub fn open_profile(keys: &TenantKeys, user_key: &Key, token: &str, version: i32, blob: &[u8]) -> Result<Value> {
-    let plain = keys.open_with(user_key, PROFILES, &row_id(token, version), blob)?;
-    Ok(serde_json::from_slice(&plain)?)
-}
-
-/// Unwraps a stored user's key.
-pub fn user_key(keys: &TenantKeys, user: &UserRow) -> Result<Arc<Key>> {
-    Ok(Arc::new(keys.unwrap_user_key(&user.token, user.key_version, &user.user_key)?))
-}
-
-/// Finds the user named by `mode`/`identity` in the call's tenant, or 404.
+/// Finds the user named by `mode`/`identity` in the call's tenant, or 404 (see
+/// [`records::locate`]), checks the call may reach it, and extends a sliding expiry.
 /// Returns the row and the user's unwrapped key; the call's audit event is bound to the user.
 pub async fn find_user(call: &mut Call, mode: &str, identity: &str) -> Result<(UserRow, Arc<Key>)> {
     let mode = Mode::parse(mode)?;
-    if identity.trim().is_empty() {
-        return Err(Error::bad("identity must not be empty"));
-    }
-    call.note("mode", mode.as_str());
-    // Until the user is found, the audit event knows the identity only as its blind index: a
-    // lookup that misses (for example after the user was forgotten) must not leave the email or
-    // phone decryptable with the tenant's keys. Once found, the identity goes in under the user's
-    // key, and dies with the user.
-    let found = match mode {
-        Mode::Token => call.tx.user_by_token(identity.trim()).await?,
-        Mode::Index(m) => {
-            let hash = call.keys.index(m, identity).ok_or_else(|| Error::bad(format!("identity is not a valid {}", m.as_str())))?;
-            call.note("identity_index", hex::encode(hash));
-            call.tx.user_by_index(m, &hash).await?
-        }
-    };
-    let Some(mut user) = found else {
-        if mode == Mode::Token {
-            call.note("identity", identity.trim());
-        }
-        return Err(Error::not_found("user record"));
-    };
+    let mut user = records::locate(&mut call.tx, &call.keys, &mut call.audit, mode, identity).await?;
     // A user token reaches its own record, and another only through a group-relative allow
     // that holds for it (any other is simply not found); group-relative rules also decide here
     // for a role whose static rules did not allow the call.
     let key = user_key(&call.keys, &user)?;
     let profile = match super::relations::reads_target_fields(&call.relative.grants) {
-        true => Some(open_profile(&call.keys, &key, &user.token, user.version, &user.profile)?),
+        true => Some(records::open_current(&call.keys, &key, &user)?),
         false => None,
     };
     super::relations::check_record(call, user.id, &user.token, profile.as_ref()).await?;
-    // The identity itself goes into the event only when it is a token (a random pseudonym):
-    // an email, phone, login or custom value stays a blind-index reference (noted above), so
-    // what an auditor can read never holds a personal identifier.
-    if mode == Mode::Token {
-        call.note("identity", identity.trim());
-    }
-    // Any read of a user with a sliding expiry extends it (never past its final time).
-    if let Some(sliding) = user.retention.sliding_secs {
-        let now = now_secs();
-        call.tx.touch_user(user.id, now).await?;
-        let extended = user.retention.final_at.map_or(now + sliding, |f| f.min(now + sliding));
-        user.retention.expires_at = user.retention.expires_at.map(|e| e.max(extended));
-    }
+    records::extend_sliding(&mut call.tx, &mut user).await?;
     call.note_user(&user.token, key.clone());
     Ok((user, key))
-}
-
-fn new_user(keys: &TenantKeys, profile: &Value, retention: Retention) -> Result<(NewUser, Key)> {
-    new_user_with_token(keys, uuid::Uuid::new_v4().to_string(), profile, retention)
-}
-
-/// A new user under a given token (UserImport keeps the token a record had elsewhere).
-fn new_user_with_token(keys: &TenantKeys, token: String, profile: &Value, retention: Retention) -> Result<(NewUser, Key)> {
-    let indexes = profile_indexes(keys, profile)?;
-    let key = Key::random();
-    let (key_version, wrapped) = keys.wrap_user_key(&token, &key);
-    let (blob, digest) = seal_profile(keys, &key, &token, 1, profile)?;
-    Ok((NewUser { token, key_version, user_key: wrapped, profile: blob, digest, indexes, retention }, key))
 }
 
 async fn user_create(State(st): State<AppState>, claimed: Claimed, Body(req): Body<CreateReq>) -> Result<Json<Value>> {
@@ -380,10 +266,8 @@ async fn user_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
     let result = async {
         let (user, key) = find_user(&mut call, &req.mode, &req.identity).await?;
         let (version, profile) = match req.version {
-            None => (user.version, open_profile(&call.keys, &key, &user.token, user.version, &user.profile)?),
-            Some(v) if v == user.version as i64 => {
-                (user.version, open_profile(&call.keys, &key, &user.token, user.version, &user.profile)?)
-            }
+            None => (user.version, open_current(&call.keys, &key, &user)?),
+            Some(v) if v == user.version as i64 => (user.version, open_current(&call.keys, &key, &user)?),
             Some(v) if v >= 1 && v < user.version as i64 => {
                 let old = call.tx.user_version(user.id, v as i32).await?.ok_or_else(|| Error::not_found("version"))?;
                 (old.version, open_profile(&call.keys, &key, &user.token, old.version, &old.profile)?)
@@ -429,7 +313,7 @@ async fn change_profile(
 ) -> Result<Map<String, Value>> {
     let (found, key) = find_user(call, mode, identity).await?;
     let user = call.tx.lock_user(found.id).await?.ok_or_else(|| Error::not_found("user record"))?;
-    let current = open_profile(&call.keys, &key, &user.token, user.version, &user.profile)?;
+    let current = open_current(&call.keys, &key, &user)?;
     let mut next = current.clone();
     change(&mut next)?;
     // A data subject's own token never moves its account: email, phone, login and custom change
@@ -450,7 +334,7 @@ async fn change_profile(
     let (blob, digest) = seal_profile(&call.keys, &key, &user.token, user.version + 1, &next)?;
     let version = call.tx.replace_profile(&user, &blob, &digest, &indexes).await?;
     call.note("version", version);
-    crate::privacy::callbacks::enqueue(call, crate::privacy::callbacks::PROFILE_CHANGE, Some(&user.token), Value::Null).await?;
+    call.callback(crate::privacy::callbacks::Event::ProfileChange, Some(&user.token), Value::Null).await?;
     Ok(Map::new())
 }
 
@@ -543,8 +427,7 @@ async fn user_delete_bulk(State(st): State<AppState>, claimed: Claimed, Body(req
             }
             for user in found {
                 if call.tx.delete_user(user.id).await? {
-                    crate::privacy::callbacks::enqueue(&mut call, crate::privacy::callbacks::FORGET_ME, Some(&user.token), Value::Null)
-                        .await?;
+                    call.callback(crate::privacy::callbacks::Event::ForgetMe, Some(&user.token), Value::Null).await?;
                     tokens.push(Value::from(user.token));
                 }
             }
@@ -582,7 +465,7 @@ pub(crate) async fn delete_core(call: &mut Call, mode: &str, identity: &str) -> 
     if !call.tx.delete_user(user.id).await? {
         return Err(Error::not_found("user record"));
     }
-    crate::privacy::callbacks::enqueue(call, crate::privacy::callbacks::FORGET_ME, Some(&user.token), Value::Null).await?;
+    call.callback(crate::privacy::callbacks::Event::ForgetMe, Some(&user.token), Value::Null).await?;
     Ok(Map::new())
 }
 

@@ -302,8 +302,8 @@ pub async fn issue_code(
     // The code goes to the contact the record holds, not to the spelling typed here.
     let mut contact = None;
     if let Some(u) = &user {
-        let key = crate::api::users::user_key(&keys, u)?;
-        let profile = crate::api::users::open_profile(&keys, &key, &u.token, u.version, &u.profile)?;
+        let key = crate::records::user_key(&keys, u)?;
+        let profile = crate::records::open_current(&keys, &key, &u)?;
         contact = stored_contact(&profile, mode, identity);
         draft.user_token = Some(u.token.clone());
         draft.user_key = Some(key);
@@ -388,7 +388,7 @@ pub async fn redeem_code(
             draft.details.insert("challenge".into(), challenge.into());
             if let Some(u) = &owner {
                 draft.user_token = Some(u.token.clone());
-                draft.user_key = Some(crate::api::users::user_key(&keys, u)?);
+                draft.user_key = Some(crate::records::user_key(&keys, u)?);
             }
             audit::append(&mut tx, &keys, channel.sign_in_event(), channel.actor(), crate::audit::Outcome::Denied, draft).await?;
             tx.commit().await?;
@@ -570,7 +570,7 @@ async fn lease_for(
     draft.details.insert("role".into(), role.into());
     if let Some(u) = user {
         draft.user_token = Some(u.token.clone());
-        draft.user_key = Some(crate::api::users::user_key(keys, u)?);
+        draft.user_key = Some(crate::records::user_key(keys, u)?);
     }
     audit::append(tx, keys, event, &actor, crate::audit::Outcome::Ok, draft).await?;
     Ok(crate::auth::lease::sign(ring, &crate::auth::lease::claims(&lease_id, tx.tenant_id(), tenant, role, now, hard)))

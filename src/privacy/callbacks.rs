@@ -18,10 +18,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::api::Call;
 use crate::error::Result;
 use crate::store::callbacks::{now_ms, Pending};
-use crate::store::{now_secs, Db};
+use crate::store::{now_secs, Db, TenantTx};
 
 /// How often the dispatcher looks for due callbacks.
 pub const INTERVAL: Duration = Duration::from_millis(500);
@@ -32,17 +31,35 @@ pub const MAX_ATTEMPTS: i32 = 10;
 /// How long a claimed batch stays invisible to other dispatchers (a batch of 50 at 5 s each).
 const LEASE: Duration = Duration::from_secs(300);
 
-pub const PROFILE_CHANGE: &str = "profile-change";
-pub const FORGET_ME: &str = "forget-me";
-pub const CONSENT_WITHDRAWAL: &str = "consent-withdrawal";
-/// Sent by the retention sweeper for a user removed at its final time / after its restore window.
-pub const USER_EXPIRED: &str = "user-expired";
-pub const USER_PURGED: &str = "user-purged";
+/// What a callback reports. Its text is the wire's `event` field and `X-Strongroom-Event`
+/// header, which receivers match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    ProfileChange,
+    ForgetMe,
+    ConsentWithdrawal,
+    /// Sent by the retention sweeper for a user removed at its final time.
+    UserExpired,
+    /// Sent by the retention sweeper for a user removed after its restore window.
+    UserPurged,
+}
+
+impl Event {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::ProfileChange => "profile-change",
+            Event::ForgetMe => "forget-me",
+            Event::ConsentWithdrawal => "consent-withdrawal",
+            Event::UserExpired => "user-expired",
+            Event::UserPurged => "user-purged",
+        }
+    }
+}
 
 /// A callback's JSON: event, tenant name, user token, time, and `extra`'s fields (no PII).
-pub fn payload(event: &str, tenant: &str, user_token: Option<&str>, extra: Value) -> Value {
+pub fn payload(event: Event, tenant: &str, user_token: Option<&str>, extra: Value) -> Value {
     let mut payload = json!({
-        "event": event,
+        "event": event.as_str(),
         "tenant": tenant,
         "token": user_token,
         "time": now_secs(),
@@ -53,14 +70,11 @@ pub fn payload(event: &str, tenant: &str, user_token: Option<&str>, extra: Value
     payload
 }
 
-/// Queues `event` for `user_token` in the call's transaction when callbacks are configured;
-/// `extra` (an object) is merged into the payload.
-pub async fn enqueue(call: &mut Call, event: &str, user_token: Option<&str>, extra: Value) -> Result<()> {
-    if !call.callbacks_enabled() {
-        return Ok(());
-    }
-    let payload = payload(event, &call.who.tenant_name, user_token, extra);
-    call.tx.enqueue_callback(event, user_token, &payload).await
+/// Queues `event` for `user_token` in `tx`, the transaction of the change it reports (so a
+/// change that rolls back sends nothing); `extra` (an object) is merged into the payload.
+pub async fn enqueue(tx: &mut TenantTx, tenant_name: &str, event: Event, user_token: Option<&str>, extra: Value) -> Result<()> {
+    let payload = payload(event, tenant_name, user_token, extra);
+    tx.enqueue_callback(event.as_str(), user_token, &payload).await
 }
 
 /// The wait after the `attempts`-th failure: `min(2^attempts, 300)` units.

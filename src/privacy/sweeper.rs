@@ -107,9 +107,9 @@ async fn sweep_users_batch(
     // Rows (and the cascade's locks) first, the audit chain last: the sweeper then never holds
     // the chain head while waiting for a row an API call holds.
     let (tokens, event, callback) = match which {
-        UserSweep::Expired(now) => (tx.sweep_users(now, BATCH).await?, USER_EXPIRED, crate::privacy::callbacks::USER_EXPIRED),
+        UserSweep::Expired(now) => (tx.sweep_users(now, BATCH).await?, USER_EXPIRED, crate::privacy::callbacks::Event::UserExpired),
         UserSweep::SoftDeletedBefore(before) => {
-            (tx.sweep_soft_deleted(before, BATCH).await?, USER_PURGED, crate::privacy::callbacks::USER_PURGED)
+            (tx.sweep_soft_deleted(before, BATCH).await?, USER_PURGED, crate::privacy::callbacks::Event::UserPurged)
         }
     };
     if tokens.is_empty() {
@@ -126,8 +126,7 @@ async fn sweep_users_batch(
     if callbacks {
         let tenant = db.tenant(tenant_id).await?.map(|t| t.name).unwrap_or_default();
         for token in &tokens {
-            let payload = crate::privacy::callbacks::payload(callback, &tenant, Some(token), Value::Null);
-            tx.enqueue_callback(callback, Some(token), &payload).await?;
+            crate::privacy::callbacks::enqueue(&mut tx, &tenant, callback, Some(token), Value::Null).await?;
         }
     }
     tx.commit().await?;
