@@ -74,7 +74,7 @@ struct SearchReq {
 /// A user as bulk listings show it (UserGet's shape), its profile masked for the caller.
 async fn user_json(call: &mut Call, user: &UserRow) -> Result<Value> {
     let key = user_key(&call.keys, user)?;
-    let mut profile = open_current(&call.keys, &key, &user)?;
+    let mut profile = open_current(&call.keys, &key, user)?;
     call.mask_profile(&mut profile).await;
     let grouproles = super::groups::grouproles(&mut call.tx, user.id).await?;
     let r = user.retention;
@@ -188,7 +188,7 @@ async fn list_group_users(State(st): State<AppState>, claimed: Claimed, Body(req
         let mut rows = Vec::with_capacity(users.len());
         for (u, rolename) in &users {
             let key = user_key(&call.keys, u)?;
-            let mut profile = open_current(&call.keys, &key, &u)?;
+            let mut profile = open_current(&call.keys, &key, u)?;
             match (&seen, rolename) {
                 (Some(seen), Some(role)) => super::relations::apply_views(&mut profile, seen.get(role).map_or(&[][..], Vec::as_slice)),
                 _ => call.mask_profile(&mut profile).await,

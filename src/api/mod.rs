@@ -1,6 +1,8 @@
 //! HTTP only. Invariant: handlers parse, open a [`Call`] (seal check, tenant, credential), call
-//! the store/keys, and [`Call::finish`] writes the audit event in the same transaction as the
-//! change before committing. A failed call is audited in a transaction of its own.
+//! the domain (`records`, ...) and store/keys, and [`Call::finish`] writes the audit event in the
+//! same transaction as the change before committing. A failed call, and a read that wrote
+//! nothing ([`Call::finish_read`]), is audited through the group commit (`audit::batch`),
+//! durable before the answer.
 
 pub mod appdata;
 pub mod audit;

@@ -296,7 +296,7 @@ async fn cross_tenant_profiles(st: &AppState, call: &Call, event: &str, modes: &
         let found = find_in(&mut tx, &keys, modes, identity).await?;
         for u in &found {
             let key = user_key(&keys, u)?;
-            let mut profile = open_current(&keys, &key, &u)?;
+            let mut profile = open_current(&keys, &key, u)?;
             call.mask_profile(&mut profile).await;
             let mut draft = crate::audit::Draft { user_token: Some(u.token.clone()), user_key: Some(key), ..Default::default() };
             draft.details.insert("crosstenant".into(), true.into());

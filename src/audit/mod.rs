@@ -1,5 +1,6 @@
-//! The audit trail. Invariants: every API call appends one event in the same transaction as its
-//! change; personal data inside an event is encrypted under a per-event key, itself wrapped by
+//! The audit trail. Invariants: every API call appends one event, in the same transaction as its
+//! change, or, for a call that changed nothing, in a group commit ([`batch`]) that is durable
+//! before the call answers; personal data inside an event is encrypted under a per-event key, itself wrapped by
 //! the user's key (events about a user: forgetting the user erases them) or the tenant data key;
 //! events form a SHA-256 hash chain per tenant whose head is stored, so an edited, inserted or
 //! deleted event (including the last one) is found by [`verify`]. The chain covers the encrypted

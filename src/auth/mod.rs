@@ -167,8 +167,11 @@ pub async fn verify(tx: &mut TenantTx, ring: &Keyring, verified: &Verified, tena
 /// the database keeps them: no token is held.
 #[derive(Default)]
 pub struct Verified {
-    entries: std::sync::Mutex<std::collections::HashMap<(i64, [u8; 32]), (i64, CredentialRow)>>,
+    /// (tenant, keyed hash) -> (the tenant's credential version when found, the row).
+    entries: std::sync::Mutex<std::collections::HashMap<CredentialKey, (i64, CredentialRow)>>,
 }
+
+type CredentialKey = (i64, [u8; 32]);
 
 /// Entries kept at most; past it the map starts over (a flood of distinct live credentials
 /// only costs lookups, as without the map).

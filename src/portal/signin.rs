@@ -303,7 +303,7 @@ pub async fn issue_code(
     let mut contact = None;
     if let Some(u) = &user {
         let key = crate::records::user_key(&keys, u)?;
-        let profile = crate::records::open_current(&keys, &key, &u)?;
+        let profile = crate::records::open_current(&keys, &key, u)?;
         contact = stored_contact(&profile, mode, identity);
         draft.user_token = Some(u.token.clone());
         draft.user_key = Some(key);

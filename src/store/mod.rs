@@ -163,57 +163,43 @@ impl Db {
     /// Opens a transaction scoped to `tenant_id`. The tenant row is read and the scope entered
     /// in one statement (one round trip per call saved: this runs on every request).
     pub async fn tenant_tx(&self, tenant_id: i64) -> Result<TenantTx, sqlx::Error> {
-        let (mut tx, row) = self
-            .opening(|pool| {
-                Box::pin(async move {
-                    let mut tx = pool.begin().await?;
-                    let row: Option<(i32, i32, Option<String>, i64, String, String)> = sqlx::query_as(&format!(
-                        "SELECT key_version, policy_version, kek_id, credential_version, {ENTER_SCOPE} FROM tenants WHERE id = $1"
-                    ))
-                    .bind(tenant_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    Ok((tx, row))
-                })
-            })
-            .await?;
-        let (key_version, policy_version, kek_id, credential_version) = match row {
-            Some((k, p, kek, c, _, _)) => (k, p, kek, c),
+        let (mut tx, row) = self.entering("WHERE id = $1", tenant_id).await?;
+        let entry = match row {
+            Some(entry) => entry,
             None => {
                 enter_tenant(&mut tx, tenant_id).await?;
-                (1, 0, None, NO_CREDENTIAL_VERSION)
+                TenantEntry { id: tenant_id, key_version: 1, policy_version: 0, kek_id: None, credential_version: NO_CREDENTIAL_VERSION }
             }
         };
-        Ok(TenantTx { tx, tenant_id, key_version, policy_version, kek_id, credential_version })
+        Ok(entry.scope(tx))
     }
 
     /// Opens a transaction scoped to the tenant called `name`; `None` when no such tenant (or
     /// when it is being deleted: every request of every instance stops at once).
     pub async fn tenant_tx_by_name(&self, name: &str) -> Result<Option<TenantTx>, sqlx::Error> {
-        let (tx, row) = self
-            .opening(|pool| {
-                let name = name.to_string();
-                Box::pin(async move {
-                    let mut tx = pool.begin().await?;
-                    let row: Option<(i64, i32, i32, Option<String>, i64, String, String)> = sqlx::query_as(&format!(
-                        "SELECT id, key_version, policy_version, kek_id, credential_version, {ENTER_SCOPE} FROM tenants
-                          WHERE name = $1 AND shredding_at IS NULL"
-                    ))
-                    .bind(name)
+        let (tx, row) = self.entering("WHERE name = $1 AND shredding_at IS NULL", name.to_string()).await?;
+        Ok(row.map(|entry| entry.scope(tx)))
+    }
+
+    /// Begins a transaction and, in one statement, reads the tenant row `filter` selects and
+    /// enters its scope (nothing is entered when no row matches).
+    async fn entering<T>(&self, filter: &'static str, key: T) -> Result<(Transaction<'static, Postgres>, Option<TenantEntry>), sqlx::Error>
+    where
+        T: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Clone + Send + Sync + 'static,
+    {
+        self.opening(move |pool| {
+            let key = key.clone();
+            Box::pin(async move {
+                let mut tx = pool.begin().await?;
+                let row = sqlx::query(&format!("SELECT {TENANT_ENTRY}, {ENTER_SCOPE} FROM tenants {filter}"))
+                    .bind(key)
                     .fetch_optional(&mut *tx)
                     .await?;
-                    Ok((tx, row))
-                })
+                let entry = row.as_ref().map(TenantEntry::from_row).transpose()?;
+                Ok((tx, entry))
             })
-            .await?;
-        Ok(row.map(|(id, key_version, policy_version, kek_id, credential_version, _, _)| TenantTx {
-            tx,
-            tenant_id: id,
-            key_version,
-            policy_version,
-            kek_id,
-            credential_version,
-        }))
+        })
+        .await
     }
 
     /// Whether a writable database answers (a read-only one is a failover under way).
@@ -263,6 +249,41 @@ pub struct TenantTx {
     policy_version: i32,
     kek_id: Option<String>,
     credential_version: i64,
+}
+
+/// What a tenant transaction reads of its tenant row as it begins (by name: [`TENANT_ENTRY`]).
+struct TenantEntry {
+    id: i64,
+    key_version: i32,
+    policy_version: i32,
+    kek_id: Option<String>,
+    credential_version: i64,
+}
+
+const TENANT_ENTRY: &str = "id, key_version, policy_version, kek_id, credential_version";
+
+impl TenantEntry {
+    fn from_row(r: &sqlx::postgres::PgRow) -> Result<TenantEntry, sqlx::Error> {
+        use sqlx::Row;
+        Ok(TenantEntry {
+            id: r.try_get("id")?,
+            key_version: r.try_get("key_version")?,
+            policy_version: r.try_get("policy_version")?,
+            kek_id: r.try_get("kek_id")?,
+            credential_version: r.try_get("credential_version")?,
+        })
+    }
+
+    fn scope(self, tx: Transaction<'static, Postgres>) -> TenantTx {
+        TenantTx {
+            tx,
+            tenant_id: self.id,
+            key_version: self.key_version,
+            policy_version: self.policy_version,
+            kek_id: self.kek_id,
+            credential_version: self.credential_version,
+        }
+    }
 }
 
 /// The credential version of a transaction whose tenant row was not found: matches nothing
