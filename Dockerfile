@@ -30,8 +30,16 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
+# Compiled in: the built-in casbin model and policy (auth::policy) and the operator guides the
+# portal serves (portal's include_str!).
+COPY policies ./policies
+COPY docs ./docs
 COPY plugins/openbao/Cargo.toml ./plugins/openbao/Cargo.toml
 COPY plugins/openbao/src ./plugins/openbao/src
+# A workspace member (the benchmark): cargo reads every member's manifest; the image ships only
+# the two binaries built below.
+COPY bench/Cargo.toml ./bench/Cargo.toml
+COPY bench/src ./bench/src
 # BuildKit cache mounts keep the crate registry and the target dir between builds; the binary
 # is copied out of the mounted target dir because cache mounts are not part of the layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \

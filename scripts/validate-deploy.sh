@@ -367,6 +367,21 @@ if want dockerfile; then
         grep -Eq '^FROM [^ ]+ AS builder' "$DOCKERFILE" || missing="$missing multi-stage"
         if [ -z "$missing" ]; then pass "dockerfile-shape (non-root 10001, ENTRYPOINT, EXPOSE, multi-stage)"
         else fail "dockerfile-shape: missing$missing"; fi
+        # What the build reads must be in the image's build stage: every workspace member's
+        # manifest, and every top-level directory a source compiles in (include_str!/include_bytes!).
+        # Found missing once: policies/ (the casbin model) was neither copied nor in the context.
+        needed="src migrations"
+        for m in $(sed -n '/^members *=/{s/.*\[\(.*\)\].*/\1/;s/[",]/ /g;p;q}' "$ROOT/Cargo.toml"); do
+            [ "$m" = "." ] || needed="$needed $m/Cargo.toml"
+        done
+        needed="$needed $(grep -rhoE 'include_(str|bytes)!\("(\.\./)+[a-z_-]+/' "$ROOT/src" | sed -E 's/.*"(\.\.\/)+//; s/\/$//' | sort -u | tr '\n' ' ')"
+        uncopied=""
+        for n in $needed; do
+            grep -Eq "^COPY $n " "$DOCKERFILE" || uncopied="$uncopied $n"
+            if [ -f "$ROOT/.dockerignore" ] && grep -qxF "${n%%/*}" "$ROOT/.dockerignore"; then uncopied="$uncopied $n(ignored)"; fi
+        done
+        if [ -z "$uncopied" ]; then pass "dockerfile-inputs ($needed)"
+        else fail "dockerfile-inputs: not in the build stage:$uncopied"; fi
     else
         fail "dockerfile: $DOCKERFILE not found"
     fi

@@ -57,8 +57,6 @@ enum Cmd {
     },
     /// Apply database migrations to DATABASE_URL.
     Migrate,
-    /// Benchmark: private PostgreSQL + server, vault vs raw-SQL baselines (see bench/README.md).
-    Bench(strongroom::bench::BenchArgs),
     /// Copy a tenant from a Databunker Pro (v2 API) into a Strongroom tenant, keeping tokens.
     /// Resumable (--state) and idempotent; prints a summary (JSON) of what was and was not copied.
     Import {
@@ -187,7 +185,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             eprintln!("Shown once. Give each key share to a different officer; any {threshold} unseal the vault.");
         }
-        Cmd::Bench(args) => strongroom::bench::run(args).await?,
         Cmd::Migrate => {
             connect(&config).await?;
             eprintln!("migrations applied");

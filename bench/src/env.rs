@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use sqlx::{Connection, Executor, PgConnection};
 
-use crate::localpg::LocalPg;
-use crate::store::Db;
+use strongroom::localpg::LocalPg;
+use strongroom::store::Db;
 
 pub const VAULT_DB: &str = "strongroom_bench";
 pub const RAW_DB: &str = "strongroom_raw";
@@ -21,6 +21,8 @@ const CLK_TCK: f64 = 100.0;
 
 pub struct BenchEnv {
     dir: PathBuf,
+    /// The `strongroom` binary run as the server.
+    server_bin: PathBuf,
     pg: Option<LocalPg>,
     server: Option<Child>,
     pub base: String,
@@ -44,12 +46,12 @@ impl std::ops::Sub for CpuSample {
 impl BenchEnv {
     /// Starts PostgreSQL, creates and migrates the databases, and starts the (uninitialized)
     /// server. Progress goes to stderr.
-    pub async fn start() -> anyhow::Result<BenchEnv> {
+    pub async fn start(server_bin: PathBuf) -> anyhow::Result<BenchEnv> {
         let dir = std::env::temp_dir().join(format!("strongroom-bench-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir)?;
         // When we are root PostgreSQL runs as `postgres`, who must be able to enter this dir.
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-        let mut env = BenchEnv { dir: dir.clone(), pg: None, server: None, base: String::new() };
+        let mut env = BenchEnv { dir: dir.clone(), server_bin, pg: None, server: None, base: String::new() };
         eprintln!("bench: starting PostgreSQL in {}", dir.display());
         let pg = tokio::task::spawn_blocking(move || LocalPg::start(&dir)).await??;
         env.pg = Some(pg);
@@ -77,7 +79,7 @@ impl BenchEnv {
     async fn start_server(&mut self) -> anyhow::Result<()> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let log = std::fs::File::create(self.dir.join("server.log"))?;
-        let child = Command::new(std::env::current_exe().context("locate the strongroom binary")?)
+        let child = Command::new(&self.server_bin)
             .arg("serve")
             .env("DATABASE_URL", self.url(VAULT_DB))
             .env("STRONGROOM_LISTEN", format!("127.0.0.1:{port}"))
@@ -157,7 +159,7 @@ impl BenchEnv {
     /// to put elsewhere). Safe to call twice.
     pub fn shutdown(&mut self) {
         if let Some(mut child) = self.server.take() {
-            let _ = crate::process::terminate(&mut child);
+            let _ = strongroom::process::terminate(&mut child);
             let t = Instant::now();
             while t.elapsed() < Duration::from_secs(5) {
                 if let Ok(Some(_)) = child.try_wait() {

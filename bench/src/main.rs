@@ -1,5 +1,6 @@
-//! `strongroom bench`: measures the vault against raw SQL on the same PostgreSQL (see
-//! bench/README.md). One run starts a private PostgreSQL and the server as a separate process,
+//! `strongroom-bench`: measures the vault against raw SQL on the same PostgreSQL (see
+//! bench/README.md). Its own crate, so the server library carries none of it. One run starts a
+//! private PostgreSQL and the server (the `strongroom` binary) as a separate process,
 //! pre-loads users, drives each workload at fixed concurrency, runs the raw baselines, and
 //! writes `<out>/latest.json` plus a timestamped copy.
 
@@ -28,9 +29,13 @@ use raw::Raw;
 use report::Figures;
 use vault::Vault;
 
-/// Options of `strongroom bench`.
-#[derive(Debug, Clone, clap::Args)]
+/// Options of `strongroom-bench`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "strongroom-bench", version, about = "Measures Strongroom against raw SQL on the same PostgreSQL (bench/README.md)")]
 pub struct BenchArgs {
+    /// The `strongroom` binary to measure (default: the one next to this binary).
+    #[arg(long)]
+    pub server: Option<PathBuf>,
     /// Smaller pre-load (10,000 users) and shorter phases; finishes in under 5 minutes.
     #[arg(long)]
     pub quick: bool,
@@ -79,9 +84,22 @@ impl Plan {
     }
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let args = <BenchArgs as clap::Parser>::parse();
+    strongroom::custody::install_crypto_provider();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(args))
+}
+
+async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut env = BenchEnv::start().await?;
+    let server = match &args.server {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("strongroom"),
+    };
+    if !server.is_file() {
+        bail!("no server binary at {} (build it: cargo build --release; or pass --server PATH)", server.display());
+    }
+    let mut env = BenchEnv::start(server).await?;
     let result = tokio::select! {
         r = bench(&mut env, &args, started) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),

@@ -291,7 +291,7 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use crate::keys::blind::IndexMode;
+    use strongroom::keys::blind::IndexMode;
 
     #[test]
     fn large_profiles_have_120_mixed_fields_of_a_few_kilobytes() {

@@ -9,8 +9,8 @@ use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
 
-use crate::keys::blind::{self, IndexMode};
-use crate::keys::envelope::{self, Key};
+use strongroom::keys::blind::{self, IndexMode};
+use strongroom::keys::envelope::{self, Key};
 
 const TENANT: i64 = 1;
 
@@ -101,7 +101,7 @@ impl Raw {
 }
 
 fn now() -> i64 {
-    crate::store::now_secs()
+    strongroom::store::now_secs()
 }
 
 /// Single-row insert: the user row and its index rows in one transaction.

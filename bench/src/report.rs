@@ -148,12 +148,15 @@ pub fn document(run: &Run, machine: Value, mode: &str, shape: Value, started: st
     );
     let get_p50 = run.get("user_get_token").map(|f| f.p50_ms);
     let bulk_rate = run.get("user_create_bulk").map(|f| f.ops_per_s);
+    let get_cpu = run.get("user_get_token").and_then(|f| f.server_cpu_s_per_1k.map(|s| s + f.pg_cpu_s_per_1k));
+    // Issue 18's targets (0.5 of raw is its aim for UserGet; 0.35 the bar).
     let targets = json!({
-        "user_get_ratio": target(">= 0.5 of raw_select_token", r_get, |v| v >= 0.5),
-        "user_get_p50_ms": target("< 2 ms", get_p50, |v| v < 2.0),
+        "user_get_ratio": target(">= 0.35 of raw_select_token", r_get, |v| v >= 0.35),
+        "user_get_p50_ms": target("< 3 ms at 16 clients", get_p50, |v| v < 3.0),
+        "user_get_cpu_s_per_1k": target("<= 0.25 s server + PostgreSQL CPU", get_cpu, |v| v <= 0.25),
+        "user_create_ratio": target(">= 0.5 of raw_insert", r_create, |v| v >= 0.5),
         "user_create_bulk_ratio": target(">= 0.6 of raw_insert_bulk", r_bulk, |v| v >= 0.6),
         "user_create_bulk_records_per_s": target("> 2000 records/s (120-field profiles)", bulk_rate, |v| v > 2000.0),
-        "user_create_ratio": target(">= 0.4 of raw_insert", r_create, |v| v >= 0.4),
     });
     let map = |v: &[(String, Figures)]| -> BTreeMap<String, Value> {
         v.iter().map(|(n, f)| (n.clone(), serde_json::to_value(f).unwrap_or_default())).collect()

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 /// Request and response bodies: `bytes::Bytes` (cheap to clone; axum re-exports the crate).
-use axum::body::Bytes;
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use serde_json::{json, Value};
 

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::load::spread;
 use super::profile::ProfileGen;
 use super::{raw, settle, vault, Run};
-use crate::keys::blind::IndexMode;
+use strongroom::keys::blind::IndexMode;
 
 // Disjoint sequence ranges keep every generated email/login/phone unique in the vault.
 pub const SEQ_PRELOAD: u64 = 0;
@@ -39,14 +39,14 @@ fn user_get(
 }
 
 /// A UserCreate of pre-built body `i`, through one of `clients` (round robin).
-fn user_create(vs: Vec<vault::Vault>, bodies: Vec<axum::body::Bytes>) -> impl Fn(usize) -> futures_op::Op + Send + Sync + 'static {
+fn user_create(vs: Vec<vault::Vault>, bodies: Vec<bytes::Bytes>) -> impl Fn(usize) -> futures_op::Op + Send + Sync + 'static {
     move |i| {
         let (v, body) = (vs[i % vs.len()].clone(), bodies[i].clone());
         Box::pin(async move { v.post("UserCreate", body).await.map(drop) })
     }
 }
 
-fn small_bodies(seed: u64, start: u64, n: usize) -> anyhow::Result<Vec<axum::body::Bytes>> {
+fn small_bodies(seed: u64, start: u64, n: usize) -> anyhow::Result<Vec<bytes::Bytes>> {
     let mut g = ProfileGen::new(seed, start);
     (0..n).map(|_| vault::create_body(&g.small())).collect()
 }
