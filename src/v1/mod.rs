@@ -255,36 +255,14 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> 
 
 // ---- modes, identities, durations ----
 
-/// A lookup mode of a v1 path.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Mode {
-    Token,
-    Login,
-    Email,
-    Phone,
-    Custom,
-}
+/// A lookup mode of a v1 path: the records domain's, spelled exactly (v1 is case-sensitive,
+/// and answers Databunker's `bad mode`).
+pub use crate::records::Mode;
 
-impl Mode {
-    pub fn parse(s: &str) -> Result<Mode, Fail> {
-        Ok(match s {
-            "token" => Mode::Token,
-            "login" => Mode::Login,
-            "email" => Mode::Email,
-            "phone" => Mode::Phone,
-            "custom" => Mode::Custom,
-            _ => return Err(Fail::v1("bad mode")),
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Token => "token",
-            Mode::Login => "login",
-            Mode::Email => "email",
-            Mode::Phone => "phone",
-            Mode::Custom => "custom",
-        }
+fn parse_mode(s: &str) -> Result<Mode, Fail> {
+    match s {
+        "token" | "login" | "email" | "phone" | "custom" => Mode::parse(s).map_err(|_| Fail::v1("bad mode")),
+        _ => Err(Fail::v1("bad mode")),
     }
 }
 
@@ -296,10 +274,10 @@ pub struct Who {
 
 impl Who {
     pub fn parse(mode: &str, identity: &str) -> Result<Who, Fail> {
-        let mode = Mode::parse(mode)?;
+        let mode = parse_mode(mode)?;
         let identity = match mode {
             Mode::Token => uuid_arg(identity)?,
-            Mode::Email => identity.trim().to_lowercase(),
+            Mode::Index(crate::keys::blind::IndexMode::Email) => identity.trim().to_lowercase(),
             _ => identity.trim().to_string(),
         };
         Ok(Who { mode, identity })
