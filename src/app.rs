@@ -237,6 +237,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::api::v2_routes(state.clone()))
         .merge(crate::v1::routes(api.clone()))
         .merge(crate::portal::routes(api))
+        // The v2 surface as declared (`api::endpoints`); public, and served while sealed.
+        .route("/v2/openapi.json", axum::routing::get(|| async { axum::Json(crate::api::endpoints::openapi()) }))
         .route("/", axum::routing::get(crate::portal::landing))
         .route("/docs/{name}", axum::routing::get(crate::portal::doc))
         .fallback(|method: axum::http::Method, uri: axum::http::Uri, headers: axum::http::HeaderMap| async move {

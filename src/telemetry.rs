@@ -108,7 +108,7 @@ pub fn endpoint_label(req: &Request) -> String {
     match req.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
         Some("/v2/{name}") => {
             let name = req.uri().path().strip_prefix("/v2/").unwrap_or_default();
-            if crate::api::CONTRACT_ENDPOINTS.contains(&name) {
+            if crate::api::contract_endpoints().any(|e| e == name) {
                 format!("/v2/{name}")
             } else {
                 "unknown".to_string()

@@ -132,7 +132,7 @@ async fn appdata_get(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
         Ok(fields([("token", user.token.into()), ("appname", appname.into()), ("appdata", data), ("version", version.into())]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn appdata_update(State(st): State<AppState>, claimed: Claimed, Body(req): Body<WriteReq>) -> Result<Json<Value>> {
@@ -193,7 +193,7 @@ async fn appdata_list_versions(State(st): State<AppState>, claimed: Claimed, Bod
         Ok(fields([("versions", Value::Array(versions))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn appdata_list_user_app_names(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UserReq>) -> Result<Json<Value>> {
@@ -205,7 +205,7 @@ async fn appdata_list_user_app_names(State(st): State<AppState>, claimed: Claime
         Ok(fields([("apps", apps.into())]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn appdata_list_app_names(State(st): State<AppState>, claimed: Claimed, Body(req): Body<TenantReq>) -> Result<Json<Value>> {
@@ -220,7 +220,7 @@ async fn appdata_list_app_names(State(st): State<AppState>, claimed: Claimed, Bo
         Ok(fields([("apps", apps.into())]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 #[cfg(test)]

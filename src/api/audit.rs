@@ -69,7 +69,7 @@ async fn list_user_events(State(st): State<AppState>, claimed: Claimed, Body(req
         Ok(fields([("total", total.into()), ("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn get_event(State(st): State<AppState>, claimed: Claimed, Body(req): Body<GetReq>) -> Result<Json<Value>> {
@@ -108,5 +108,5 @@ async fn get_event(State(st): State<AppState>, claimed: Claimed, Body(req): Body
         ]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }

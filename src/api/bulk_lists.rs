@@ -150,7 +150,7 @@ async fn list_users(State(st): State<AppState>, claimed: Claimed, Body(req): Bod
         Ok(fields([("total", rows.len().into()), ("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn list_all_users(State(st): State<AppState>, claimed: Claimed, Body(req): Body<PageReq>) -> Result<Json<Value>> {
@@ -169,7 +169,7 @@ async fn list_all_users(State(st): State<AppState>, claimed: Claimed, Body(req):
         Ok(fields([("total", total.into()), ("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn list_group_users(State(st): State<AppState>, claimed: Claimed, Body(req): Body<PageReq>) -> Result<Json<Value>> {
@@ -201,7 +201,7 @@ async fn list_group_users(State(st): State<AppState>, claimed: Claimed, Body(req
         Ok(fields([("total", total.into()), ("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn list_all_audit_events(State(st): State<AppState>, claimed: Claimed, Body(req): Body<PageReq>) -> Result<Json<Value>> {
@@ -222,7 +222,7 @@ async fn list_all_audit_events(State(st): State<AppState>, claimed: Claimed, Bod
         Ok(fields([("total", total.into()), ("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn user_search(State(st): State<AppState>, claimed: Claimed, Body(req): Body<SearchReq>) -> Result<Json<Value>> {
@@ -242,5 +242,5 @@ async fn user_search(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
         Ok(fields([("total", rows.len().into()), ("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }

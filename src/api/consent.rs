@@ -431,7 +431,7 @@ async fn legal_basis_list(State(st): State<AppState>, claimed: Claimed, Body(req
         Ok(fields([("total", rows.len().into()), ("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 // ---------------------------------------------------------------- agreements
@@ -489,7 +489,7 @@ async fn agreement_get(State(st): State<AppState>, claimed: Claimed, Body(req): 
         Ok(fields([("agreement", agreement)]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn agreement_list_user(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UserReq>) -> Result<Json<Value>> {
@@ -508,7 +508,7 @@ async fn agreement_list_user(State(st): State<AppState>, claimed: Claimed, Body(
         Ok(fields([("total", rows.len().into()), ("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn agreement_cancel(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UserBriefReq>) -> Result<Json<Value>> {
@@ -670,7 +670,7 @@ async fn activity_list(State(st): State<AppState>, claimed: Claimed, Body(req): 
         Ok(fields([("total", rows.len().into()), ("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 #[cfg(test)]

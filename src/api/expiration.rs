@@ -85,7 +85,7 @@ async fn get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UserL
         })
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn cancel(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UserLookup>) -> Result<Json<Value>> {

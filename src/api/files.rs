@@ -346,7 +346,7 @@ async fn file_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
         Ok((out, bytes, mime)) => (Ok(out), Some((bytes, mime))),
         Err(e) => (Err(e), None),
     };
-    let json = call.finish_read(result).await?;
+    let json = call.finish(result).await?;
     match payload {
         Some((bytes, mime)) if raw => {
             let ctype = HeaderValue::from_str(&mime).unwrap_or(HeaderValue::from_static(DEFAULT_MIMETYPE));
@@ -377,7 +377,7 @@ async fn file_list_user_files(State(st): State<AppState>, claimed: Claimed, Body
         Ok(fields([("token", user.token.into()), ("files", Value::Array(files))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn file_replace_tags(State(st): State<AppState>, claimed: Claimed, Body(req): Body<TagsReq>) -> Result<axum::Json<Value>> {
@@ -430,7 +430,7 @@ async fn bulk_list_files_by_tag(State(st): State<AppState>, claimed: Claimed, Bo
         Ok(fields([("total", total.into()), ("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn file_delete(State(st): State<AppState>, claimed: Claimed, Body(req): Body<DeleteReq>) -> Result<axum::Json<Value>> {

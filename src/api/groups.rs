@@ -225,7 +225,7 @@ async fn group_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body
         ]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn group_list_all(State(st): State<AppState>, claimed: Claimed, Body(req): Body<TenantReq>) -> Result<Json<Value>> {
@@ -243,7 +243,7 @@ async fn group_list_all(State(st): State<AppState>, claimed: Claimed, Body(req):
         Ok(fields([("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn group_update(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UpdateReq>) -> Result<Json<Value>> {
@@ -333,7 +333,7 @@ async fn group_list_user_groups(State(st): State<AppState>, claimed: Claimed, Bo
         Ok(fields([("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 #[cfg(test)]

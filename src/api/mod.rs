@@ -12,6 +12,7 @@ pub mod bulk_lists;
 pub mod consent;
 pub mod cors;
 pub mod credentials;
+pub mod endpoints;
 pub mod expiration;
 pub mod files;
 pub mod groups;
@@ -64,6 +65,9 @@ pub struct Call {
     /// Group-relative rules and what was decided with them (see `relations`).
     pub relative: relations::Relative,
     endpoint: &'static str,
+    /// Whether the endpoint normally changes something (its declaration): a read's event may
+    /// be group-committed.
+    effect: endpoints::Effect,
     state: AppState,
     /// A first call under an `Idempotency-Key`: its answer is kept with its change.
     idem: Option<idempotency::Pending>,
@@ -75,6 +79,11 @@ impl Call {
     /// Checks the seal, resolves the tenant, verifies the credential. A refused credential is
     /// itself audited in the tenant it tried.
     pub async fn open(state: &AppState, claimed: &Claimed, endpoint: &'static str, metadata: body::Metadata) -> Result<Call> {
+        // Every name a handler opens with is declared (a test walks them all); one that is not
+        // is refused rather than guessed at.
+        let Some(declared) = endpoints::declared(endpoint) else {
+            return Err(Error::Internal(anyhow::anyhow!("endpoint {endpoint} is not declared in api::endpoints")));
+        };
         let ring = state.vault().keyring()?;
         let Some(mut tx) = state.db().tenant_tx_by_name(&claimed.tenant).await? else {
             tracing::info!(endpoint, "request for an unknown tenant refused");
@@ -119,10 +128,11 @@ impl Call {
         }
         state.limits().check_credential(&who.actor())?;
         let policy = state.authorizer().for_tenant(&mut tx).await?;
-        let resource = auth::policy::resource_of(endpoint);
+        let profile = declared.resource == auth::policy::Resource::UsersProfile;
+        let resource = declared.resource.as_str();
         let subject = who.role.as_str();
         let mut allowed = policy.allows(subject, &claimed.tenant, resource, endpoint, &meta).await;
-        if !allowed && resource == "users.profile" {
+        if !allowed && profile {
             // A role that may read only some fields gets through; the handler masks the rest.
             allowed = policy.allows(subject, &claimed.tenant, auth::policy::PARTIAL_PROFILE, endpoint, &meta).await;
         }
@@ -139,8 +149,7 @@ impl Call {
             for s in relative.group_subjects() {
                 if !allowed {
                     allowed = policy.allows(&s, &claimed.tenant, resource, endpoint, &meta).await
-                        || (resource == "users.profile"
-                            && policy.allows(&s, &claimed.tenant, auth::policy::PARTIAL_PROFILE, endpoint, &meta).await);
+                        || (profile && policy.allows(&s, &claimed.tenant, auth::policy::PARTIAL_PROFILE, endpoint, &meta).await);
                 }
                 subjects.push(s);
             }
@@ -153,7 +162,7 @@ impl Call {
         }
         // Tenant and system management reach across tenants: only the main tenant's own root
         // credential, whatever a tenant's roles and policies say.
-        if auth::policy::main_root_only(endpoint)
+        if auth::policy::main_root_only(declared.resource, endpoint)
             && !(who.is_root() && who.tenant_id == crate::vault::DEFAULT_TENANT_ID && who.lease_id.is_none())
         {
             allowed = false;
@@ -180,7 +189,8 @@ impl Call {
         };
         tracing::debug!(endpoint, tenant = who.tenant_id, actor = %who.actor(), "call");
         let _presence = state.audit_batch().presence();
-        Ok(Call { tx, who, keys, ring, audit, policy, meta, relative, endpoint, state: state.clone(), idem, _presence })
+        let effect = declared.effect;
+        Ok(Call { tx, who, keys, ring, audit, policy, meta, relative, endpoint, effect, state: state.clone(), idem, _presence })
     }
 
     /// Whether this call's role may also call `endpoint` on `resource` (for calls that reach
@@ -251,7 +261,16 @@ impl Call {
 
     /// Audits and commits on success; on failure rolls back, audits the failure on its own
     /// (group-committed: nothing of the call is left to commit with it), and returns the error.
+    /// A successful read may have its event group-committed instead ([`Call::finish_read`]).
     pub async fn finish(self, result: Result<Map<String, Value>>) -> Result<Json<Value>> {
+        match self.effect {
+            endpoints::Effect::Reads => self.finish_read(result).await,
+            endpoints::Effect::Changes => self.finish_in_tx(result).await,
+        }
+    }
+
+    /// The event in the call's own transaction, committed with whatever it changed.
+    async fn finish_in_tx(self, result: Result<Map<String, Value>>) -> Result<Json<Value>> {
         // Let through by a group-relative rule alone, the call must have checked its target.
         let result = match result {
             Ok(_) if self.unchecked() => Err(Error::denied()),
@@ -287,21 +306,21 @@ impl Call {
         }
     }
 
-    /// As [`Call::finish`], for an endpoint that normally changes nothing (a read). When other
+    /// For an endpoint declared as a read ([`endpoints::Effect::Reads`]). When other
     /// calls are in flight and this one's transaction wrote nothing, the transaction is rolled
     /// back and the event is group-committed with other calls' events ([`crate::audit::batch`]);
     /// the answer still waits until its event is durable. Whether it wrote is asked of
     /// PostgreSQL, so a read that did change something (a sliding expiry extended) commits the
     /// change with its event, as `finish` does; so does a call alone in flight.
-    pub async fn finish_read(mut self, result: Result<Map<String, Value>>) -> Result<Json<Value>> {
+    async fn finish_read(mut self, result: Result<Map<String, Value>>) -> Result<Json<Value>> {
         let fields = match result {
             Ok(fields) if self.idem.is_none() && !self.unchecked() && !self.state.audit_batch().alone() => fields,
-            other => return self.finish(other).await,
+            other => return self.finish_in_tx(other).await,
         };
         match self.tx.wrote_nothing().await {
             Ok(true) => {}
-            Ok(false) => return self.finish(Ok(fields)).await,
-            Err(e) => return self.finish(Err(e.into())).await,
+            Ok(false) => return self.finish_in_tx(Ok(fields)).await,
+            Err(e) => return self.finish_in_tx(Err(e.into())).await,
         }
         let Call { tx, who, keys, audit, endpoint, state, .. } = self;
         tx.rollback().await?;
@@ -384,56 +403,19 @@ async fn unknown_endpoint(axum::extract::Path(name): axum::extract::Path<String>
     Error::NotFound(format!("unknown endpoint {}", name.chars().filter(|c| c.is_ascii_alphanumeric()).take(64).collect::<String>()))
 }
 
-/// Our v2 endpoints outside the contract (each documented in README.md).
-pub const EXTENSION_ENDPOINTS: &[&str] = &[
-    "TenantDelete",
-    "TenantSetUIConf",
-    "UserImport",
-    "UserExpirationStart",
-    "UserExpirationGet",
-    "UserExpirationCancel",
-    "CredentialOidcTrustSet",
-    "CredentialOidcTrustList",
-    "CredentialOidcTrustDelete",
-];
-
-/// Pro endpoints the vendor's SDKs call that our contract file does not list.
-pub const SDK_ENDPOINTS: &[&str] = &[
-    "FileReplaceTags",
-    "BulkListFilesByTag",
-    "UserDeleteBulk",
-    "SystemSetLicenseKey",
-    "TenantGetUIConf",
-    "CaptchaCreate",
-    "UserPrelogin",
-    "UserLogin",
-];
-
-/// Every v2 endpoint this vault serves.
+/// Every v2 endpoint this vault serves (declared in [`endpoints`]).
 pub fn v2_endpoints() -> impl Iterator<Item = &'static str> {
-    CONTRACT_ENDPOINTS.iter().chain(SDK_ENDPOINTS).chain(EXTENSION_ENDPOINTS).copied()
+    endpoints::ENDPOINTS.iter().filter(|e| e.origin != endpoints::Origin::Internal).map(|e| e.name)
 }
 
-/// Endpoint names of the vault's own /v1 routes (keys, credentials, the Vault plugin): policies
-/// may name them too.
-pub const INTERNAL_ENDPOINTS: &[&str] = &[
-    "CredentialCreate",
-    "CredentialRevoke",
-    "SystemRekey",
-    "SystemRevokeRoot",
-    "SystemRotateRoot",
-    "SystemRotateTenantKey",
-    "SystemTenantKeyStatus",
-    "SystemSeal",
-    "SystemGetMetrics",
-    "VaultCreds",
-    "VaultRenew",
-    "VaultRevoke",
-];
+/// Every endpoint name of the v2 wire contract.
+pub fn contract_endpoints() -> impl Iterator<Item = &'static str> {
+    endpoints::of(endpoints::Origin::Contract)
+}
 
 /// Every endpoint name a call can carry (what a policy's Action may name).
 pub fn known_endpoints() -> Vec<&'static str> {
-    v2_endpoints().chain(INTERNAL_ENDPOINTS.iter().copied()).collect()
+    endpoints::ENDPOINTS.iter().map(|e| e.name).collect()
 }
 
 /// The vault's own POST endpoints under /v1 (seal, keys, credentials, the Vault plugin).
@@ -459,106 +441,10 @@ pub const V1_VAULT_POSTS: &[&str] = &[
 /// token).
 pub const V1_ARGUMENTLESS_SWITCHES: &[&str] = &["/v1/sys/seal", "/v1/sys/root-token/rotate", "/v1/sys/root-token/revoke"];
 
-/// Every endpoint name of the v2 wire contract (shared/contract/v2-endpoints.md).
-pub const CONTRACT_ENDPOINTS: &[&str] = &[
-    "UserCreate",
-    "UserGet",
-    "UserUpdate",
-    "UserPatch",
-    "UserDelete",
-    "UserSearch",
-    "UserListVersions",
-    "UserDeleteRequest",
-    "UserRequestGet",
-    "UserRequestCancel",
-    "UserRequestApprove",
-    "UserRequestListUserRequests",
-    "UserUpdateRequest",
-    "UserPatchRequest",
-    "UserCreateBulk",
-    "BulkListUnlock",
-    "BulkListUsers",
-    "BulkListAllUsers",
-    "BulkListGroupUsers",
-    "BulkListAllUserRequests",
-    "BulkListAllAuditEvents",
-    "BulkListTokens",
-    "BulkDeleteTokens",
-    "AppdataCreate",
-    "AppdataGet",
-    "AppdataUpdate",
-    "AppdataListAppNames",
-    "AppdataListUserAppNames",
-    "AppdataDelete",
-    "AppdataListVersions",
-    "AppdataUpdateRequest",
-    "FileCreate",
-    "FileGet",
-    "FileListUserFiles",
-    "FileDelete",
-    "LegalBasisCreate",
-    "LegalBasisUpdate",
-    "LegalBasisDelete",
-    "LegalBasisListAgreements",
-    "AgreementAccept",
-    "AgreementGet",
-    "AgreementListUserAgreements",
-    "AgreementCancel",
-    "AgreementCancelRequest",
-    "AgreementRevokeAll",
-    "ProcessingActivityCreate",
-    "ProcessingActivityUpdate",
-    "ProcessingActivityDelete",
-    "ProcessingActivityLinkLegalBasis",
-    "ProcessingActivityUnlinkLegalBasis",
-    "ProcessingActivityListActivities",
-    "TokenCreate",
-    "TokenGet",
-    "TokenDelete",
-    "TokenCreateBulk",
-    "GroupCreate",
-    "GroupGet",
-    "GroupListAllGroups",
-    "GroupUpdate",
-    "GroupDelete",
-    "GroupListUserGroups",
-    "GroupAddUser",
-    "GroupDeleteUser",
-    "RoleCreate",
-    "RoleUpdate",
-    "RoleLinkPolicy",
-    "PolicyCreate",
-    "PolicyUpdate",
-    "PolicyGet",
-    "PolicyListAllPolicies",
-    "XTokenCreateForUser",
-    "XTokenCreateForRole",
-    "AuditListUserEvents",
-    "AuditGetEvent",
-    "TenantCreate",
-    "TenantGet",
-    "TenantUpdate",
-    "TenantListTenants",
-    "SharedRecordCreate",
-    "SharedRecordGet",
-    "SessionUpsert",
-    "SessionDelete",
-    "SessionListUserSessions",
-    "SessionGet",
-    "SystemGenerateWrappingKey",
-    "SystemGetSystemStats",
-    "SystemGetUserReport",
-    "SystemGetUserProfiles",
-    "SystemSearchUserProfiles",
-    "SystemDeleteUserProfiles",
-    "SystemRestoreUserProfile",
-    "SystemGetUserHTMLReport",
-];
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn the_contract_has_92_endpoints() {
-        assert_eq!(super::CONTRACT_ENDPOINTS.len(), 92);
+        assert_eq!(super::contract_endpoints().count(), 92);
     }
 }

@@ -160,7 +160,7 @@ async fn list(State(st): State<AppState>, claimed: Claimed, Body(req): Body<NoAr
         Ok(fields([("total", trusts.len().into()), ("rows", trusts.iter().map(shown).collect::<Vec<_>>().into())]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn delete(State(st): State<AppState>, claimed: Claimed, Body(req): Body<DeleteReq>) -> Result<Json<Value>> {

@@ -303,7 +303,7 @@ async fn request_get(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
         Ok(fields([("request", request)]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 /// Approves (`apply`) or cancels a pending request: 409 once decided. An approval that fails to
@@ -375,7 +375,7 @@ async fn request_list_user(State(st): State<AppState>, claimed: Claimed, Body(re
         Ok(fields([("total", total.into()), ("rows", summaries(rows, false))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn request_list_all(State(st): State<AppState>, claimed: Claimed, Body(req): Body<BulkReq>) -> Result<Json<Value>> {
@@ -388,5 +388,5 @@ async fn request_list_all(State(st): State<AppState>, claimed: Claimed, Body(req
         Ok(fields([("total", total.into()), ("rows", summaries(rows, true))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }

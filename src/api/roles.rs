@@ -223,7 +223,7 @@ async fn policy_get(State(st): State<AppState>, claimed: Claimed, Body(req): Bod
         ]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn policy_list(State(st): State<AppState>, claimed: Claimed, Body(req): Body<PolicyReq>) -> Result<Json<Value>> {
@@ -239,5 +239,5 @@ async fn policy_list(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
         Ok(fields([("total", rows.len().into()), ("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }

@@ -206,7 +206,7 @@ async fn session_get(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
         Ok(fields([("sessionuuid", uuid.into()), ("sessiondata", data), ("when", session.updated_at.into())]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn session_delete(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UuidReq>) -> Result<Json<Value>> {
@@ -238,7 +238,7 @@ async fn session_list_user_sessions(State(st): State<AppState>, claimed: Claimed
         Ok(fields([("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 #[cfg(test)]

@@ -181,7 +181,7 @@ async fn shared_get(State(st): State<AppState>, claimed: Claimed, Body(req): Bod
         Ok(fields([("data", data), ("expirationtime", rec.expires_at.into())]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ pub async fn metrics(State(st): State<AppState>, claimed: Claimed) -> Result<Res
     let call = Call::open(&st, &claimed, "SystemGetMetrics", Metadata::default()).await?;
     let handle = crate::telemetry::install_metrics().map_err(Error::Internal)?;
     // Audited and committed; the answer is the text, not the JSON acknowledgement.
-    let _ack = call.finish_read(Ok(serde_json::Map::new())).await?;
+    let _ack = call.finish(Ok(serde_json::Map::new())).await?;
     Ok(crate::telemetry::scrape_text(&st, &handle).into_response())
 }
 

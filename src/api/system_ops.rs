@@ -110,7 +110,7 @@ async fn system_stats(State(st): State<AppState>, claimed: Claimed, Body(req): B
         Ok(fields([("stats", stats)]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 /// Everything the vault holds about one user of the caller's tenant (a GDPR access request).
@@ -156,13 +156,13 @@ async fn build_report(call: &mut Call, mode: &str, identity: &str) -> Result<Val
 async fn user_report(State(st): State<AppState>, claimed: Claimed, Body(req): Body<ReportReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "SystemGetUserReport", req.request_metadata).await?;
     let result = build_report(&mut call, &req.mode, &req.identity).await.map(|r| fields([("report", r)]));
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn user_html_report(State(st): State<AppState>, claimed: Claimed, Body(req): Body<ReportReq>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "SystemGetUserHTMLReport", req.request_metadata).await?;
     let result = build_report(&mut call, &req.mode, &req.identity).await.map(|r| fields([("html", render_html(&r).into())]));
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 /// HTML-escapes text for element content and quoted attribute values.
@@ -328,7 +328,7 @@ async fn get_user_profiles(State(st): State<AppState>, claimed: Claimed, Body(re
         Ok(fields([("total", rows.len().into()), ("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn search_user_profiles(State(st): State<AppState>, claimed: Claimed, Body(req): Body<ProfilesReq>) -> Result<Json<Value>> {
@@ -343,7 +343,7 @@ async fn search_user_profiles(State(st): State<AppState>, claimed: Claimed, Body
         Ok(fields([("total", rows.len().into()), ("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 /// Soft-deletes every match, tenant by tenant: each tenant's deletions and an audit event of its

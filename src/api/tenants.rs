@@ -265,7 +265,7 @@ async fn tenant_get(State(st): State<AppState>, claimed: Claimed, Body(req): Bod
         Ok(fields([("tenantid", t.id.into()), ("tenantname", t.name.into()), ("tenantorg", t.org.into()), ("email", t.email.into())]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn tenant_update(State(st): State<AppState>, claimed: Claimed, Body(req): Body<UpdateReq>) -> Result<Json<Value>> {
@@ -310,7 +310,7 @@ async fn tenant_list(State(st): State<AppState>, claimed: Claimed, Body(req): Bo
         Ok(fields([("total", total.into()), ("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 #[cfg(test)]

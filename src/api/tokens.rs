@@ -409,7 +409,7 @@ async fn token_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body
         Ok(fields([("record", o.record.into()), ("tokentype", o.tokentype.into()), ("tokenuuid", o.uuid.into())]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn token_delete(State(st): State<AppState>, claimed: Claimed, Body(req): Body<TokenReq>) -> Result<Json<Value>> {
@@ -497,7 +497,7 @@ async fn bulk_list_tokens(State(st): State<AppState>, claimed: Claimed, Body(req
         Ok(fields([("total", rows.len().into()), ("rows", Value::Array(rows))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn bulk_delete_tokens(State(st): State<AppState>, claimed: Claimed, Body(req): Body<BulkTokensReq>) -> Result<Json<Value>> {

@@ -104,7 +104,7 @@ pub async fn public(st: &AppState, tenant: &str) -> Result<Option<UiConf>> {
 async fn get_ui_conf(State(st): State<AppState>, claimed: Claimed, Body(req): Body<NoArgs>) -> Result<Json<Value>> {
     let mut call = Call::open(&st, &claimed, "TenantGetUIConf", req.request_metadata).await?;
     let result = async { Ok(fields([("ui", serde_json::to_value(load(&mut call).await?)?)])) }.await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 async fn set_ui_conf(State(st): State<AppState>, claimed: Claimed, Body(req): Body<SetReq>) -> Result<Json<Value>> {

@@ -291,7 +291,7 @@ async fn user_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
         ]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }
 
 /// Where a profile change comes from: the direct endpoints, or a user request (tried when it is
@@ -479,5 +479,5 @@ async fn user_list_versions(State(st): State<AppState>, claimed: Claimed, Body(r
         Ok(fields([("versions", Value::Array(versions))]))
     }
     .await;
-    call.finish_read(result).await
+    call.finish(result).await
 }

@@ -141,37 +141,85 @@ pub fn parse_policy(doc: &Value) -> Result<ParsedPolicy> {
     Ok(ParsedPolicy { allow, actions: strings(o.get("Action"), "Action", true)?, resources, principal_roles, condition })
 }
 
-/// The resources a policy may name (see [`resource_of`]); `users.profile.<field>` names one field.
-pub const RESOURCES: &[&str] = &[
-    "users.profile",
-    "users.appdata",
-    "users.files",
-    "users.bulk",
-    "requests",
-    "requests.file",
-    "audit",
-    "tenants",
-    "ui",
-    "system",
-    "vault",
-    "credentials",
-    "policies",
-    "tokens",
-    "groups",
-    "shared",
-    "sessions",
-    "consent",
-];
+/// What an endpoint acts on: the object of its policy request. Declared per endpoint in
+/// `api::endpoints`; the text is what policies name (`users.profile.<field>` names one field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resource {
+    UsersProfile,
+    UsersAppdata,
+    UsersFiles,
+    UsersBulk,
+    Requests,
+    RequestsFile,
+    Audit,
+    Tenants,
+    Ui,
+    System,
+    Vault,
+    Credentials,
+    Policies,
+    Tokens,
+    Groups,
+    Shared,
+    Sessions,
+    Consent,
+}
+
+impl Resource {
+    pub const ALL: [Resource; 18] = [
+        Resource::UsersProfile,
+        Resource::UsersAppdata,
+        Resource::UsersFiles,
+        Resource::UsersBulk,
+        Resource::Requests,
+        Resource::RequestsFile,
+        Resource::Audit,
+        Resource::Tenants,
+        Resource::Ui,
+        Resource::System,
+        Resource::Vault,
+        Resource::Credentials,
+        Resource::Policies,
+        Resource::Tokens,
+        Resource::Groups,
+        Resource::Shared,
+        Resource::Sessions,
+        Resource::Consent,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::UsersProfile => "users.profile",
+            Resource::UsersAppdata => "users.appdata",
+            Resource::UsersFiles => "users.files",
+            Resource::UsersBulk => "users.bulk",
+            Resource::Requests => "requests",
+            Resource::RequestsFile => "requests.file",
+            Resource::Audit => "audit",
+            Resource::Tenants => "tenants",
+            Resource::Ui => "ui",
+            Resource::System => "system",
+            Resource::Vault => "vault",
+            Resource::Credentials => "credentials",
+            Resource::Policies => "policies",
+            Resource::Tokens => "tokens",
+            Resource::Groups => "groups",
+            Resource::Shared => "shared",
+            Resource::Sessions => "sessions",
+            Resource::Consent => "consent",
+        }
+    }
+}
 
 /// A plain resource pattern must name, or (with `*`) cover, at least one resource: a typo in a
 /// Deny would otherwise deny nothing.
 fn check_resource(r: &str) -> Result<()> {
     let field = r.strip_prefix("users.profile.").is_some_and(|f| !f.is_empty() && !f.contains('*'));
-    let covers = RESOURCES.iter().any(|res| keymatch(res, r)) || keymatch("users.profile.x", r);
+    let covers = Resource::ALL.iter().any(|res| keymatch(res.as_str(), r)) || keymatch("users.profile.x", r);
     if r.starts_with("${") || !(field || covers) {
         return Err(Error::bad(format!(
             "policy.Resource {r} names no resource (one of {}, users.profile.<field>, a * pattern, or ${{target_group_members:role/<role>}}.<part>)",
-            RESOURCES.join(", ")
+            Resource::ALL.map(Resource::as_str).join(", ")
         )));
     }
     Ok(())
@@ -426,45 +474,21 @@ impl Authorizer {
     }
 }
 
-/// The resource an endpoint acts on (the object of the policy request).
 /// Endpoints that act across tenants (tenant and system management; TenantGet aside, which a
 /// tenant's admin may call for its own tenant): the main tenant's root credential only, checked
 /// in `Call::open` on top of casbin so that no tenant-defined policy can grant them.
-pub fn main_root_only(endpoint: &str) -> bool {
-    matches!(resource_of(endpoint), "system" | "tenants") && endpoint != "TenantGet"
-}
-
-pub fn resource_of(endpoint: &str) -> &'static str {
-    match endpoint {
-        // Detokenizing in bulk is a tokens right, not a bulk-listing one.
-        "BulkListTokens" | "BulkDeleteTokens" => "tokens",
-        "TenantGetUIConf" | "TenantSetUIConf" => "ui",
-        e if e.starts_with("Tenant") => "tenants",
-        e if e.starts_with("Audit") => "audit",
-        e if e.starts_with("Bulk") || e == "UserSearch" => "users.bulk",
-        e if e.starts_with("UserRequest") => "requests",
-        "UserUpdateRequest" | "UserPatchRequest" | "UserDeleteRequest" | "AppdataUpdateRequest" | "AgreementCancelRequest" => {
-            "requests.file"
-        }
-        e if e.starts_with("User") => "users.profile",
-        e if e.starts_with("Vault") => "vault",
-        e if e.starts_with("Credential") || e.starts_with("XToken") => "credentials",
-        e if e.starts_with("Role") || e.starts_with("Policy") => "policies",
-        e if e.starts_with("Appdata") => "users.appdata",
-        e if e.starts_with("File") => "users.files",
-        e if e.starts_with("Token") => "tokens",
-        e if e.starts_with("Group") => "groups",
-        e if e.starts_with("SharedRecord") => "shared",
-        e if e.starts_with("Session") => "sessions",
-        e if e.starts_with("LegalBasis") || e.starts_with("Agreement") || e.starts_with("ProcessingActivity") => "consent",
-        _ => "system",
-    }
+pub fn main_root_only(resource: Resource, endpoint: &str) -> bool {
+    matches!(resource, Resource::System | Resource::Tenants) && endpoint != "TenantGet"
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn resource_of(endpoint: &str) -> &'static str {
+        crate::api::endpoints::declared(endpoint).expect("declared").resource.as_str()
+    }
 
     async fn can(a: &Authorizer, role: &str, endpoint: &str) -> bool {
         a.allows(role, "acme", resource_of(endpoint), endpoint).await

@@ -205,7 +205,7 @@ pub fn check_lease_mint(req: &MintRequest, tenant_role: Option<TenantRoleStatus>
     }
 }
 
-/// The resources whose rights make a role a manager (see `auth::policy::resource_of`).
+/// The resources whose rights make a role a manager (see `auth::policy::Resource`).
 pub const MANAGEMENT_RESOURCES: &[&str] = &["credentials", "policies", "tenants", "system", "vault"];
 
 #[cfg(test)]

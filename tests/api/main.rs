@@ -22,6 +22,7 @@ mod login;
 mod managed_db;
 mod official_client;
 mod oidc;
+mod openapi;
 mod openbao_plugin;
 mod ops;
 mod policies;

@@ -1071,7 +1071,7 @@ async fn an_unknown_endpoint_is_404_and_every_contract_endpoint_is_routed() {
 
     // Assert
     assert!(unknown.err(404).contains("NoSuchThing"));
-    for ep in strongroom::api::CONTRACT_ENDPOINTS {
+    for ep in strongroom::api::contract_endpoints() {
         let r = app.root(ep, json!({})).await;
         assert!(r.code != 404 && r.code != 501, "{ep} is not served: {} {}", r.code, r.body);
     }
