@@ -167,31 +167,52 @@ pub async fn verify(tx: &mut TenantTx, ring: &Keyring, verified: &Verified, tena
 /// the database keeps them: no token is held.
 #[derive(Default)]
 pub struct Verified {
-    /// (tenant, keyed hash) -> (the tenant's credential version when found, the row).
-    entries: std::sync::Mutex<std::collections::HashMap<CredentialKey, (i64, CredentialRow)>>,
+    entries: std::sync::Mutex<Remembered>,
 }
 
-type CredentialKey = (i64, [u8; 32]);
+/// (tenant, keyed hash) -> (the tenant's credential version when found, the row); and the
+/// failover epoch they were found in.
+#[derive(Default)]
+struct Remembered {
+    epoch: u64,
+    map: std::collections::HashMap<(i64, [u8; 32]), (i64, CredentialRow)>,
+}
 
 /// Entries kept at most; past it the map starts over (a flood of distinct live credentials
 /// only costs lookups, as without the map).
 const VERIFIED_CAP: usize = 8192;
 
 impl Verified {
+    /// The entries, forgotten if the database changed hands since they were made: a promoted
+    /// replica that was behind (or a restored backup) can count a tenant's credential version
+    /// up again to a value already remembered.
+    fn entries(&self) -> std::sync::MutexGuard<'_, Remembered> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let epoch = crate::store::failover::epoch();
+        if entries.epoch != epoch {
+            entries.map.clear();
+            entries.epoch = epoch;
+        }
+        entries
+    }
+
     fn recall(&self, tx: &TenantTx, hash: &[u8; 32]) -> Option<CredentialRow> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        match entries.get(&(tx.tenant_id(), *hash)) {
+        match self.entries().map.get(&(tx.tenant_id(), *hash)) {
             Some((version, row)) if *version == tx.credential_version() => Some(row.clone()),
             _ => None,
         }
     }
 
     fn remember(&self, tx: &TenantTx, hash: [u8; 32], row: &CredentialRow) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= VERIFIED_CAP {
-            entries.clear();
+        // A transaction that found no tenant row has no version to hold an entry to.
+        if tx.credential_version() < 0 {
+            return;
         }
-        entries.insert((tx.tenant_id(), hash), (tx.credential_version(), row.clone()));
+        let mut entries = self.entries();
+        if entries.map.len() >= VERIFIED_CAP {
+            entries.map.clear();
+        }
+        entries.map.insert((tx.tenant_id(), hash), (tx.credential_version(), row.clone()));
     }
 }
 

@@ -54,6 +54,7 @@ impl TenantTx {
     /// generations down), and every lease whose lineage starts at any of them; `false` when
     /// there is no such live credential.
     pub async fn revoke_credential(&mut self, id: i64) -> Result<bool> {
+        self.changing_credentials().await?;
         let n = sqlx::query("UPDATE credentials SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL AND kind <> 'root'")
             .bind(id)
             .bind(super::now_secs())
@@ -64,6 +65,19 @@ impl TenantTx {
             self.revoke_credential_descendants(id).await?;
         }
         Ok(n == 1)
+    }
+
+    /// Takes this tenant's row lock (bumping its credential version, migration 0024) before any
+    /// credential row. The version trigger takes it after each row it changes; two revocations
+    /// that took credential rows first would each hold a row the other's cascade needs, and wait
+    /// for the tenant row the other holds: a deadlock. Tenant first, they queue.
+    async fn changing_credentials(&mut self) -> Result<()> {
+        let tenant = self.tenant_id();
+        self.as_directory(async |c| {
+            sqlx::query("UPDATE tenants SET credential_version = credential_version + 1 WHERE id = $1").bind(tenant).execute(c).await
+        })
+        .await?;
+        Ok(())
     }
 
     /// The cascade of a revocation of credential `id` (already revoked in this transaction): one
@@ -103,6 +117,7 @@ impl TenantTx {
     /// now descend from the new one; the leases it minted end with it (their lineage check finds
     /// their root revoked).
     pub async fn replace_root(&mut self, hash: &[u8]) -> Result<i64> {
+        self.changing_credentials().await?;
         let old: Vec<i64> =
             sqlx::query_scalar("UPDATE credentials SET revoked_at = $1 WHERE kind = 'root' AND revoked_at IS NULL RETURNING id")
                 .bind(super::now_secs())
@@ -120,6 +135,7 @@ impl TenantTx {
 
     /// Revokes a root credential (the caller's own), and everything minted from it.
     pub async fn revoke_root(&mut self, id: i64) -> Result<bool> {
+        self.changing_credentials().await?;
         let n = sqlx::query("UPDATE credentials SET revoked_at = $2 WHERE id = $1 AND kind = 'root' AND revoked_at IS NULL")
             .bind(id)
             .bind(super::now_secs())

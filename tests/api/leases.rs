@@ -242,3 +242,25 @@ async fn a_revoked_credential_is_refused_at_once_by_every_instance_that_remember
         assert_eq!(read_with(app, &by_hand, &user).await, 403, "revoked by hand");
     }
 }
+
+/// A revocation and the revocation of something it cascades to, at once: they queue on the
+/// tenant row (taken first), so neither fails with a deadlock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_revocations_along_one_lineage_do_not_deadlock() {
+    let (a, b, _plugin, admin, _user) = fleet(3600).await;
+    for _ in 0..4 {
+        let (parent, parent_id) = mint(&a, &admin, "tenant-admin").await;
+        let mut ids = vec![parent_id];
+        for _ in 0..4 {
+            ids.push(mint(&a, &parent, "app-reader").await.1);
+        }
+        let revokes = ids.iter().enumerate().map(|(i, id)| {
+            let app = if i % 2 == 0 { &a } else { &b };
+            post(app, &admin, "leasing", "/v1/credentials/revoke", json!({"credentialid": id}))
+        });
+        for r in futures_util::future::join_all(revokes).await {
+            // 404: already revoked by the parent's cascade.
+            assert!(r.code == 200 || r.code == 404, "{} {}", r.code, r.body);
+        }
+    }
+}
