@@ -188,7 +188,7 @@ impl Call {
             None => None,
         };
         tracing::debug!(endpoint, tenant = who.tenant_id, actor = %who.actor(), "call");
-        let _presence = state.audit_batch().presence();
+        let _presence = state.audit_batch().presence(who.tenant_id);
         let effect = declared.effect;
         Ok(Call { tx, who, keys, ring, audit, policy, meta, relative, endpoint, effect, state: state.clone(), idem, _presence })
     }
@@ -314,7 +314,7 @@ impl Call {
     /// change with its event, as `finish` does; so does a call alone in flight.
     async fn finish_read(mut self, result: Result<Map<String, Value>>) -> Result<Json<Value>> {
         let fields = match result {
-            Ok(fields) if self.idem.is_none() && !self.unchecked() && !self.state.audit_batch().alone() => fields,
+            Ok(fields) if self.idem.is_none() && !self.unchecked() && !self.state.audit_batch().alone(self.who.tenant_id) => fields,
             other => return self.finish_in_tx(other).await,
         };
         match self.tx.wrote_nothing().await {

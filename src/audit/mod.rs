@@ -140,7 +140,7 @@ pub fn seal(keys: &TenantKeys, event_type: &str, actor: &str, outcome: Outcome, 
 pub async fn append(tx: &mut TenantTx, keys: &TenantKeys, event_type: &str, actor: &str, outcome: Outcome, draft: Draft) -> Result<String> {
     let event = seal(keys, event_type, actor, outcome, draft)?;
     let uuid = event.uuid.clone();
-    chain_into(tx, vec![event]).await?;
+    chain_into(tx, std::slice::from_ref(&event)).await?;
     crate::telemetry::audit_event(tx.tenant_id(), outcome);
     Ok(uuid)
 }
@@ -148,7 +148,7 @@ pub async fn append(tx: &mut TenantTx, keys: &TenantKeys, event_type: &str, acto
 /// Appends sealed events, in order, to one chain of `tx`'s tenant: locks a head, links each event
 /// to the one before, and inserts them all and moves the head in one statement. The events are
 /// durable when `tx` commits.
-pub async fn chain_into(tx: &mut TenantTx, events: Vec<Sealed>) -> Result<()> {
+pub async fn chain_into(tx: &mut TenantTx, events: &[Sealed]) -> Result<()> {
     let (lane, mut seq, mut prev_hash) = tx.lock_audit_head().await?;
     let mut rows = Vec::with_capacity(events.len());
     for e in events {
@@ -157,15 +157,15 @@ pub async fn chain_into(tx: &mut TenantTx, events: Vec<Sealed>) -> Result<()> {
             id: 0,
             lane,
             seq,
-            uuid: e.uuid,
-            event_type: e.event_type,
-            user_token: e.user_token,
-            actor: e.actor,
+            uuid: e.uuid.clone(),
+            event_type: e.event_type.clone(),
+            user_token: e.user_token.clone(),
+            actor: e.actor.clone(),
             outcome: e.outcome.text().into_owned(),
             created_at: e.created_at,
             key_version: e.key_version,
-            event_key: e.event_key,
-            details: e.details,
+            event_key: e.event_key.clone(),
+            details: e.details.clone(),
             prev_hash,
             hash: Vec::new(),
         };

@@ -322,6 +322,12 @@ impl TenantTx {
         &mut self.tx
     }
 
+    /// Makes this transaction's statements give up waiting for a lock after `wait`.
+    pub async fn limit_lock_wait(&mut self, wait: std::time::Duration) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT set_config('lock_timeout', $1, true)").bind(format!("{}ms", wait.as_millis())).execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
     /// Whether this transaction has changed nothing so far: PostgreSQL assigns a transaction id
     /// at the first write (or row lock), so its absence is exact, whatever code ran.
     pub async fn wrote_nothing(&mut self) -> Result<bool, sqlx::Error> {

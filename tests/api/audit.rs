@@ -285,7 +285,7 @@ async fn a_read_whose_event_cannot_be_stored_gets_no_data() {
     .unwrap();
     // With another call in flight (held here) the read's event goes to the group commit; alone,
     // into the read's own transaction. Either way the read fails and shows nothing.
-    let other = app.state.audit_batch().presence();
+    let other = app.state.audit_batch().presence(1);
     let reply = app.root("UserGet", json!({"mode": "token", "identity": token})).await;
     let message = reply.err(503);
     assert!(message.contains("audit"), "{message}");
@@ -299,6 +299,37 @@ async fn a_read_whose_event_cannot_be_stored_gets_no_data() {
 
     sqlx::raw_sql("DROP TRIGGER refuse_reads ON audit_events").execute(&mut su).await.unwrap();
     assert_eq!(app.root("UserGet", json!({"mode": "token", "identity": token})).await.ok()["profile"]["name"], "U");
+    let report = verify(&app).await;
+    assert!(report.broken.is_empty(), "{:?}", report.broken);
+}
+
+/// One event the database refuses does not take the others of its batch down with it: the
+/// batch is retried event by event.
+#[tokio::test]
+async fn an_event_the_database_refuses_fails_only_its_own_read() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let refused = app.create_user(&app.root_token.clone(), None, json!({"email": "refused@example.com"})).await;
+    let fine = app.create_user(&app.root_token.clone(), None, json!({"email": "fine@example.com"})).await;
+    let mut su = PgConnection::connect(&app.db_url).await.unwrap();
+    sqlx::raw_sql(&format!(
+        "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.user_token = '{refused}' AND NEW.event_type = 'UserGet' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER refuse_one BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_one();"
+    ))
+    .execute(&mut su)
+    .await
+    .unwrap();
+    let _other = app.state.audit_batch().presence(1);
+    for _ in 0..3 {
+        let reads = [(refused.clone(), 503), (fine.clone(), 200), (fine.clone(), 200)].map(|(token, want)| {
+            let app = app.clone();
+            tokio::spawn(async move { (app.root("UserGet", json!({"mode": "token", "identity": token})).await.code, want) })
+        });
+        for r in futures_util::future::join_all(reads).await {
+            let (got, want) = r.unwrap();
+            assert_eq!(got, want);
+        }
+    }
     let report = verify(&app).await;
     assert!(report.broken.is_empty(), "{:?}", report.broken);
 }
