@@ -99,7 +99,8 @@ pub fn user_key(keys: &TenantKeys, user: &UserRow) -> Result<Arc<Key>> {
 /// Finds the user named by `mode`/`identity`, or 404. Until it is found the draft knows the
 /// identity only as its blind index: a lookup that misses (for example after the user was
 /// forgotten) must not leave an email or phone decryptable with the tenant's keys. A token
-/// (a random pseudonym) is noted as it is.
+/// (a random pseudonym) is noted as it is on a miss; on a hit the adapter notes it
+/// ([`note_identity`]) once the caller may reach the record, under the user's key then.
 pub async fn locate(tx: &mut TenantTx, keys: &TenantKeys, draft: &mut Draft, mode: Mode, identity: &str) -> Result<UserRow> {
     if identity.trim().is_empty() {
         return Err(Error::bad("identity must not be empty"));
@@ -113,10 +114,22 @@ pub async fn locate(tx: &mut TenantTx, keys: &TenantKeys, draft: &mut Draft, mod
             tx.user_by_index(m, &hash).await?
         }
     };
+    match found {
+        Some(user) => Ok(user),
+        None => {
+            note_identity(draft, mode, identity);
+            Err(Error::not_found("user record"))
+        }
+    }
+}
+
+/// The identity itself goes into the event only when it is a token: an email, phone, login or
+/// custom value stays a blind-index reference, so what an auditor reads never holds a personal
+/// identifier.
+pub fn note_identity(draft: &mut Draft, mode: Mode, identity: &str) {
     if mode == Mode::Token {
         draft.details.insert("identity".into(), identity.trim().into());
     }
-    found.ok_or_else(|| Error::not_found("user record"))
 }
 
 /// A read of a user with a sliding expiry extends it (never past its final time); `user`

@@ -159,6 +159,7 @@ pub async fn find_user(call: &mut Call, mode: &str, identity: &str) -> Result<(U
         false => None,
     };
     super::relations::check_record(call, user.id, &user.token, profile.as_ref()).await?;
+    records::note_identity(&mut call.audit, mode, identity);
     records::extend_sliding(&mut call.tx, &mut user).await?;
     call.note_user(&user.token, key.clone());
     Ok((user, key))
