@@ -30,10 +30,11 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
-# Compiled in: the built-in casbin model and policy (auth::policy) and the operator guides the
-# portal serves (portal's include_str!).
+# Compiled in: the built-in casbin model and policy (auth::policy) and the guides the portal
+# serves (portal's include_str!: docs/ and README.md).
 COPY policies ./policies
 COPY docs ./docs
+COPY README.md ./README.md
 COPY plugins/openbao/Cargo.toml ./plugins/openbao/Cargo.toml
 COPY plugins/openbao/src ./plugins/openbao/src
 # A workspace member (the benchmark): cargo reads every member's manifest; the image ships only

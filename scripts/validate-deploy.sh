@@ -368,17 +368,32 @@ if want dockerfile; then
         if [ -z "$missing" ]; then pass "dockerfile-shape (non-root 10001, ENTRYPOINT, EXPOSE, multi-stage)"
         else fail "dockerfile-shape: missing$missing"; fi
         # What the build reads must be in the image's build stage: every workspace member's
-        # manifest, and every top-level directory a source compiles in (include_str!/include_bytes!).
-        # Found missing once: policies/ (the casbin model) was neither copied nor in the context.
+        # manifest, and every top-level file or directory a source compiles in
+        # (include_str!/include_bytes!), copied and not excluded by .dockerignore. Found missing
+        # once: policies/ (the casbin model), docs/ and README.md (the portal serves them).
         needed="src migrations"
         for m in $(sed -n '/^members *=/{s/.*\[\(.*\)\].*/\1/;s/[",]/ /g;p;q}' "$ROOT/Cargo.toml"); do
             [ "$m" = "." ] || needed="$needed $m/Cargo.toml"
         done
-        needed="$needed $(grep -rhoE 'include_(str|bytes)!\("(\.\./)+[a-z_-]+/' "$ROOT/src" | sed -E 's/.*"(\.\.\/)+//; s/\/$//' | sort -u | tr '\n' ' ')"
+        needed="$needed $(grep -rhoE 'include_(str|bytes)!\("(\.\./)+[A-Za-z0-9_.-]+' "$ROOT/src" | sed -E 's/.*"(\.\.\/)+//' | sort -u | tr '\n' ' ')"
         uncopied=""
         for n in $needed; do
             grep -Eq "^COPY $n " "$DOCKERFILE" || uncopied="$uncopied $n"
-            if [ -f "$ROOT/.dockerignore" ] && grep -qxF "${n%%/*}" "$ROOT/.dockerignore"; then uncopied="$uncopied $n(ignored)"; fi
+            if [ -f "$ROOT/.dockerignore" ]; then
+                # The last .dockerignore line matching the top-level name decides (`!` re-includes).
+                top=${n%%/*} excluded=0
+                while IFS= read -r pat; do
+                    case "$pat" in ''|'#'*) continue ;; esac
+                    if [ "${pat#!}" != "$pat" ]; then
+                        # shellcheck disable=SC2254
+                        case "$top" in ${pat#!}) excluded=0 ;; esac
+                    else
+                        # shellcheck disable=SC2254
+                        case "$top" in $pat) excluded=1 ;; esac
+                    fi
+                done < "$ROOT/.dockerignore"
+                [ "$excluded" = 0 ] || uncopied="$uncopied $n(ignored)"
+            fi
         done
         if [ -z "$uncopied" ]; then pass "dockerfile-inputs ($needed)"
         else fail "dockerfile-inputs: not in the build stage:$uncopied"; fi
