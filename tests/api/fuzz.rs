@@ -247,24 +247,15 @@ fn check(path: &str, case: &Case, (code, text): (u16, String)) -> Result<(), Tes
 #[test]
 fn every_v2_route_in_the_source_is_fuzzed() {
     let mut unlisted = Vec::new();
-    let mut stack = vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "rs") {
-                let text = std::fs::read_to_string(&p).unwrap();
-                const ROUTE: &str = "route(\"/v2/";
-                for (i, _) in text.match_indices(ROUTE) {
-                    let rest = &text[i + ROUTE.len()..];
-                    let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
-                    // An endpoint route is `/v2/<Name>"`; `/v2/openapi.json` (a GET document) is not one.
-                    let endpoint = rest[name.len()..].starts_with('"');
-                    if endpoint && !name.is_empty() && !strongroom::api::v2_endpoints().any(|e| e == name) {
-                        unlisted.push(format!("{name} ({})", p.display()));
-                    }
-                }
+    for (p, text) in server_sources() {
+        const ROUTE: &str = "route(\"/v2/";
+        for (i, _) in text.match_indices(ROUTE) {
+            let rest = &text[i + ROUTE.len()..];
+            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+            // An endpoint route is `/v2/<Name>"`; `/v2/openapi.json` (a GET document) is not one.
+            let endpoint = rest[name.len()..].starts_with('"');
+            if endpoint && !name.is_empty() && !strongroom::api::v2_endpoints().any(|e| e == name) {
+                unlisted.push(format!("{name} ({})", p.display()));
             }
         }
     }

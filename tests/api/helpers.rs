@@ -284,6 +284,25 @@ impl Drop for TestApp {
 /// Keeps an external suite's own summary line (pytest's `12 passed in 3.4s`, the node clients'
 /// count) where scripts/test.sh prints it at the end (`STRONGROOM_TEST_COUNTS`), since cargo's
 /// capture hides a passing test's output.
+/// Every Rust source file of the server (`src/`), with its text: for tests that check the
+/// source against a declaration (routes, endpoint names).
+pub fn server_sources() -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                out.push((p, text));
+            }
+        }
+    }
+    out
+}
+
 pub fn record_suite_count(suite: &str, line: &str) {
     if let Some(dir) = std::env::var_os("STRONGROOM_TEST_COUNTS") {
         let dir = std::path::PathBuf::from(dir);

@@ -67,21 +67,12 @@ async fn every_declared_endpoint_is_routed_and_every_opened_call_is_declared() {
 
     // The names handlers open calls with (`Call::open(.., "Name", ..)`), from the source.
     let mut opened = BTreeSet::new();
-    let mut stack = vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "rs") {
-                let text = std::fs::read_to_string(&p).unwrap();
-                for (i, _) in text.match_indices("Call::open(") {
-                    let args = &text[i..text[i..].find(';').map_or(text.len(), |j| i + j)];
-                    if let Some(q) = args.find('"') {
-                        let name: String = args[q + 1..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
-                        opened.insert(name);
-                    }
-                }
+    for (_, text) in server_sources() {
+        for (i, _) in text.match_indices("Call::open(") {
+            let args = &text[i..text[i..].find(';').map_or(text.len(), |j| i + j)];
+            if let Some(q) = args.find('"') {
+                let name: String = args[q + 1..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+                opened.insert(name);
             }
         }
     }
