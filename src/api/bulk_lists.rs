@@ -76,7 +76,7 @@ async fn user_json(call: &mut Call, user: &UserRow) -> Result<Value> {
     let key = user_key(&call.keys, user)?;
     let mut profile = open_current(&call.keys, &key, user)?;
     call.mask_profile(&mut profile).await;
-    let grouproles = super::groups::grouproles(&mut call.tx, user.id).await?;
+    let grouproles = super::groups::grouproles(&mut call.tx, user).await?;
     let r = user.retention;
     Ok(json!({
         "token": user.token,

@@ -18,6 +18,7 @@ use crate::auth::Claimed;
 use crate::error::{Error, Result};
 use crate::store::groups::GroupRow;
 use crate::store::roles::RoleRow;
+use crate::store::users::UserRow;
 use crate::store::TenantTx;
 
 pub fn routes() -> Router<AppState> {
@@ -123,9 +124,12 @@ pub async fn resolve(tx: &mut TenantTx, m: &Membership) -> Result<(GroupRow, Opt
 }
 
 /// UserGet's `grouproles`: `[{groupid, groupname, roleid, rolename}]`, null role fields for a
-/// membership without a role.
-pub async fn grouproles(tx: &mut TenantTx, user_id: i64) -> Result<Value> {
-    let rows = tx.user_groups(user_id).await?;
+/// membership without a role. Read with the user when its lookup did.
+pub async fn grouproles(tx: &mut TenantTx, user: &UserRow) -> Result<Value> {
+    let rows = match &user.memberships {
+        Some(rows) => rows.clone(),
+        None => tx.user_groups(user.id).await?,
+    };
     Ok(rows
         .into_iter()
         .map(|m| json!({"groupid": m.group.id, "groupname": m.group.name, "roleid": m.role_id, "rolename": m.role_name}))

@@ -306,12 +306,13 @@ impl Call {
         }
     }
 
-    /// For an endpoint declared as a read ([`endpoints::Effect::Reads`]). When other
-    /// calls are in flight and this one's transaction wrote nothing, the transaction is rolled
-    /// back and the event is group-committed with other calls' events ([`crate::audit::batch`]);
-    /// the answer still waits until its event is durable. Whether it wrote is asked of
-    /// PostgreSQL, so a read that did change something (a sliding expiry extended) commits the
-    /// change with its event, as `finish` does; so does a call alone in flight.
+    /// For an endpoint declared as a read ([`endpoints::Effect::Reads`]). When other calls of
+    /// its tenant are in flight on this instance and this one's transaction wrote nothing, the
+    /// transaction is discarded and the event is group-committed with other calls' events
+    /// ([`crate::audit::batch`]); the answer still waits until its event is durable. Whether it
+    /// wrote is asked of PostgreSQL, so a read that did change something (a sliding expiry
+    /// extended) commits the change with its event, as `finish` does; so does a call alone in
+    /// its tenant.
     async fn finish_read(mut self, result: Result<Map<String, Value>>) -> Result<Json<Value>> {
         let fields = match result {
             Ok(fields) if self.idem.is_none() && !self.unchecked() && !self.state.audit_batch().alone(self.who.tenant_id) => fields,
@@ -323,7 +324,7 @@ impl Call {
             Err(e) => return self.finish_in_tx(Err(e.into())).await,
         }
         let Call { tx, who, keys, audit, endpoint, state, .. } = self;
-        tx.rollback().await?;
+        tx.discard();
         let event = crate::audit::seal(&keys, endpoint, &who.actor(), crate::audit::Outcome::Ok, audit)?;
         state.audit_batch().record(who.tenant_id, event).await?;
         Ok(Json(ok_answer(fields)))

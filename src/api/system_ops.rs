@@ -135,7 +135,7 @@ async fn build_report(call: &mut Call, mode: &str, identity: &str) -> Result<Val
     for a in call.tx.user_agreements(user.id).await? {
         agreements.push(super::consent::agreement_json(&call.keys, &key, &user.token, &a, now)?);
     }
-    let groups = super::groups::grouproles(&mut call.tx, user.id).await?;
+    let groups = super::groups::grouproles(&mut call.tx, &user).await?;
     let auditevents = call.tx.count_user_audit_events(&user.token).await?;
     Ok(json!({
         "token": user.token,

@@ -278,7 +278,7 @@ async fn user_get(State(st): State<AppState>, claimed: Claimed, Body(req): Body<
         call.note("version", version);
         let mut profile = profile;
         call.mask_profile(&mut profile).await;
-        let grouproles = super::groups::grouproles(&mut call.tx, user.id).await?;
+        let grouproles = super::groups::grouproles(&mut call.tx, &user).await?;
         // As extended by find_user for a sliding expiry.
         let retention = user.retention;
         Ok(fields([

@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::groups::{GroupRow, MembershipRow};
 use super::{now_secs, TenantTx};
 use crate::error::{Error, Result};
 use crate::keys::blind::IndexMode;
@@ -20,6 +21,9 @@ pub struct UserRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub retention: Retention,
+    /// The user's groups, when the statement that found the user read them too
+    /// ([`TenantTx::user_by_token`], [`TenantTx::user_by_index`]); `None` otherwise.
+    pub memberships: Option<Vec<MembershipRow>>,
 }
 
 /// A new record ready for storage: already encrypted and indexed by the caller.
@@ -88,11 +92,52 @@ pub fn user_at(r: &sqlx::postgres::PgRow, at: usize) -> UserRow {
         created_at: r.get(at + 7),
         updated_at: r.get(at + 8),
         retention: Retention { sliding_secs: r.get(at + 9), final_at: r.get(at + 10), expires_at: r.get(at + 11) },
+        memberships: None,
     }
 }
 
 fn user_from_row(r: &sqlx::postgres::PgRow) -> UserRow {
     user_at(r, 0)
+}
+
+/// The groups of user `u`, as one JSON text column after [`USER_COLUMNS_U`]: a lookup reads a
+/// user's memberships in its own statement (UserGet answers them), one round trip fewer than
+/// [`TenantTx::user_groups`], whose order and fields it keeps.
+const MEMBERSHIPS_OF_U: &str = "(SELECT json_agg(json_build_object('id', g.id, 'name', g.name, 'description', g.description,
+        'grouptype', g.grouptype, 'role_id', m.role_id, 'role_name', r.name) ORDER BY g.id)::text
+     FROM group_members m
+     JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id
+     LEFT JOIN roles r ON r.tenant_id = m.tenant_id AND r.id = m.role_id
+     WHERE m.tenant_id = u.tenant_id AND m.user_id = u.id)";
+
+/// A user found with its memberships (columns [`USER_COLUMNS_U`], then [`MEMBERSHIPS_OF_U`]).
+fn located_user(r: &sqlx::postgres::PgRow) -> Result<UserRow> {
+    #[derive(serde::Deserialize)]
+    struct Member {
+        id: i64,
+        name: String,
+        description: String,
+        grouptype: String,
+        role_id: Option<i64>,
+        role_name: Option<String>,
+    }
+    let mut user = user_at(r, 0);
+    let json: Option<String> = r.get(12);
+    let members: Vec<Member> = match json {
+        None => Vec::new(),
+        Some(text) => serde_json::from_str(&text)?,
+    };
+    user.memberships = Some(
+        members
+            .into_iter()
+            .map(|m| MembershipRow {
+                group: GroupRow { id: m.id, name: m.name, description: m.description, grouptype: m.grouptype },
+                role_id: m.role_id,
+                role_name: m.role_name,
+            })
+            .collect(),
+    );
+    Ok(user)
 }
 
 impl TenantTx {
@@ -173,20 +218,21 @@ impl TenantTx {
         Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE token = $1)").bind(token).fetch_one(self.conn()).await?)
     }
 
+    /// The live user holding `token`, with its memberships.
     pub async fn user_by_token(&mut self, token: &str) -> Result<Option<UserRow>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE token = $1 AND {LIVE}");
+        let sql = format!("SELECT {USER_COLUMNS_U}, {MEMBERSHIPS_OF_U} FROM users u WHERE u.token = $1 AND {LIVE}");
         let row = sqlx::query(&sql).bind(token).bind(now_secs()).fetch_optional(self.conn()).await?;
-        Ok(row.as_ref().map(user_from_row))
+        row.as_ref().map(located_user).transpose()
     }
 
+    /// The live user a blind index points to, with its memberships.
     pub async fn user_by_index(&mut self, mode: IndexMode, hash: &[u8]) -> Result<Option<UserRow>> {
         let sql = format!(
-            "SELECT {} FROM users u JOIN user_index i ON i.tenant_id = u.tenant_id AND i.user_id = u.id WHERE i.mode = $1 AND i.hash = $3
-               AND (u.expires_at IS NULL OR u.expires_at > $2) AND u.deleted_at IS NULL",
-            USER_COLUMNS_U
+            "SELECT {USER_COLUMNS_U}, {MEMBERSHIPS_OF_U} FROM users u JOIN user_index i ON i.tenant_id = u.tenant_id AND i.user_id = u.id
+             WHERE i.mode = $1 AND i.hash = $3 AND (u.expires_at IS NULL OR u.expires_at > $2) AND u.deleted_at IS NULL"
         );
         let row = sqlx::query(&sql).bind(mode.as_str()).bind(now_secs()).bind(hash).fetch_optional(self.conn()).await?;
-        Ok(row.as_ref().map(user_from_row))
+        row.as_ref().map(located_user).transpose()
     }
 
     /// Locks the user's row for the rest of the transaction (read-modify-write of a profile);
