@@ -140,8 +140,19 @@ fn located_user(r: &sqlx::postgres::PgRow) -> Result<UserRow> {
     Ok(user)
 }
 
+/// The 409 for blind-index entries that did not go in (taken by another user, or twice in one
+/// batch): the mode of the first entry missing from `inserted`. PostgreSQL withholds the key
+/// of a unique violation on a table with row-level security, so conflicts are found with
+/// `ON CONFLICT DO NOTHING` instead; the caller's transaction is rolled back on the error.
+fn taken_identity(modes: &[&str], hashes: &[&[u8]], inserted: Vec<(String, Vec<u8>)>) -> Error {
+    let mut done: std::collections::HashSet<(String, Vec<u8>)> = inserted.into_iter().collect();
+    let taken = modes.iter().zip(hashes).find(|(m, h)| !done.remove(&(m.to_string(), h.to_vec()))).map(|(m, _)| *m).unwrap_or("identity");
+    Error::Conflict(format!("duplicate {taken}: another user already has it"))
+}
+
 impl TenantTx {
-    /// Inserts users and their indexes in two statements whatever the batch size.
+    /// Inserts users and their blind indexes in one statement whatever the batch size; an
+    /// identity already taken is a 409 naming its mode (see [`taken_identity`]).
     pub async fn insert_users(&mut self, users: &[NewUser]) -> Result<Vec<i64>> {
         let now = now_secs();
         let tokens: Vec<&str> = users.iter().map(|u| u.token.as_str()).collect();
@@ -152,16 +163,32 @@ impl TenantTx {
         let sliding: Vec<Option<i64>> = users.iter().map(|u| u.retention.sliding_secs).collect();
         let finals: Vec<Option<i64>> = users.iter().map(|u| u.retention.final_at).collect();
         let expiries: Vec<Option<i64>> = users.iter().map(|u| u.retention.expires_at).collect();
-        let tenant = self.tenant_id();
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "INSERT INTO users (tenant_id, token, version, key_version, user_key, profile, digest, created_at, updated_at,
-                                sliding_secs, final_at, expires_at)
-             SELECT $1, t, 1, k, uk, p, d, $7, $7, sl, fa, ea
-             FROM UNNEST($2::text[], $3::int[], $4::bytea[], $5::bytea[], $6::text[], $8::bigint[], $9::bigint[], $10::bigint[])
-                  WITH ORDINALITY AS x(t, k, uk, p, d, sl, fa, ea, n)
-             ORDER BY n RETURNING id",
+        let (mut modes, mut hashes, mut owners) = (Vec::new(), Vec::new(), Vec::new());
+        for u in users {
+            for (m, h) in &u.indexes {
+                modes.push(m.as_str());
+                hashes.push(h.as_slice());
+                owners.push(u.token.as_str());
+            }
+        }
+        // The index rows find their user by token (unique in the tenant) among the rows the
+        // same statement inserted; every row carries the index entries that went in, so a
+        // conflict is found without a second round trip.
+        let rows: Vec<(i64, String, Option<Vec<String>>, Option<Vec<Vec<u8>>>)> = sqlx::query_as(
+            "WITH ins AS (
+                 INSERT INTO users (tenant_id, token, version, key_version, user_key, profile, digest, created_at, updated_at,
+                                    sliding_secs, final_at, expires_at)
+                 SELECT $1, t, 1, k, uk, p, d, $7, $7, sl, fa, ea
+                 FROM UNNEST($2::text[], $3::int[], $4::bytea[], $5::bytea[], $6::text[], $8::bigint[], $9::bigint[], $10::bigint[])
+                      WITH ORDINALITY AS x(t, k, uk, p, d, sl, fa, ea, n)
+                 ORDER BY n RETURNING id, token),
+             idx AS (
+                 INSERT INTO user_index (tenant_id, mode, hash, user_id)
+                 SELECT $1, y.m, y.h, ins.id FROM UNNEST($11::text[], $12::bytea[], $13::text[]) AS y(m, h, t) JOIN ins ON ins.token = y.t
+                 ON CONFLICT DO NOTHING RETURNING mode, hash)
+             SELECT ins.id, ins.token, (SELECT array_agg(mode) FROM idx), (SELECT array_agg(hash) FROM idx) FROM ins",
         )
-        .bind(tenant)
+        .bind(self.tenant_id())
         .bind(&tokens)
         .bind(&kvs)
         .bind(&user_keys)
@@ -171,24 +198,23 @@ impl TenantTx {
         .bind(&sliding)
         .bind(&finals)
         .bind(&expiries)
+        .bind(&modes)
+        .bind(&hashes)
+        .bind(&owners)
         .fetch_all(self.conn())
         .await?;
-        let (mut modes, mut hashes, mut owners) = (Vec::new(), Vec::new(), Vec::new());
-        for (u, id) in users.iter().zip(&ids) {
-            for (m, h) in &u.indexes {
-                modes.push(m.as_str());
-                hashes.push(h.as_slice());
-                owners.push(*id);
-            }
+        let indexed: Vec<(String, Vec<u8>)> = match rows.first() {
+            Some((_, _, Some(m), Some(h))) => m.iter().cloned().zip(h.iter().cloned()).collect(),
+            _ => Vec::new(),
+        };
+        if indexed.len() != modes.len() {
+            return Err(taken_identity(&modes, &hashes, indexed));
         }
-        self.insert_indexes(&modes, &hashes, &owners).await?;
-        Ok(ids)
+        let ids: std::collections::HashMap<String, i64> = rows.into_iter().map(|(id, token, _, _)| (token, id)).collect();
+        tokens.iter().map(|t| ids.get(*t).copied().ok_or_else(|| Error::Internal(anyhow::anyhow!("a new user's id was not returned")))).collect()
     }
 
-    /// Inserts blind indexes; an identity already taken (by another user, or twice in this
-    /// batch) is a 409 naming the mode. PostgreSQL withholds the key of a unique violation on a
-    /// table with row-level security, so conflicts are found with `ON CONFLICT DO NOTHING`
-    /// instead; the caller's transaction is rolled back on the error.
+    /// Inserts blind indexes; an identity already taken is a 409 (see [`taken_identity`]).
     async fn insert_indexes(&mut self, modes: &[&str], hashes: &[&[u8]], owners: &[i64]) -> Result<()> {
         if modes.is_empty() {
             return Ok(());
@@ -207,10 +233,7 @@ impl TenantTx {
         if inserted.len() == modes.len() {
             return Ok(());
         }
-        let mut done: std::collections::HashSet<(String, Vec<u8>)> = inserted.into_iter().collect();
-        let taken =
-            modes.iter().zip(hashes).find(|(m, h)| !done.remove(&(m.to_string(), h.to_vec()))).map(|(m, _)| *m).unwrap_or("identity");
-        Err(Error::Conflict(format!("duplicate {taken}: another user already has it")))
+        Err(taken_identity(modes, hashes, inserted))
     }
 
     /// Whether any record of the tenant, live or not, holds `token`.
