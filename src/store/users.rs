@@ -172,9 +172,9 @@ impl TenantTx {
             }
         }
         // The index rows find their user by token (unique in the tenant) among the rows the
-        // same statement inserted; every row carries the index entries that went in, so a
-        // conflict is found without a second round trip.
-        let rows: Vec<(i64, String, Option<Vec<String>>, Option<Vec<Vec<u8>>>)> = sqlx::query_as(
+        // same statement inserted. Each row carries how many index entries went in; only a
+        // conflict costs a second statement, to name the mode that was taken.
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
             "WITH ins AS (
                  INSERT INTO users (tenant_id, token, version, key_version, user_key, profile, digest, created_at, updated_at,
                                     sliding_secs, final_at, expires_at)
@@ -185,8 +185,8 @@ impl TenantTx {
              idx AS (
                  INSERT INTO user_index (tenant_id, mode, hash, user_id)
                  SELECT $1, y.m, y.h, ins.id FROM UNNEST($11::text[], $12::bytea[], $13::text[]) AS y(m, h, t) JOIN ins ON ins.token = y.t
-                 ON CONFLICT DO NOTHING RETURNING mode, hash)
-             SELECT ins.id, ins.token, (SELECT array_agg(mode) FROM idx), (SELECT array_agg(hash) FROM idx) FROM ins",
+                 ON CONFLICT DO NOTHING RETURNING 1)
+             SELECT ins.id, ins.token, (SELECT count(*) FROM idx) FROM ins",
         )
         .bind(self.tenant_id())
         .bind(&tokens)
@@ -203,14 +203,20 @@ impl TenantTx {
         .bind(&owners)
         .fetch_all(self.conn())
         .await?;
-        let indexed: Vec<(String, Vec<u8>)> = match rows.first() {
-            Some((_, _, Some(m), Some(h))) => m.iter().cloned().zip(h.iter().cloned()).collect(),
-            _ => Vec::new(),
-        };
-        if indexed.len() != modes.len() {
-            return Err(taken_identity(&modes, &hashes, indexed));
+        let indexed = rows.first().map_or(0, |r| r.2);
+        if indexed != modes.len() as i64 {
+            let inserted: Vec<(String, Vec<u8>)> = sqlx::query_as(
+                "SELECT i.mode, i.hash FROM user_index i JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id
+                 JOIN UNNEST($1::text[], $2::bytea[], $3::text[]) AS y(m, h, t) ON i.mode = y.m AND i.hash = y.h AND u.token = y.t",
+            )
+            .bind(&modes)
+            .bind(&hashes)
+            .bind(&owners)
+            .fetch_all(self.conn())
+            .await?;
+            return Err(taken_identity(&modes, &hashes, inserted));
         }
-        let ids: std::collections::HashMap<String, i64> = rows.into_iter().map(|(id, token, _, _)| (token, id)).collect();
+        let ids: std::collections::HashMap<String, i64> = rows.into_iter().map(|(id, token, _)| (token, id)).collect();
         tokens.iter().map(|t| ids.get(*t).copied().ok_or_else(|| Error::Internal(anyhow::anyhow!("a new user's id was not returned")))).collect()
     }
 
