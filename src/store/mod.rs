@@ -188,7 +188,12 @@ impl Db {
 
     /// Begins a transaction and, in one statement, reads the tenant row `filter` selects and
     /// enters its scope (nothing is entered when no row matches).
-    async fn entering<T>(&self, begin: Begin, filter: &'static str, key: T) -> Result<(Transaction<'static, Postgres>, Option<TenantEntry>), sqlx::Error>
+    async fn entering<T>(
+        &self,
+        begin: Begin,
+        filter: &'static str,
+        key: T,
+    ) -> Result<(Transaction<'static, Postgres>, Option<TenantEntry>), sqlx::Error>
     where
         T: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Clone + Send + Sync + 'static,
     {

@@ -217,7 +217,10 @@ impl TenantTx {
             return Err(taken_identity(&modes, &hashes, inserted));
         }
         let ids: std::collections::HashMap<String, i64> = rows.into_iter().map(|(id, token, _)| (token, id)).collect();
-        tokens.iter().map(|t| ids.get(*t).copied().ok_or_else(|| Error::Internal(anyhow::anyhow!("a new user's id was not returned")))).collect()
+        tokens
+            .iter()
+            .map(|t| ids.get(*t).copied().ok_or_else(|| Error::Internal(anyhow::anyhow!("a new user's id was not returned"))))
+            .collect()
     }
 
     /// Inserts blind indexes; an identity already taken is a 409 (see [`taken_identity`]).
