@@ -14,17 +14,21 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::Sealed;
 use crate::error::{Error, Result};
-use crate::store::{Begin, Db};
+use crate::store::Db;
 
 const WORKERS: usize = 2;
 const MAX_BATCH: usize = 256;
 /// Events waiting beyond this make callers wait to queue theirs (backpressure, bounded memory).
 const QUEUE: usize = 4096;
+/// How long a batch waits for a lock (all of a tenant's chain heads held, or its row held by a
+/// deletion) before its events fail: 503s rather than a stalled worker.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 struct Job {
     tenant_id: i64,
@@ -154,9 +158,8 @@ async fn commit_group(db: &Db, tenant_id: i64, jobs: Vec<Job>) {
 }
 
 async fn write(db: &Db, tenant_id: i64, events: &[Sealed]) -> Result<()> {
-    // A batch gives up waiting for a lock (all of a tenant's chain heads held, or its row held
-    // by a deletion) after 5 s: its events fail with 503s rather than stall a worker.
-    let mut tx = db.tenant_tx_begun(tenant_id, Begin::LockWaitCapped).await?;
+    let mut tx = db.tenant_tx(tenant_id).await?;
+    tx.limit_lock_wait(LOCK_WAIT).await?;
     super::chain_into(&mut tx, events).await?;
     tx.commit().await?;
     Ok(())

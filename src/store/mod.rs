@@ -163,12 +163,7 @@ impl Db {
     /// Opens a transaction scoped to `tenant_id`. The tenant row is read and the scope entered
     /// in one statement (one round trip per call saved: this runs on every request).
     pub async fn tenant_tx(&self, tenant_id: i64) -> Result<TenantTx, sqlx::Error> {
-        self.tenant_tx_begun(tenant_id, Begin::Plain).await
-    }
-
-    /// As [`Db::tenant_tx`], begun as `begin` says.
-    pub async fn tenant_tx_begun(&self, tenant_id: i64, begin: Begin) -> Result<TenantTx, sqlx::Error> {
-        let (mut tx, row) = self.entering(begin, "WHERE id = $1", tenant_id).await?;
+        let (mut tx, row) = self.entering("WHERE id = $1", tenant_id).await?;
         let entry = match row {
             Some(entry) => entry,
             None => {
@@ -182,25 +177,20 @@ impl Db {
     /// Opens a transaction scoped to the tenant called `name`; `None` when no such tenant (or
     /// when it is being deleted: every request of every instance stops at once).
     pub async fn tenant_tx_by_name(&self, name: &str) -> Result<Option<TenantTx>, sqlx::Error> {
-        let (tx, row) = self.entering(Begin::Plain, "WHERE name = $1 AND shredding_at IS NULL", name.to_string()).await?;
+        let (tx, row) = self.entering("WHERE name = $1 AND shredding_at IS NULL", name.to_string()).await?;
         Ok(row.map(|entry| entry.scope(tx)))
     }
 
     /// Begins a transaction and, in one statement, reads the tenant row `filter` selects and
     /// enters its scope (nothing is entered when no row matches).
-    async fn entering<T>(
-        &self,
-        begin: Begin,
-        filter: &'static str,
-        key: T,
-    ) -> Result<(Transaction<'static, Postgres>, Option<TenantEntry>), sqlx::Error>
+    async fn entering<T>(&self, filter: &'static str, key: T) -> Result<(Transaction<'static, Postgres>, Option<TenantEntry>), sqlx::Error>
     where
         T: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Clone + Send + Sync + 'static,
     {
         self.opening(move |pool| {
             let key = key.clone();
             Box::pin(async move {
-                let mut tx = pool.begin_with(begin.statement()).await?;
+                let mut tx = pool.begin().await?;
                 let row = sqlx::query(&format!("SELECT {TENANT_ENTRY}, {ENTER_SCOPE} FROM tenants {filter}"))
                     .bind(key)
                     .fetch_optional(&mut *tx)
@@ -233,25 +223,6 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool().close().await
-    }
-}
-
-/// How a tenant transaction begins. Settings for the whole transaction go in BEGIN's own round
-/// trip (a constant simple query, no parameters), not in a statement of their own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Begin {
-    Plain,
-    /// Every statement gives up waiting for a lock after 5 s (`lock_timeout`): for background
-    /// work that must fail rather than stall behind a held lock (the audit batch).
-    LockWaitCapped,
-}
-
-impl Begin {
-    fn statement(self) -> &'static str {
-        match self {
-            Begin::Plain => "BEGIN",
-            Begin::LockWaitCapped => "BEGIN; SET LOCAL lock_timeout = '5s'",
-        }
     }
 }
 
@@ -349,6 +320,12 @@ impl TenantTx {
     /// The raw connection, still inside the tenant's scope (for store functions and tests).
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.tx
+    }
+
+    /// Makes this transaction's statements give up waiting for a lock after `wait`.
+    pub async fn limit_lock_wait(&mut self, wait: std::time::Duration) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT set_config('lock_timeout', $1, true)").bind(format!("{}ms", wait.as_millis())).execute(&mut *self.tx).await?;
+        Ok(())
     }
 
     /// Whether this transaction has changed nothing so far: PostgreSQL assigns a transaction id
